@@ -1,0 +1,1 @@
+"""Paper B: emotion clusters in speaker embeddings and cluster-contrastive pre-training."""

@@ -1,0 +1,1 @@
+"""Encoders for the views (Pairwise-CL view-level encoders, projection heads, classifier)."""
