@@ -158,7 +158,10 @@ def _cremad_genders(root: Path) -> dict:
     path = root / "VideoDemographics.csv"
     if not path.is_file():
         return {}
-    table = pd.read_csv(path, dtype=str)
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
     if not {"ActorID", "Sex"} <= set(table.columns):
         raise ManifestError(f"{path}: expected columns ActorID and Sex, found {list(table.columns)}")
     sexes = {"male": "M", "female": "F"}

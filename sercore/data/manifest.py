@@ -58,10 +58,9 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     for col in OPTIONAL_COLUMNS:
         if col not in df.columns:
             df[col] = None
-    for col in _STRING_COLUMNS:
-        df[col] = df[col].astype(object).where(df[col].notna(), None)
-        df[col] = df[col].map(lambda v: v if v is None else str(v).strip())
-    df["duration"] = pd.to_numeric(df["duration"], errors="coerce").astype(float)
+    for col in _STRING_COLUMNS:  # object columns with None for missing, the same under pandas 2 and 3
+        df[col] = pd.Series([None if pd.isna(v) else str(v).strip() for v in df[col]], index=df.index, dtype=object)
+    df["duration"] = pd.to_numeric(df["duration"]).astype(float)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
 
@@ -81,7 +80,10 @@ def validate_manifest(df: pd.DataFrame, *, check_files: bool = True, source: str
         raise ManifestError(f"{where}missing required column(s) {missing}; a manifest needs {list(REQUIRED_COLUMNS)}")
     if len(df) == 0:
         raise ManifestError(f"{where}no utterances")
-    df = _normalise(df)
+    try:
+        df = _normalise(df)
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"{where}column 'duration' is not numeric ({exc})") from exc
     for col in ("utt_id", "path", "speaker", "emotion", "dataset"):
         empty = df.index[df[col].map(lambda v: v is None or v == "")]
         if len(empty):
@@ -95,7 +97,7 @@ def validate_manifest(df: pd.DataFrame, *, check_files: bool = True, source: str
         found = sorted(set(df.loc[bad, "emotion"]))
         raise ManifestError(f"{where}unknown emotion code(s) {found} in rows {_show(df.index[bad])} "
                             f"(utt_id {_show(df.loc[bad, 'utt_id'])}); known codes: {' '.join(EMOTIONS)}")
-    df["path"] = [os.path.abspath(p) for p in df["path"]]
+    df["path"] = pd.Series([os.path.abspath(p) for p in df["path"]], index=df.index, dtype=object)
     if check_files:
         absent = [p for p in df["path"] if not os.path.isfile(p)]
         if absent:
@@ -112,11 +114,6 @@ def read_manifest_csv(path: str | os.PathLike, *, check_files: bool = True) -> p
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
-    if "duration" in df.columns:
-        try:
-            df["duration"] = pd.to_numeric(df["duration"])
-        except ValueError as exc:
-            raise ManifestError(f"{path}: column 'duration' is not numeric ({exc})") from exc
     if "path" in df.columns:
         folder = path.resolve().parent
         df["path"] = [p if not isinstance(p, str) or os.path.isabs(p) else str(folder / p) for p in df["path"]]

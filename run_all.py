@@ -1,0 +1,82 @@
+"""Run every notebook of ``notebooks/`` with papermill; results under ``results/<dataset>/``.
+
+    python run_all.py                                   # all notebooks, synthetic default corpus
+    python run_all.py --size tiny --quick --notebooks 01_pairwise_cl
+    python run_all.py --dataset iemocap --data-root /data/IEMOCAP_full_release --device cuda --workers 2
+
+Each notebook runs with its results folder as working directory; see ``sercore/runner.py``.
+Exit status: 0 when every step succeeded, 1 when one failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``key=value`` → ``(key, value)``; the value is read as JSON when it parses, else kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"--param expects key=value with a Python name as key, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(description="Execute the sercore notebooks with papermill and index the results.")
+    p.add_argument("--dataset", default="default", help="corpus name (default: the synthetic corpus)")
+    p.add_argument("--data-root", default=None, help="folder of the corpus (not needed for 'default')")
+    p.add_argument("--size", default="default", choices=("default", "small", "tiny"), help="synthetic corpus size")
+    p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook stems or file names (default: all)")
+    p.add_argument("--quick", action="store_true", help="quick mode (few epochs, one fold)")
+    p.add_argument("--device", default="cpu", help="torch device for the notebooks, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--offline", action="store_true", help="no downloads (sets SERCORE_OFFLINE/HF_HUB_OFFLINE)")
+    p.add_argument("--workers", type=int, default=1, help="notebooks executed in parallel processes")
+    p.add_argument("--force", action="store_true", help="rerun notebooks even when unchanged since their last run")
+    p.add_argument("--results", default=str(ROOT / "results"), help="results root (default: ./results)")
+    p.add_argument("--notebooks-dir", default=str(ROOT / "notebooks"), help="folder of the notebooks")
+    p.add_argument("--seed", type=int, default=0, help="base random seed")
+    p.add_argument("--views", nargs="+", help="views to use (injected only when given)")
+    p.add_argument("--folds", nargs="+", type=int, help="fold indices (injected only when given)")
+    p.add_argument("--repetitions", type=int, help="repetitions per condition (injected only when given)")
+    p.add_argument("--epochs", type=int, help="training epochs (injected only when given)")
+    p.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
+                   help="any other notebook parameter; VALUE read as JSON when possible (repeatable)")
+    p.add_argument("--timeout", type=float, default=None, help="per-cell time limit in seconds (default: none)")
+    p.add_argument("--progress-bar", action="store_true", help="show papermill's per-cell progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the notebooks, return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from sercore import runner
+
+    extra = {k: getattr(args, k) for k in runner.OPTIONAL_PARAMS if getattr(args, k) is not None}
+    extra.update(dict(args.param))
+    try:
+        summary = runner.run(args.notebooks_dir, args.results, dataset=args.dataset, data_root=args.data_root,
+                             size=args.size, quick=args.quick, device=args.device, seed=args.seed,
+                             offline=args.offline, names=args.notebooks, extra_params=extra,
+                             workers=args.workers, force=args.force, progress_bar=args.progress_bar,
+                             timeout=args.timeout)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"run_all.py: error: {exc}", file=sys.stderr)
+        return 2
+    if summary["failed"]:
+        print(f"run_all.py: failed: {', '.join(summary['failed'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Manifest format: validation errors, CSV round trip, emotion subsets."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from fixtures_corpora import write_wav
+from sercore.data import (COLUMNS, ManifestError, make_manifest, ood_subset, read_manifest_csv, target_subset,
+                          validate_manifest, write_manifest_csv)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Four utterances on disk and their manifest rows (relative-free, absolute paths)."""
+    labels = [("u1", "03", "neu"), ("u2", "03", "exc"), ("u3", "08", "fru"), ("u4", "08", "ang")]
+    rows = []
+    for i, (utt, spk, emo) in enumerate(labels):
+        path = write_wav(tmp_path / "audio" / f"{utt}.wav", seed=i)
+        rows.append(dict(utt_id=utt, path=str(path), speaker=spk, emotion=emo, dataset="toy"))
+    return tmp_path, rows
+
+
+def test_validate_adds_optional_columns_and_keeps_values(corpus):
+    _, rows = corpus
+    df = validate_manifest(pd.DataFrame(rows))
+    assert list(df.columns) == list(COLUMNS)
+    assert df["speaker"].tolist() == ["03", "03", "08", "08"]
+    assert df["session"].isna().all() and df["duration"].isna().all()
+    assert all(os.path.isabs(p) for p in df["path"])
+
+
+def test_validate_makes_relative_paths_absolute(corpus, monkeypatch):
+    root, rows = corpus
+    monkeypatch.chdir(root)
+    rows[0]["path"] = "audio/u1.wav"
+    df = validate_manifest(pd.DataFrame(rows))
+    assert df.loc[0, "path"] == str(root / "audio" / "u1.wav")
+
+
+def test_missing_required_column_is_named(corpus):
+    _, rows = corpus
+    with pytest.raises(ManifestError, match=r"missing required column.*'emotion'"):
+        validate_manifest(pd.DataFrame(rows).drop(columns="emotion"), source="mycorpus")
+
+
+def test_duplicate_ids_are_named(corpus):
+    _, rows = corpus
+    rows[2]["utt_id"] = "u1"
+    with pytest.raises(ManifestError, match=r"mycorpus: duplicate utt_id\(s\) u1 in rows 0, 2"):
+        validate_manifest(pd.DataFrame(rows), source="mycorpus")
+
+
+def test_unknown_emotion_code_is_named(corpus):
+    _, rows = corpus
+    rows[3]["emotion"] = "angry"
+    with pytest.raises(ManifestError, match=r"unknown emotion code\(s\) \['angry'\] in rows 3 \(utt_id u4\)"):
+        validate_manifest(pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_empty_speaker_is_rejected(corpus, value):
+    _, rows = corpus
+    rows[1]["speaker"] = value
+    with pytest.raises(ManifestError, match=r"empty 'speaker' in 1 row\(s\): rows 1 \(utt_id u2\)"):
+        validate_manifest(pd.DataFrame(rows))
+
+
+def test_missing_file_is_named_unless_not_checked(corpus):
+    root, rows = corpus
+    (root / "audio" / "u3.wav").unlink()
+    with pytest.raises(ManifestError, match=r"1 audio file\(s\) do not exist: .*u3\.wav"):
+        validate_manifest(pd.DataFrame(rows))
+    assert len(validate_manifest(pd.DataFrame(rows), check_files=False)) == 4
+
+
+def test_empty_manifest_and_non_frame_are_rejected():
+    with pytest.raises(ManifestError, match="no utterances"):
+        validate_manifest(make_manifest([]))
+    with pytest.raises(ManifestError, match="expected a pandas DataFrame, got list"):
+        validate_manifest([{"utt_id": "a"}])
+
+
+def test_csv_round_trip_keeps_strings_and_moves_with_its_folder(corpus, tmp_path_factory):
+    root, rows = corpus
+    rows[0].update(session="S1", duration=0.3, gender="F", text_id="a01")
+    csv = write_manifest_csv(pd.DataFrame(rows), root / "manifest.csv")
+    stored = pd.read_csv(csv, dtype=str)
+    assert stored.loc[0, "path"] == "audio/u1.wav"  # relative inside the folder
+    moved = tmp_path_factory.mktemp("moved") / "corpus"
+    os.rename(root, moved)
+    df = read_manifest_csv(moved / "manifest.csv")
+    assert df.loc[0, "path"] == str(moved / "audio" / "u1.wav")
+    assert df["speaker"].tolist() == ["03", "03", "08", "08"]
+    assert df.loc[0, "duration"] == pytest.approx(0.3) and df.loc[0, "text_id"] == "a01"
+    assert df["session"].iloc[1:].isna().all()
+
+
+def test_csv_with_bad_duration_or_missing_file_names_the_csv(corpus):
+    root, rows = corpus
+    pd.DataFrame(rows).assign(duration="long").to_csv(root / "bad.csv", index=False)
+    with pytest.raises(ManifestError, match=r"bad\.csv: column 'duration' is not numeric"):
+        read_manifest_csv(root / "bad.csv")
+    with pytest.raises(ManifestError, match=r"mine: column 'duration' is not numeric"):
+        validate_manifest(pd.DataFrame(rows).assign(duration=["1.0", "x", None, 2]), source="mine")
+    with pytest.raises(ManifestError, match=r"nothere\.csv: manifest CSV not found"):
+        read_manifest_csv(root / "nothere.csv")
+
+
+def _labels(emotions):
+    return make_manifest(dict(utt_id=f"u{i}", path=f"/x/u{i}.wav", speaker="s", emotion=e, dataset="toy")
+                         for i, e in enumerate(emotions))
+
+
+def test_target_subset_merges_excited_and_ood_is_the_complement():
+    df = _labels(["neu", "exc", "hap", "sad", "ang", "fru", "sur", "oth"])
+    four = target_subset(df)
+    assert four["utt_id"].tolist() == ["u0", "u1", "u2", "u3", "u4"]
+    assert four["emotion"].tolist() == ["neu", "hap", "hap", "sad", "ang"]
+    ood = ood_subset(df)
+    assert ood["utt_id"].tolist() == ["u5", "u6", "u7"]
+    assert ood["emotion"].tolist() == ["fru", "sur", "oth"]
+    assert df["emotion"].iloc[1] == "exc"  # the input is left unchanged
+    no_merge = target_subset(df, merge={})
+    assert "u1" not in no_merge["utt_id"].tolist() and "u1" in ood_subset(df, merge={})["utt_id"].tolist()
+
+
+def test_target_subset_warns_on_absent_class_and_rejects_unknown_codes():
+    df = _labels(["neu", "hap", "sad", "fru"])
+    with pytest.warns(UserWarning, match=r"no utterance labelled \['ang'\]"):
+        assert len(target_subset(df)) == 3
+    with pytest.raises(ValueError, match=r"unknown emotion code\(s\) \['joy'\]"):
+        target_subset(df, emotions=("neu", "joy"))
+    with pytest.raises(ManifestError, match="no utterance with emotion in"):
+        target_subset(df, emotions=("dis",))
