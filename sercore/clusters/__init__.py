@@ -1,1 +1,21 @@
-"""Paper B: emotion clusters in speaker embeddings and cluster-contrastive pre-training."""
+"""Paper B: emotion clusters in speaker embeddings and cluster-contrastive pre-training.
+
+- ``analysis``: ``SpeakerClusterAnalysis`` (intra-speaker/global k-means vs emotions, permutation p-values).
+- ``sampler``: ``pseudo_labels`` (speaker, intra-speaker cluster) and ``SpeakerClusterBatchSampler``.
+- ``loss``: ``cluster_contrastive_loss``.
+- ``pretrain``: ``pretrain_cluster_contrastive`` (contrastive / multitask / adversarial), ``SpeakerHead``,
+  ``GradientReversal``.
+- ``evaluate``: ``evaluate_cluster_pretraining`` (fine-tuning table against the baselines).
+"""
+
+from .analysis import SpeakerClusterAnalysis, contingency_scores, permutation_test
+from .evaluate import evaluate_cluster_pretraining
+from .loss import cluster_contrastive_loss, contrast_masks
+from .pretrain import (ClusterPretrainConfig, ClusterPretrainResult, GradientReversal, SpeakerHead, grad_reverse,
+                       lambda_at, pretrain_cluster_contrastive)
+from .sampler import SpeakerClusterBatchSampler, pseudo_labels, pseudo_speakers
+
+__all__ = ["SpeakerClusterAnalysis", "contingency_scores", "permutation_test", "evaluate_cluster_pretraining",
+           "cluster_contrastive_loss", "contrast_masks", "ClusterPretrainConfig", "ClusterPretrainResult",
+           "GradientReversal", "SpeakerHead", "grad_reverse", "lambda_at", "pretrain_cluster_contrastive",
+           "SpeakerClusterBatchSampler", "pseudo_labels", "pseudo_speakers"]
