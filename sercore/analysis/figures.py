@@ -1,0 +1,229 @@
+"""Figures for the papers' experiments (seaborn); each saves PNG + PDF and returns the paths.
+
+Figures are drawn with the Agg backend (kept as is inside a notebook whose kernel set the inline backend) and
+closed after saving. Every figure takes a ``caption`` that states what was actually used (see
+:func:`describe`); it is printed under the figure. Functions that summarise a table also save that table
+(CSV + Markdown) next to the figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+# Agg everywhere except inside a notebook kernel that already chose its inline backend.
+if "inline" not in str(getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() or ""):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .stats import compare_conditions, mean_ci_t  # noqa: E402
+from .tables import _require, save_table, similarity_table, summary_table, temperature_table  # noqa: E402
+
+__all__ = ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure",
+           "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
+           "confusion_figure"]
+
+
+def describe(*, dataset: str, views: Sequence[str] | str, models: Sequence[str] | str | dict | None = None,
+             repetitions: int | None = None, **extra) -> str:
+    """One provenance line for a caption: ``dataset: X | views: a, b | models: ... | repetitions: n | k: v``."""
+    def join(v):
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={val}" for k, val in v.items())
+        return v if isinstance(v, str) else ", ".join(map(str, v))
+    parts = [f"dataset: {dataset}", f"views: {join(views)}"]
+    if models is not None:
+        parts.append(f"models: {join(models)}")
+    if repetitions is not None:
+        parts.append(f"repetitions: {repetitions}")
+    parts += [f"{k}: {join(v) if isinstance(v, (list, tuple, dict)) else v}" for k, v in extra.items()]
+    return " | ".join(parts)
+
+
+def _check_caption(caption: str) -> str:
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError("caption must state the dataset, views, models and repetitions (see describe())")
+    return caption
+
+
+def save_figure(fig, path_stem, *, caption: str | None = None) -> list[Path]:
+    """Save ``fig`` as ``<path_stem>.png`` and ``.pdf`` (caption line underneath), close it, return the paths."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if caption:  # placed under everything already drawn (tick labels may reach below the axes)
+        bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+        fig.text(0.01, bottom - 0.02, caption, ha="left", va="top", fontsize=8, wrap=True)
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _fraction_axis(ax, xs: np.ndarray) -> None:
+    """Log scale with a tick at every measured fraction (shown in % when all are ≤ 1)."""
+    if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() >= 4:
+        ax.set_xscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{100 * x:g}%" if xs.max() <= 1 else f"{x:g}" for x in xs])
+    ax.minorticks_off()
+
+
+def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, b: str,
+                     value: str = "test_uar", x: str = "fraction", condition_col: str = "condition",
+                     view_col: str = "view", alpha: float = 0.05, title: str | None = None) -> list[Path]:
+    """``value`` against ``x`` for conditions ``a`` and ``b``, one panel per view: mean with Student-t 95% CI
+    bands, and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all panels and x values) above each x.
+
+    ``results``: tidy rows ``view, condition, fraction, repetition, test_uar`` (one per run). Also saves the
+    test table ``<stem>_stats`` and the summary ``<stem>_summary`` (CSV + Markdown). Returns all paths.
+    """
+    _check_caption(caption)
+    _require(results, [view_col, condition_col, x, value], "condition_figure")
+    data = results[results[condition_col].isin([a, b])]
+    tests = compare_conditions(data, by=[view_col, x], condition_col=condition_col, a=a, b=b, value=value,
+                               alpha=alpha)
+    views = list(dict.fromkeys(data[view_col]))
+    xs = np.sort(data[x].unique()).astype(float)
+    g = sns.relplot(data=data, x=x, y=value, hue=condition_col, hue_order=[a, b], col=view_col, col_order=views,
+                    kind="line", marker="o", errorbar=lambda v: mean_ci_t(v)[1:], height=3.2, aspect=1.1,
+                    facet_kws=dict(sharey=False))
+    for view, ax in g.axes_dict.items():
+        _fraction_axis(ax, xs)
+        for _, r in tests[tests[view_col] == view].iterrows():
+            ax.annotate(r["mark"], xy=(r[x], 1.0), xycoords=("data", "axes fraction"), ha="center",
+                        va="bottom", fontsize=9)
+        ax.set_title(str(view), pad=14)
+    g.set_axis_labels("labelled fraction" if x == "fraction" else x, value)
+    if title:
+        g.figure.suptitle(title, y=1.06)
+    stem = Path(path_stem)
+    paths = save_figure(g.figure, stem, caption=caption)
+    paths += save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
+    summary = summary_table(data, by=[view_col, condition_col, x], value=value)
+    return paths + save_table(summary, stem.with_name(stem.name + "_summary"), caption=caption)
+
+
+def sparse_label_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "pretrained",
+                        b: str = "supervised", **kw) -> list[Path]:
+    """Paper A Figure 3: UAR against the labelled fraction, pre-trained (``a``) vs supervised (``b``)."""
+    kw.setdefault("title", "UAR with sparse labels")
+    return condition_figure(results, path_stem, caption=caption, a=a, b=b, **kw)
+
+
+def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "target", b: str = "ood",
+               **kw) -> list[Path]:
+    """Paper A Figure 4: pre-training on target emotions (``a``) vs out-of-distribution emotions (``b``)."""
+    kw.setdefault("title", "Pre-training on target vs out-of-distribution emotions")
+    return condition_figure(results, path_stem, caption=caption, a=a, b=b, **kw)
+
+
+def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):
+    g = sns.relplot(data=maps, x="x", y="y", hue=hue, hue_order=hue_order, row=row, col=col,
+                    row_order=row_order, col_order=col_order, kind="scatter", s=14, linewidth=0, alpha=0.8,
+                    palette=palette, height=2.8, facet_kws=dict(sharex=False, sharey=False))
+    g.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    if row is not None or col is not None:
+        g.set_titles(row_template="{row_name}", col_template="{col_name}")
+    if title:
+        g.figure.suptitle(title, y=1.03)
+    return save_figure(g.figure, path_stem, caption=caption)
+
+
+def embedding_grid(maps: pd.DataFrame, path_stem, *, caption: str, row: str = "model", col: str = "view",
+                   hue: str = "emotion", row_order=None, col_order=None, title: str | None = "t-SNE of test-set "
+                   "representations") -> list[Path]:
+    """Paper A Figures 5/6: a grid of 2-D maps (rows e.g. pre-trained/supervised/random, columns views).
+
+    ``maps``: tidy ``[row, col, x, y, hue]`` (see :func:`sercore.analysis.maps_table`).
+    """
+    _check_caption(caption)
+    _require(maps, [row, col, "x", "y", hue], "embedding_grid")
+    row_order = row_order or list(dict.fromkeys(maps[row]))
+    col_order = col_order or list(dict.fromkeys(maps[col]))
+    return _scatter_grid(maps, hue=hue, row=row, col=col, row_order=row_order, col_order=col_order,
+                         hue_order=sorted(maps[hue].astype(str).unique()), palette="tab10",
+                         caption=caption, path_stem=path_stem, title=title)
+
+
+def speaker_emotion_map(maps: pd.DataFrame, path_stem, *, caption: str, col: str | None = None,
+                        title: str | None = "Speaker embeddings coloured by speaker_emotion") -> list[Path]:
+    """Paper B: 2-D map of speaker embeddings coloured ``{speaker}_{emotion}``.
+
+    ``maps``: tidy ``[x, y, speaker, emotion]`` (+ ``col``, e.g. ``method`` for t-SNE and UMAP side by side).
+    """
+    _check_caption(caption)
+    _require(maps, ["x", "y", "speaker", "emotion"] + ([col] if col else []), "speaker_emotion_map")
+    maps = maps.assign(speaker_emotion=maps["speaker"].astype(str) + "_" + maps["emotion"].astype(str))
+    order = sorted(maps["speaker_emotion"].unique())
+    palette = "tab20" if len(order) <= 20 else "husl"
+    return _scatter_grid(maps, hue="speaker_emotion", row=None, col=col, row_order=None,
+                         col_order=list(dict.fromkeys(maps[col])) if col else None, hue_order=order,
+                         palette=palette, caption=caption, path_stem=path_stem, title=title)
+
+
+def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str, values: Sequence[str] = ("pwcca", "cka"),
+                       condition_col: str = "condition") -> list[Path]:
+    """Paper A Table 3 as heat maps (conditions × view pairs, mean over folds), one panel per measure in
+    ``values`` present in ``df``; also saves each table as ``<stem>_<value>`` (CSV + Markdown)."""
+    _check_caption(caption)
+    values = [v for v in values if v in df.columns]
+    if not values:
+        raise ValueError(f"similarity_heatmap: none of the measures {values} is a column of the table")
+    tables = {v: similarity_table(df, v, condition_col=condition_col) for v in values}
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.6 * len(tables[values[0]]) + 1.8),
+                             squeeze=False)
+    for ax, v in zip(axes[0], values):
+        sns.heatmap(tables[v], annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=False)
+        ax.set_title(v.upper())
+        ax.set_ylabel("")
+        ax.tick_params(axis="y", rotation=0)
+    stem = Path(path_stem)
+    paths = save_figure(fig, stem, caption=caption)
+    for v, t in tables.items():
+        paths += save_table(t, stem.with_name(f"{stem.name}_{v}"), caption=caption)
+    return paths
+
+
+def temperature_figure(results: pd.DataFrame, path_stem, *, caption: str, **table_kw) -> list[Path]:
+    """Paper A Table 4 (temperature × frozen/tuned): heat map of mean metrics per view and average ranks.
+
+    Also saves the table (:func:`sercore.analysis.temperature_table`) as ``<stem>`` CSV + Markdown.
+    """
+    _check_caption(caption)
+    table = temperature_table(results, **table_kw)
+    rank_cols = [c for c in table.columns if c.startswith("average_rank")]
+    metric_cols = [c for c in table.columns if c not in rank_cols]
+    labels = [_row_label(k, table.index.names) for k in table.index]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(0.9 * len(metric_cols) + 4, 0.5 * len(table) + 2.2),
+                                   gridspec_kw=dict(width_ratios=[len(metric_cols), max(1, len(rank_cols))]))
+    sns.heatmap(table[metric_cols], annot=True, fmt=".3f", cmap="viridis", ax=ax1, cbar=False,
+                yticklabels=labels, annot_kws=dict(fontsize=7))
+    sns.heatmap(table[rank_cols], annot=True, fmt=".2f", cmap="viridis_r", ax=ax2, cbar=False, yticklabels=False)
+    ax1.set_ylabel("")
+    ax2.set_ylabel("")
+    ax1.set_title("mean over folds")
+    ax2.set_title("average rank (1 = best)")
+    stem = Path(path_stem)
+    return save_figure(fig, stem, caption=caption) + save_table(table, stem, caption=caption)
+
+
+def _row_label(key, names) -> str:
+    """``pairwise-cl temperature=0.5 frozen=True``; missing values (e.g. the baseline's temperature) left out."""
+    key = key if isinstance(key, tuple) else (key,)
+    parts = [str(key[0])] + [f"{n}={v}" for n, v in zip(names[1:], key[1:]) if not pd.isna(v)]
+    return " ".join(parts)
+
+
+def confusion_figure(matrix: pd.DataFrame, path_stem, *, caption: str, normalize: bool = True) -> list[Path]:
+    """Confusion matrix (from :func:`sercore.analysis.confusion`) as a heat map, rows normalised to recall."""
+    _check_caption(caption)
+    m = matrix.div(matrix.sum(axis=1).replace(0, np.nan), axis=0) if normalize else matrix
+    fig, ax = plt.subplots(figsize=(0.7 * len(m.columns) + 2, 0.6 * len(m) + 1.5))
+    sns.heatmap(m, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", ax=ax, cbar=False)
+    return save_figure(fig, path_stem, caption=caption)

@@ -1,0 +1,106 @@
+"""Dataset overview: counts, durations, folds, and how separable emotions and speakers are in each view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .featureset import FeatureSet
+
+
+def pooled(features: FeatureSet, ids) -> np.ndarray:
+    """``(n_samples, n_features)`` for ``ids``: fixed views as they are, frame sequences as mean ‖ std over frames."""
+    pos = features.positions(list(ids))
+    if not features.variable:
+        return features.numpy_fixed(pos).reshape(len(pos), -1)
+    rows = []
+    for p in pos:
+        frames = np.asarray(features.data[features.offsets[p]:features.offsets[p + 1]], dtype=np.float32)
+        frames = frames.reshape(len(frames), -1)
+        rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
+    return np.stack(rows)
+
+
+def counts_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Utterances per speaker (rows, with session) × emotion (columns), with totals."""
+    index = ["session", "speaker"] if manifest["session"].notna().any() else ["speaker"]
+    table = pd.crosstab([manifest[c].fillna("-") for c in index], manifest["emotion"], margins=True,
+                        margins_name="total")
+    return table
+
+
+def duration_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Duration statistics (seconds) per emotion: count, mean, std, min, median, max, total minutes."""
+    d = manifest.assign(duration=pd.to_numeric(manifest["duration"], errors="coerce"))
+    table = d.groupby("emotion")["duration"].describe()[["count", "mean", "std", "min", "50%", "max"]]
+    table["total_min"] = d.groupby("emotion")["duration"].sum() / 60
+    return table.rename(columns={"50%": "median"})
+
+
+def fold_table(splits: pd.DataFrame, task: pd.DataFrame) -> pd.DataFrame:
+    """Per fold and split: utterances of the pool, labelled task utterances, speakers, and the groups."""
+    labelled = set(task["utt_id"].astype(str))
+    rows = []
+    for (fold, split), part in splits.groupby(["fold", "split"], sort=True):
+        rows.append(dict(fold=fold, split=split, utterances=len(part),
+                         labelled=int(part["utt_id"].isin(labelled).sum()), speakers=part["speaker"].nunique(),
+                         groups=", ".join(sorted(map(str, part["group"].unique())))))
+    return pd.DataFrame(rows)
+
+
+def probe_table(features: dict[str, FeatureSet], task: pd.DataFrame, splits: pd.DataFrame, *,
+                folds=None, seed: int = 0) -> pd.DataFrame:
+    """Linear probes (standardised logistic regression) per view and fold: emotion UAR/WA on the test group,
+    and speaker-identification accuracy (5-fold stratified CV over the task). A quick check of how hard
+    the corpus is and how speaker-specific each view is; paper A's encoders should beat the emotion probe.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    rows = []
+    folds = sorted(splits["fold"].unique()) if folds is None else folds
+    label = task.set_index("utt_id")["emotion"].astype(str)
+    for view, fs in features.items():
+        for fold in folds:
+            part = splits[(splits["fold"] == fold) & splits["utt_id"].isin(label.index)]
+            train = part.loc[part["split"] != "test", "utt_id"].tolist()
+            test = part.loc[part["split"] == "test", "utt_id"].tolist()
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, random_state=seed))
+            model.fit(pooled(fs, train), label[train])
+            pred = model.predict(pooled(fs, test))
+            rows.append(dict(view=view, fold=fold, target="emotion", metric="test_uar",
+                             value=balanced_accuracy_score(label[test], pred)))
+            rows.append(dict(view=view, fold=fold, target="emotion", metric="test_wa",
+                             value=accuracy_score(label[test], pred)))
+        ids = task["utt_id"].astype(str).tolist()
+        speakers = task["speaker"].astype(str).to_numpy()
+        n_splits = int(min(5, pd.Series(speakers).value_counts().min()))
+        if n_splits >= 2:
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+            cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+            acc = cross_val_score(model, pooled(fs, ids), speakers, cv=cv).mean()
+            rows.append(dict(view=view, fold=np.nan, target="speaker", metric="cv_accuracy", value=acc))
+    return pd.DataFrame(rows)
+
+
+def overview_figure(manifest: pd.DataFrame, path_stem, *, caption: str) -> list[Path]:
+    """Counts per speaker × emotion (heat map) and duration distributions per emotion."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from .analysis import save_figure
+
+    counts = pd.crosstab(manifest["speaker"], manifest["emotion"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * len(counts) + 2.5))
+    sns.heatmap(counts, annot=len(counts) <= 30, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
+    axes[0].set_title("utterances per speaker × emotion")
+    durations = manifest.assign(duration=pd.to_numeric(manifest["duration"], errors="coerce"))
+    sns.boxplot(data=durations, x="emotion", y="duration", ax=axes[1], color="#9ecae1")
+    axes[1].set_title("duration (s) per emotion")
+    fig.tight_layout()
+    return save_figure(fig, path_stem, caption=caption)

@@ -1,0 +1,42 @@
+"""Views: feature extractors behind one registry.
+
+``available_views()`` lists the names; ``get_view(name, **params)`` builds one. Every module of this package
+registers its view with ``@register``; the package imports them all, so adding a view is adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from .base import (SAMPLE_RATE, View, ViewUnavailable, _REGISTRY, accepted_parameters,  # noqa: F401
+                   register)
+
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name != "base" and not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")
+
+
+def available_views() -> list[str]:
+    """Names of the registered views, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_view(name: str, **params) -> View:
+    """The view ``name`` built with ``params``.
+
+    An unknown name raises ``KeyError`` listing the known ones; an unknown parameter raises ``TypeError``
+    naming it and the accepted ones.
+    """
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown view {name!r}; available views: {', '.join(available_views())}")
+    cls = _REGISTRY[name]
+    accepted = accepted_parameters(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(f"view {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                        f"accepted: {', '.join(accepted) or '(none)'}")
+    return cls(**params)
+
+
+__all__ = ["View", "ViewUnavailable", "available_views", "get_view", "register", "SAMPLE_RATE"]

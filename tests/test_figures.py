@@ -1,0 +1,143 @@
+"""Figures and tables drawn from small synthetic result tables; 2-D maps on tiny inputs."""
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from sercore.analysis import (confusion, confusion_figure, describe, embed_2d, embedding_grid, maps_table,
+                              ood_figure, pairwise_similarity, save_table, similarity_heatmap,
+                              sparse_label_figure, speaker_emotion_map, temperature_figure)
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Small matrices: BLAS threads only add contention on a shared machine."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+CAPTION = describe(dataset="synthetic-tiny", views=["mel", "egemaps"], models={"mel": "CNN", "egemaps": "MLP"},
+                   repetitions=6)
+
+
+def _check_files(paths, n_expected):
+    assert len(paths) == n_expected
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 0, p
+    png = [p for p in paths if p.suffix == ".png"]
+    img = mpimg.imread(png[0])
+    assert img.ndim == 3 and img.shape[0] > 50 and img.shape[1] > 50
+    assert img[..., :3].std() > 0.01  # something was drawn
+    pdf = [p for p in paths if p.suffix == ".pdf"][0]
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def _results(conditions, gain):
+    rng = np.random.default_rng(0)
+    rows = []
+    for view in ("mel", "egemaps"):
+        for frac in (0.02, 0.1, 0.25):
+            for cond, g in zip(conditions, (gain, 0.0)):
+                for rep in range(6):
+                    rows.append(dict(view=view, condition=cond, fraction=frac, repetition=rep,
+                                     test_uar=0.4 + frac + g * (frac < 0.2) + 0.01 * rng.standard_normal()))
+    return pd.DataFrame(rows)
+
+
+def test_describe_states_provenance():
+    assert CAPTION == ("dataset: synthetic-tiny | views: mel, egemaps | models: mel=CNN, egemaps=MLP | "
+                       "repetitions: 6")
+
+
+def test_sparse_label_and_ood_figures(tmp_path):
+    paths = sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "fig3", caption=CAPTION)
+    _check_files(paths, 6)
+    stats = pd.read_csv(tmp_path / "fig3_stats.csv")
+    gained = stats[stats.fraction < 0.2]  # 6 vs 6 fully separated: exact p = 2/924, the 4 smallest of 6 tests
+    assert len(stats) == 6 and (gained["rank_biserial"] == 1.0).all() and (gained["mark"] == "*").all()
+    assert gained["p_holm"].to_numpy() == pytest.approx([6 * 2 / 924] * 4)
+    assert "repetitions: 6" in (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
+    paths = ood_figure(_results(("target", "ood"), 0.05), tmp_path / "fig4", caption=CAPTION)
+    _check_files(paths, 6)
+    with pytest.raises(ValueError, match="caption"):
+        ood_figure(_results(("target", "ood"), 0.05), tmp_path / "x", caption="")
+
+
+def test_embedding_grid_and_speaker_map(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["neu", "hap", "sad", "ang"], 6)
+    reps = {(model, view): rng.standard_normal((24, 16)) + (model != "random") * np.repeat(np.eye(4, 16) * 4, 6, 0)
+            for model in ("pre-trained", "supervised", "random") for view in ("mel", "egemaps")}
+    maps = maps_table(reps, labels, method="pca")
+    assert maps.shape == (6 * 24, 5) and list(maps.columns) == ["model", "view", "x", "y", "emotion"]
+    _check_files(embedding_grid(maps, tmp_path / "fig5", caption=CAPTION), 2)
+    xy = embed_2d(rng.standard_normal((20, 8)), method="tsne", seed=0)
+    spk = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "speaker": np.repeat(["1001", "1002"], 10),
+                        "emotion": np.tile(["neu", "ang"], 10)})
+    _check_files(speaker_emotion_map(spk, tmp_path / "clusters", caption=CAPTION), 2)
+
+
+def test_embed_2d_methods_on_tiny_tables():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 3))
+    assert embed_2d(X, method="tsne").shape == (5, 2)  # perplexity clipped below n_samples
+    assert np.allclose(embed_2d(X, method="tsne", seed=3), embed_2d(X, method="tsne", seed=3))
+    assert embed_2d(X[:, :1], method="pca")[:, 1].tolist() == [0.0] * 5
+    with pytest.raises(ValueError, match="unknown method"):
+        embed_2d(X, method="mds")
+    with pytest.raises(ValueError, match="at least 3"):
+        embed_2d(X[:2])
+
+
+@pytest.mark.slow
+def test_embed_2d_umap_on_a_tiny_table():
+    """UMAP with n_neighbors clipped and random init below 10 samples (numba compiles ~10 s on first use)."""
+    X = np.random.default_rng(0).standard_normal((8, 4))
+    X[4:] += 5.0  # two well-separated groups stay apart in the map
+    xy = embed_2d(X, method="umap", seed=0, n_epochs=50)
+    assert xy.shape == (8, 2) and np.isfinite(xy).all()
+    within = np.linalg.norm(xy[:4].mean(0) - xy[:4], axis=1).mean()
+    assert np.linalg.norm(xy[:4].mean(0) - xy[4:].mean(0)) > 2 * within
+
+
+def test_similarity_heatmap_and_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = []
+    for fold in range(2):
+        base = rng.standard_normal((120, 4))
+        reps = {v: base @ rng.standard_normal((4, 8)) + rng.standard_normal((120, 8))
+                for v in ("w2v2", "mel", "egemaps")}
+        frames.append(pairwise_similarity(reps).assign(condition="pairwise-cl", fold=fold))
+        frames.append(pairwise_similarity(reps, random=True, n_repeats=1).assign(condition="random", fold=fold))
+    df = pd.concat(frames)
+    paths = similarity_heatmap(df, tmp_path / "table3", caption=CAPTION)
+    _check_files(paths, 6)
+    t = pd.read_csv(tmp_path / "table3_pwcca.csv").set_index("condition")
+    assert list(t.columns) == ["w2v2-mel", "w2v2-egemaps", "mel-egemaps"]
+    assert t.loc["pairwise-cl", "w2v2-mel"] == pytest.approx(
+        df[(df.condition == "pairwise-cl") & (df.view_b == "mel")]["pwcca"].mean())
+    assert (t.loc["pairwise-cl"] > t.loc["random"]).all()
+    md = save_table(t, tmp_path / "t", caption="cap")[1].read_text()
+    assert md.startswith("cap\n\n|") and "w2v2-mel" in md
+
+
+def test_temperature_and_confusion_figures(tmp_path):
+    rows = []
+    for fold in range(2):
+        for view in ("mel", "egemaps"):
+            rows.append(dict(fold=fold, view=view, condition="supervised", temperature=np.nan, frozen=np.nan,
+                             val_uar=0.5, val_wa=0.52, test_uar=0.49, test_wa=0.5))
+            for tau in (0.1, 0.5):
+                for frozen in (True, False):
+                    s = 0.55 + 0.1 * tau - 0.05 * frozen + 0.01 * fold
+                    rows.append(dict(fold=fold, view=view, condition="pairwise-cl", temperature=tau,
+                                     frozen=frozen, val_uar=s, val_wa=s, test_uar=s, test_wa=s))
+    paths = temperature_figure(pd.DataFrame(rows), tmp_path / "table4", caption=CAPTION)
+    _check_files(paths, 4)
+    t = pd.read_csv(tmp_path / "table4.csv")
+    best = t.loc[t["average_rank_test"].idxmin()]
+    assert best["temperature"] == 0.5 and not best["frozen"] and best["average_rank_test"] == 1.0
+    cm = confusion(["neu", "neu", "ang", "sad"], ["neu", "ang", "ang", "sad"], labels=["neu", "ang", "sad"])
+    _check_files(confusion_figure(cm, tmp_path / "cm", caption=CAPTION), 2)

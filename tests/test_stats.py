@@ -1,0 +1,118 @@
+"""Metrics, intervals, tests and rank tables against values computed by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sercore.analysis import (average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1,
+                              mann_whitney, mean_ci_t, summary_table, temperature_table, uar, wa)
+
+Y_TRUE = ["neu"] * 4 + ["ang"] * 2
+Y_PRED = ["neu", "neu", "neu", "ang", "ang", "neu"]
+
+
+def test_metrics_of_a_known_confusion():
+    # recalls: neu 3/4, ang 1/2; F1: neu 2*3/(2*3+1+1) = 0.75, ang 2*1/(2+1+1) = 0.5
+    assert uar(Y_TRUE, Y_PRED) == pytest.approx(0.625)
+    assert wa(Y_TRUE, Y_PRED) == pytest.approx(4 / 6)
+    assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx(0.625)
+    cm = confusion(Y_TRUE, Y_PRED, labels=["neu", "ang", "sad"])
+    assert cm.loc["neu"].tolist() == [3, 1, 0] and cm.loc["ang"].tolist() == [1, 1, 0]
+    assert cm.loc["sad"].sum() == 0 and cm.index.name == "true"
+    with pytest.raises(ValueError, match="hap"):
+        confusion(Y_TRUE, Y_PRED[:-1] + ["hap"], labels=["neu", "ang"])
+    with pytest.raises(ValueError, match="length"):
+        uar(Y_TRUE, Y_PRED[:-1])
+
+
+def test_mean_ci_t_by_hand():
+    m, lo, hi = mean_ci_t([1, 2, 3, 4, 5])
+    half = 2.7764451051977987 * np.sqrt(2.5) / np.sqrt(5)  # t_{0.975, 4} * s / sqrt(n)
+    assert (m, lo, hi) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    assert mean_ci_t([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    m1, lo1, hi1 = mean_ci_t([0.5])
+    assert m1 == 0.5 and np.isnan(lo1) and np.isnan(hi1)
+    with pytest.raises(ValueError, match="NaN"):
+        mean_ci_t([1.0, np.nan])
+
+
+def test_bootstrap_ci_values_and_paired_labels():
+    v = np.random.default_rng(0).normal(10.0, 2.0, size=200)
+    est, lo, hi = bootstrap_ci(v, n_boot=2000, seed=1)
+    _, tlo, thi = mean_ci_t(v)
+    assert est == pytest.approx(v.mean()) and lo < est < hi
+    assert (hi - lo) == pytest.approx(thi - tlo, rel=0.2)  # bootstrap and t intervals agree for normal data
+    assert bootstrap_ci(v, n_boot=2000, seed=1) == (est, lo, hi)
+    y_true = np.array(Y_TRUE * 10)
+    y_pred = np.array(Y_PRED * 10)
+    est, lo, hi = bootstrap_ci((y_true, y_pred), uar, n_boot=300, seed=0)
+    assert est == pytest.approx(0.625) and 0.4 < lo < est < hi < 0.85
+    with pytest.raises(ValueError, match="metric"):
+        bootstrap_ci((y_true, y_pred))
+
+
+def test_mann_whitney_fully_separated():
+    r = mann_whitney([6, 7, 8, 9, 10], [1, 2, 3, 4, 5])
+    assert r["U"] == 25 and r["rank_biserial"] == 1.0 and r["n_a"] == r["n_b"] == 5
+    assert r["p"] == pytest.approx(2 / 252)  # exact two-sided: 2 of C(10, 5) orderings are this extreme
+    r = mann_whitney([1, 2, 3], [4, 5, 6, 7])
+    assert r["U"] == 0 and r["rank_biserial"] == -1.0
+    tied = mann_whitney([1.0, 1.0, 1.0], [1.0, 1.0])
+    assert tied["p"] == 1.0 and tied["rank_biserial"] == 0.0
+    with pytest.raises(ValueError, match="b is empty"):
+        mann_whitney([1.0], [])
+
+
+def test_holm_on_a_known_vector():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02 0.03 0.06 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([0.02]) == pytest.approx([0.02])
+
+
+def test_compare_conditions_marks_and_holm():
+    rows = []
+    for view, frac, a_vals, b_vals in [("mel", 0.1, [6, 7, 8, 9, 10], [1, 2, 3, 4, 5]),
+                                      ("mel", 0.25, [11, 12, 13, 14, 15], [1, 2, 3, 4, 5]),
+                                      ("egemaps", 0.1, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]),
+                                      ("egemaps", 0.25, [1, 2, 3], [])]:
+        rows += [dict(view=view, fraction=frac, condition="pre", repetition=i, test_uar=v)
+                 for i, v in enumerate(a_vals)]
+        rows += [dict(view=view, fraction=frac, condition="sup", repetition=i, test_uar=v)
+                 for i, v in enumerate(b_vals)]
+    out = compare_conditions(pd.DataFrame(rows), by=["view", "fraction"], condition_col="condition",
+                             a="pre", b="sup").set_index(["view", "fraction"])
+    assert out.loc[("mel", 0.1), "p_holm"] == pytest.approx(3 * 2 / 252)
+    assert out.loc[("egemaps", 0.1), "p_holm"] == pytest.approx(1.0)
+    assert out["mark"].to_dict() == {("egemaps", 0.1): "ns", ("egemaps", 0.25): "n/a", ("mel", 0.1): "*",
+                                     ("mel", 0.25): "*"}
+    assert out.loc[("mel", 0.25), "mean_a"] == 13 and out.loc[("mel", 0.25), "rank_biserial"] == 1.0
+    with pytest.raises(ValueError, match="'ood'"):
+        compare_conditions(pd.DataFrame(rows), by="view", a="pre", b="ood")
+
+
+def test_average_ranks_with_ties():
+    t = pd.DataFrame({"m1": [0.9, 0.8, 0.8], "m2": [0.5, 0.7, 0.6]}, index=["a", "b", "c"])
+    # m1 ranks 1, 2.5, 2.5; m2 ranks 3, 1, 2
+    assert average_ranks(t, ["m1", "m2"]).tolist() == [2.0, 1.75, 2.25]
+    assert average_ranks(t, ["m1", "m2"], higher_is_better=False).tolist() == [2.0, 2.25, 1.75]
+    with pytest.raises(ValueError, match="m3"):
+        average_ranks(t, ["m3"])
+
+
+def test_temperature_and_summary_tables():
+    rows = []
+    for fold in range(2):
+        for view, off in (("mel", 0.0), ("egemaps", -0.1)):
+            rows.append(dict(fold=fold, view=view, condition="supervised", temperature=np.nan, frozen=np.nan,
+                             val_uar=0.5 + off, val_wa=0.5 + off, test_uar=0.5 + off, test_wa=0.5 + off))
+            for tau, score in ((0.1, 0.6), (0.5, 0.7)):
+                rows.append(dict(fold=fold, view=view, condition="pairwise", temperature=tau, frozen=True,
+                                 val_uar=score + off + 0.01 * fold, val_wa=score + off, test_uar=score + off,
+                                 test_wa=score + off))
+    table = temperature_table(pd.DataFrame(rows))
+    assert len(table) == 3 and table.columns[0] == "mel/val_uar"
+    assert table.loc[("pairwise", 0.5, True), "mel/val_uar"] == pytest.approx(0.705)
+    assert table["average_rank_test"].tolist() == [2.0, 1.0, 3.0]  # rows sorted: tau 0.1, tau 0.5, supervised
+    s = summary_table(pd.DataFrame(rows), by=["view", "condition"], value="test_uar")
+    assert s.loc[(s.view == "mel") & (s.condition == "pairwise"), "n"].item() == 4
