@@ -125,6 +125,7 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     """
     if offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+    data_root, folds = data_root or None, (list(folds) or None) if folds is not None else None
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load(dataset, data_root, size, dataset_params)

@@ -76,11 +76,20 @@ def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_rep
     frames = []
     for rep in reps:
         models = list(dict.fromkeys(m for m, _ in rep.vectors))
+        kw = _reduction(len(rep.ids), max(z.shape[1] for z in rep.vectors.values()))
         for model in models:
-            table = pairwise_similarity(rep.by_model(model), seed=seed)
-            frames.append(table.assign(fold=rep.fold, condition=model))
-        table = pairwise_similarity(rep.by_model(models[0]), random=True, seed=seed, n_repeats=n_repeats)
-        frames.append(table.assign(fold=rep.fold, condition="random vectors"))
+            table = pairwise_similarity(rep.by_model(model), seed=seed, **kw)
+            frames.append(table.assign(fold=rep.fold, condition=model, **kw))
+        table = pairwise_similarity(rep.by_model(models[0]), random=True, seed=seed, n_repeats=n_repeats, **kw)
+        frames.append(table.assign(fold=rep.fold, condition="random vectors", **kw))
     out = pd.concat(frames, ignore_index=True)
     out["pair"] = out["view_a"] + "-" + out["view_b"]
-    return out[["fold", "condition", "pair", "view_a", "view_b", "pwcca", "cka"]]
+    return out[["fold", "condition", "pair", "view_a", "view_b", "pwcca", "cka"] + (["max_dims"] if "max_dims" in out else [])]
+
+
+def _reduction(n_samples: int, width: int) -> dict:
+    """CCA needs rank_x + rank_y < n_samples: with fewer test utterances than that, keep the top principal
+    directions of each representation (SVCCA-style), recorded in the table's ``max_dims`` column."""
+    if 2 * width <= n_samples - 1:
+        return {}
+    return {"max_dims": max(1, (n_samples - 1) // 2)}

@@ -233,14 +233,16 @@ def _finish_line(record: dict) -> str:
 
 
 def build_corpus(dataset: str, data_root: str | None, size: str) -> dict:
-    """Build the synthetic default corpus once (``sercore.data.load_dataset``); returns a step record."""
+    """Load the corpus once before the notebooks (the synthetic default corpus is generated here; a real
+    corpus is validated, so a wrong root fails early with the expected layout); returns a step record."""
     record = {"notebook": "corpus", "status": "ok", "seconds": None, "error": None, "started": _now()}
     start = time.perf_counter()
     _say(f"start  corpus ({dataset}, size={size})")
     try:
         from sercore.data import load_dataset
 
-        manifest = load_dataset(dataset, root=data_root, size=size)
+        params = {"size": size} if dataset == "default" else {}
+        manifest = load_dataset(dataset, root=data_root, **params)
         record["utterances"] = int(len(manifest))
     except Exception as exc:  # reported like a notebook failure
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
@@ -268,8 +270,7 @@ def run(notebooks_dir: str | Path, results_dir: str | Path, *, dataset: str = "d
     out_root.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
     with run_environment(offline=offline, workers=workers):
-        steps = [build_corpus(dataset, None if data_root is None else str(data_root), size)] \
-            if dataset == "default" else []
+        steps = [build_corpus(dataset, None if data_root is None else str(data_root), size)]
         kernel = ensure_kernel()
         jobs, records = _plan(notebooks, out_root, steps, dict(
             dataset=dataset, data_root=data_root, size=size, quick=quick, device=device, seed=seed,
