@@ -21,7 +21,7 @@ from .data import load_dataset, make_splits, save_splits, target_subset
 from .featureset import FeatureSet
 from .provenance import write_params
 from .train import FinetuneConfig, PretrainConfig
-from .views import ViewUnavailable, get_view
+from .views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
 
 TARGETS = ("neu", "hap", "sad", "ang")
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
@@ -85,11 +85,18 @@ def _load(dataset: str, data_root, size: str, dataset_params: dict | None) -> pd
     return load_dataset(dataset, root=data_root, **params)
 
 
-def _extract(manifest, views, view_params, workers, on_error) -> tuple[dict, dict, dict]:
+def _view(name: str, params: dict, device: str):
+    params = dict(params)
+    if name in available_views() and "device" in accepted_parameters(_REGISTRY[name]):
+        params.setdefault("device", device)
+    return get_view(name, **params)
+
+
+def _extract(manifest, views, view_params, workers, on_error, device) -> tuple[dict, dict, dict]:
     features, unavailable, models = {}, {}, {}
     for name in views:
         try:
-            view = get_view(name, **(view_params or {}).get(name, {}))
+            view = _view(name, (view_params or {}).get(name, {}), device)
             fs = extract_features(manifest, view, workers=workers, on_error=on_error)
         except ViewUnavailable as err:
             unavailable[name] = str(err)
@@ -129,7 +136,7 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load(dataset, data_root, size, dataset_params)
-    features, unavailable, models = _extract(manifest, views, view_params, workers, on_error)
+    features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device)
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)

@@ -1,0 +1,58 @@
+"""Original short English sentences read by the synthetic speakers (written for sercore; no corpus text).
+
+The content is emotionally neutral on purpose, so that the words carry no cue to the emotion: every
+sentence can be read with any emotion, and a speaker × emotion cell draws its sentences from this pool.
+"""
+
+from __future__ import annotations
+
+SENTENCES: tuple[str, ...] = (
+    "The blue folder is on the kitchen table.",
+    "We took the early train to the coast.",
+    "My sister painted the fence on Sunday.",
+    "The meeting moved to the second floor.",
+    "He left his keys beside the window.",
+    "They are building a new bridge downtown.",
+    "The package arrived two days early.",
+    "I have never seen that film before.",
+    "Our neighbours bought a small grey car.",
+    "The shop closes at nine tonight.",
+    "She wrote the answer on the board.",
+    "The river is higher than last year.",
+    "You can leave the boxes by the door.",
+    "The teacher read the list out loud.",
+    "We are having soup for dinner again.",
+    "The lights in the hallway are still on.",
+    "He called me from the airport this morning.",
+    "The garden needs water every evening.",
+    "Somebody moved my chair into the corner.",
+    "The bus was full when it reached us.",
+    "I found the letter under the sofa.",
+    "They changed the code for the front gate.",
+    "The report is due on Thursday afternoon.",
+    "Dad fixed the clock in the living room.",
+    "The dog followed us all the way home.",
+    "We painted the walls a pale green.",
+    "The doctor will see you in an hour.",
+    "My phone was in the other bag.",
+    "The baker sold out of bread by noon.",
+    "She is moving to another city in May.",
+    "The printer on this floor is broken.",
+    "He ordered the same thing as yesterday.",
+    "The children played in the snow all day.",
+    "We need to talk about the new schedule.",
+    "The tickets were cheaper than we thought.",
+    "I saw your brother at the station.",
+    "The old cinema is opening again next week.",
+    "They forgot to lock the back door.",
+    "The coffee machine makes a strange noise.",
+    "She kept every photo from the trip.",
+    "The results will be posted on Monday.",
+    "My uncle grows tomatoes on his balcony.",
+    "The road to the farm is closed.",
+    "We waited outside for almost an hour.",
+    "The cat is sleeping on my coat again.",
+    "He sold his bicycle to a student.",
+    "The windows were open all night.",
+    "Your name is already on the list.",
+)
