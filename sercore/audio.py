@@ -7,6 +7,7 @@ and either raises on the first bad file or reports and drops the bad rows.
 
 from __future__ import annotations
 
+import os
 import warnings
 from math import gcd
 from pathlib import Path
@@ -27,6 +28,9 @@ class AudioError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):  # rebuilt from (path, reason) when sent back from a worker process
+        return (type(self), (self.path, self.reason))
 
 
 def _read_torchaudio(path: Path) -> tuple[np.ndarray, int]:
@@ -67,6 +71,8 @@ def load_audio(path, *, sr: int = 16000, min_duration: float = 0.25, max_duratio
     file is missing or unreadable, has no samples, has NaN/inf samples, lasts less than ``min_duration`` or
     more than ``max_duration`` seconds, or is silent (peak below ``silence_peak``).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise AudioError(path, f"path must be a string, got {type(path).__name__}")
     path = Path(path)
     wave, orig_sr = _read(path)
     if wave.size == 0:

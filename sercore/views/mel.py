@@ -20,6 +20,7 @@ class MelView(View):
     name = "mel"
     version = "1"
     variable = True
+    parallel = True  # cheap per file: a process per core beats torch threads
     encoder_kind = "mel"
     _lazy = ("_transform",)
 

@@ -54,6 +54,10 @@ class SpeakerView(View):
         self._info: dict = {}
 
     @property
+    def parallel(self) -> bool:  # small models: on CPU, one process per core beats threads
+        return str(self.device) == "cpu"
+
+    @property
     def model_used(self) -> str:
         """``"ecapa"`` or ``"resemblyzer"`` (loads the model when ``model="auto"``)."""
         if self.params["model"] != "auto":
