@@ -270,7 +270,8 @@ def run(notebooks_dir: str | Path, results_dir: str | Path, *, dataset: str = "d
     out_root.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
     with run_environment(offline=offline, workers=workers):
-        steps = [build_corpus(dataset, None if data_root is None else str(data_root), size)]
+        steps = [build_corpus(dataset, None if data_root is None else str(data_root), size)] \
+            if dataset == "default" or data_root is not None else []
         kernel = ensure_kernel()
         jobs, records = _plan(notebooks, out_root, steps, dict(
             dataset=dataset, data_root=data_root, size=size, quick=quick, device=device, seed=seed,

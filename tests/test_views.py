@@ -65,8 +65,8 @@ def test_registry_names_and_errors():
 def test_view_attributes_and_full_params():
     views = {name: get_view(name) for name in available_views()}
     kinds = {name: (v.variable, v.parallel, v.encoder_kind) for name, v in views.items()}
-    assert kinds == {"mel": (True, False, "mel"), "egemaps": (False, True, "mlp"),
-                     "wav2vec2": (True, False, "wav2vec2"), "speaker": (False, False, "mlp")}
+    assert kinds == {"mel": (True, True, "mel"), "egemaps": (False, True, "mlp"),
+                     "wav2vec2": (True, False, "wav2vec2"), "speaker": (False, True, "mlp")}
     assert views["mel"].params == {"max_seconds": None, "n_mels": 64, "win_length": 400, "hop_length": 160,
                                    "f_min": 60.0, "f_max": 7800.0}
     assert views["wav2vec2"].params == {"source": "WAV2VEC2_BASE", "max_seconds": None}

@@ -151,6 +151,19 @@ def embedding_grid(maps: pd.DataFrame, path_stem, *, caption: str, row: str = "m
                          caption=caption, path_stem=path_stem, title=title)
 
 
+def _speaker_palette(maps: pd.DataFrame) -> dict:
+    """One colour family per speaker (blues, reds, ...), one shade per emotion: speakers and their emotion
+    clusters both stay readable with dozens of ``speaker_emotion`` labels."""
+    families = ["Blues", "Reds", "Greens", "Purples", "Oranges", "Greys", "YlOrBr", "PuRd"]
+    speakers = sorted(maps["speaker"].astype(str).unique())
+    emotions = sorted(maps["emotion"].astype(str).unique())
+    palette = {}
+    for i, speaker in enumerate(speakers):
+        shades = sns.color_palette(families[i % len(families)], len(emotions) + 2)[2:]
+        palette.update({f"{speaker}_{e}": shades[j] for j, e in enumerate(emotions)})
+    return palette
+
+
 def speaker_emotion_map(maps: pd.DataFrame, path_stem, *, caption: str, col: str | None = None,
                         title: str | None = "Speaker embeddings coloured by speaker_emotion") -> list[Path]:
     """Paper B: 2-D map of speaker embeddings coloured ``{speaker}_{emotion}``.
@@ -161,7 +174,7 @@ def speaker_emotion_map(maps: pd.DataFrame, path_stem, *, caption: str, col: str
     _require(maps, ["x", "y", "speaker", "emotion"] + ([col] if col else []), "speaker_emotion_map")
     maps = maps.assign(speaker_emotion=maps["speaker"].astype(str) + "_" + maps["emotion"].astype(str))
     order = sorted(maps["speaker_emotion"].unique())
-    palette = "tab20" if len(order) <= 20 else "husl"
+    palette = _speaker_palette(maps)
     return _scatter_grid(maps, hue="speaker_emotion", row=None, col=col, row_order=None,
                          col_order=list(dict.fromkeys(maps[col])) if col else None, hue_order=order,
                          palette=palette, caption=caption, path_stem=path_stem, title=title)

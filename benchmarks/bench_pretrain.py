@@ -1,0 +1,220 @@
+"""Benchmark: Pairwise-CL pre-training data path and the sparse-label grid, each against the plain way.
+
+1. Pre-training throughput (utterances/s, peak RSS growth) with mel-like ``[T, 64]`` + eGeMAPS-like ``[88]`` views:
+   - sercore: one float16 memory-mapped FeatureSet, batches padded to their longest item, length-bucketed;
+   - plain:   one float32 ``.npy`` per utterance padded to 15 s (1500 frames), loaded one by one per batch,
+              every frame through the encoder (the paper's setup).
+   Both run the same ``pretrain_pairwise`` (the plain data source is duck-typed as a FeatureSet).
+2. Sparse-label grid: ``sparse_label_grid(workers=W)`` vs the same grid in a sequential loop (``workers=1``),
+   with the same pre-trained encoders, so only the many small fine-tuning runs are timed.
+
+Features: random mel-like frames with IEMOCAP-like durations (log-normal, median 3.5 s, clipped to 1–15 s), or with
+``--corpus SIZE`` the real mel features of the synthetic default corpus (generated/extracted into the cache when
+missing; functionals stay random). Each part runs in a forked child so its peak memory is its own.
+Usage: ``python benchmarks/bench_pretrain.py [--n 640] [--corpus small] [--workers 2] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sercore.featureset import FeatureSet
+from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid
+from sercore.train import FinetuneConfig, PretrainConfig, pretrain_pairwise
+
+FRAMES_15S, N_MELS, N_FUNCTIONALS = 1500, 64, 88
+
+
+def make_corpus(n: int, seed: int = 0):
+    """Manifest (5 sessions × 2 speakers, 4 target + 2 other emotions), mel-like frames and functionals."""
+    rng = np.random.default_rng(seed)
+    emotions = np.array(["neu", "hap", "sad", "ang", "fea", "dis"])
+    speakers = np.array([f"Ses{s}{g}" for s in range(1, 6) for g in "FM"])
+    spk = speakers[np.arange(n) % len(speakers)]
+    emo = emotions[rng.integers(0, len(emotions), n)]
+    manifest = pd.DataFrame({"utt_id": [f"utt{i:05d}" for i in range(n)], "speaker": spk, "emotion": emo,
+                             "session": [s[:4] for s in spk], "path": "/synthetic.wav", "dataset": "synthetic"})
+    seconds = np.clip(rng.lognormal(np.log(3.5), 0.6, n), 1.0, 15.0)
+    lengths = (seconds * 100).astype(np.int64)
+    code = pd.Series(emo).map({e: i for i, e in enumerate(emotions)}).to_numpy()
+    centers = rng.normal(size=(len(emotions), N_MELS))
+    frames = np.concatenate([centers[c] + rng.normal(size=(t, N_MELS)) for c, t in zip(code, lengths)])
+    functionals = rng.normal(size=(len(emotions), N_FUNCTIONALS))[code] + rng.normal(size=(n, N_FUNCTIONALS))
+    return manifest, lengths, frames.astype(np.float16), functionals.astype(np.float32)
+
+
+def load_corpus(size: str, n: int, seed: int = 0):
+    """The first ``n`` utterances of the default corpus of ``size``: manifest, real mel frames, random functionals."""
+    from sercore.cache import extract_features
+    from sercore.data import load_dataset
+    from sercore.views import get_view
+
+    manifest = load_dataset("default", size=size).sample(frac=1.0, random_state=seed).head(n)
+    manifest = manifest.reset_index(drop=True)
+    mel = extract_features(manifest, get_view("mel"), progress=False)
+    positions = mel.positions(manifest["utt_id"].tolist())
+    frames = np.concatenate([np.asarray(mel.data[mel.offsets[p]:mel.offsets[p + 1]]) for p in positions])
+    code = pd.factorize(manifest["emotion"])[0]
+    rng = np.random.default_rng(seed)
+    functionals = rng.normal(size=(code.max() + 1, N_FUNCTIONALS))[code] + rng.normal(size=(len(code), N_FUNCTIONALS))
+    return manifest, mel.lengths[positions], frames.astype(np.float16), functionals.astype(np.float32)
+
+
+def write_featureset(folder: Path, ids, frames: np.ndarray, lengths) -> FeatureSet:
+    """Store frames back to back as float16 ``.npy`` and reopen it memory-mapped (as the feature cache does)."""
+    np.save(folder / "data.npy", frames)
+    return FeatureSet(ids, np.load(folder / "data.npy", mmap_mode="r"), lengths, meta={"view": "mel"})
+
+
+class PaddedFiles:
+    """The plain way: one float32 file per utterance, padded/cut to 15 s, read one by one per batch."""
+
+    variable = True
+
+    def __init__(self, folder: Path, ids, frames: np.ndarray, lengths):
+        self.ids = np.asarray(ids)
+        self.paths = [folder / f"{u}.npy" for u in self.ids]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        for i, path in enumerate(self.paths):
+            padded = np.zeros((FRAMES_15S, N_MELS), np.float32)
+            item = frames[offsets[i]:offsets[i + 1]][:FRAMES_15S]
+            padded[:len(item)] = item
+            np.save(path, padded)
+        self.lengths = np.full(len(self.ids), FRAMES_15S)
+        self.feature_shape = (N_MELS,)
+        self.meta = {"view": "mel-padded-files"}
+        self._pos = {u: i for i, u in enumerate(self.ids)}
+
+    def positions(self, ids):
+        return np.array([self._pos[u] for u in ids])
+
+    def batch(self, positions, max_len=None):
+        x = np.stack([np.load(self.paths[p]) for p in positions])
+        return torch.from_numpy(x), torch.from_numpy(self.lengths[positions])
+
+
+def in_child(fn, *args):
+    """Run ``fn(*args)`` in a forked process; returns its result plus its peak RSS growth in MiB."""
+    def target(queue):
+        start = _rss_mib()
+        result = fn(*args)
+        queue.put((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(queue,))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def pretrain_throughput(mel, functionals, train_ids, val_ids, epochs: int, bucket: int, threads: int) -> float:
+    """Training utterances per second over the timed epochs (the first epoch is a warm-up and not counted)."""
+    torch.set_num_threads(threads)
+    config = PretrainConfig(max_epochs=epochs + 1, patience=epochs + 1, batch_size=128, bucket_batches=bucket)
+    history = pretrain_pairwise({"mel": mel, "egemaps": functionals}, train_ids, val_ids, config=config).history
+    return len(train_ids) * epochs / history["seconds"].iloc[1:].sum()
+
+
+def part_pretrain(args, folder: Path, manifest, lengths, frames, functionals) -> None:
+    ids = manifest["utt_id"].tolist()
+    fixed = FeatureSet(ids, functionals)
+    train_ids, val_ids = ids[: int(0.9 * len(ids))], ids[int(0.9 * len(ids)):]
+    t0 = time.perf_counter()
+    ours = write_featureset(folder, ids, frames, lengths)
+    plain = PaddedFiles(folder, ids, frames, lengths)
+    print(f"data written in {time.perf_counter() - t0:.1f} s: FeatureSet {ours.data.nbytes / 2**20:.0f} MiB, "
+          f"padded files {sum(p.stat().st_size for p in plain.paths) / 2**20:.0f} MiB; "
+          f"mean duration {lengths.mean() / 100:.2f} s")
+    rows = {}
+    for name, source, bucket in (("plain (15 s files)", plain, 0), ("sercore FeatureSet", ours, 8)):
+        rate, mem = in_child(pretrain_throughput, source, fixed, train_ids, val_ids, args.epochs, bucket,
+                             args.threads)
+        rows[name] = (rate, mem)
+        print(f"  {name:<22} {rate:8.1f} utt/s   peak RSS +{mem:7.0f} MiB")
+    (r_plain, m_plain), (r_ours, m_ours) = rows.values()
+    print(f"pre-training speed-up: {r_ours / r_plain:.2f}x (target >= 5x; compute alone is bounded by 15 s / mean "
+          f"duration = {FRAMES_15S / lengths.mean():.2f}x); peak memory ratio plain/ours "
+          f"{m_plain / max(m_ours, 1):.2f}")
+
+
+def grid_time(manifest, task, splits, features, workers: int, threads: int, args) -> float:
+    """Pre-train fold 0 (seeded, not timed), then time the grid's fine-tuning runs."""
+    torch.set_num_threads(threads)
+    encoders = pretrain_fold(features, fold_data(manifest, task, splits, 0), PretrainConfig(max_epochs=1))
+    start = time.perf_counter()
+    sparse_label_grid(manifest, task, splits, features, fractions=(0.02, 0.05, 0.10, 0.25),
+                      repetitions=args.reps, folds=[0], views=["mel", "egemaps"], pretrained={0: encoders},
+                      finetune_config=FinetuneConfig(max_epochs=args.ft_epochs), workers=workers)
+    return time.perf_counter() - start
+
+
+def part_grid(args, manifest, lengths, frames, functionals) -> None:
+    from sercore.data import make_splits
+
+    ids = manifest["utt_id"].tolist()
+    features = {"mel": FeatureSet(ids, frames, lengths), "egemaps": FeatureSet(ids, functionals)}
+    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
+    splits = make_splits(manifest)
+    data = fold_data(manifest, task, splits, 0)
+    n_runs = 4 * args.reps * 2 * 2
+    print(f"sparse-label grid: {n_runs} fine-tuning runs ({len(data.train_ids)} labelled training utterances, "
+          f"{len(data.val_ids)} validation), {args.ft_epochs} epochs max")
+    default_threads = torch.get_num_threads()
+    # Torch runs only in forked children: a child forked after its parent used several OpenMP threads can hang.
+    seq_default, _ = in_child(grid_time, manifest, task, splits, features, 1, default_threads, args)
+    seq_one, _ = in_child(grid_time, manifest, task, splits, features, 1, 1, args)
+    par, _ = in_child(grid_time, manifest, task, splits, features, args.workers, 1, args)
+    print(f"  sequential loop, torch {default_threads} threads: {seq_default:7.1f} s")
+    print(f"  sequential loop, torch 1 thread:  {seq_one:7.1f} s")
+    print(f"  process pool, {args.workers} workers x 1 thread: {par:7.1f} s")
+    print(f"sparse-grid speed-up: {seq_default / par:.2f}x vs the default loop, {seq_one / par:.2f}x vs the "
+          f"1-thread loop (target >= 2x; bounded by the {os.cpu_count()} cores of this machine)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=640, help="utterances")
+    parser.add_argument("--epochs", type=int, default=2, help="pre-training epochs timed (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the pre-training part")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per fraction in the grid")
+    parser.add_argument("--ft-epochs", type=int, default=10)
+    parser.add_argument("--corpus", choices=["tiny", "small", "default"], default=None,
+                        help="use the real mel features of the synthetic default corpus of this size")
+    parser.add_argument("--part", choices=["all", "pretrain", "grid"], default="all")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.epochs, args.reps, args.ft_epochs = 160, 1, 1, 2
+    data = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)
+    manifest, lengths, frames, functionals = data
+    source = f"mel features of the default corpus ({args.corpus})" if args.corpus else "random mel-like features"
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {len(manifest)} utterances ({source}), "
+          f"pre-training with {args.threads} torch thread(s)")
+    if args.part in ("all", "pretrain"):
+        with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:
+            part_pretrain(args, Path(tmp), manifest, lengths, frames, functionals)
+    if args.part in ("all", "grid"):
+        part_grid(args, manifest, lengths, frames, functionals)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

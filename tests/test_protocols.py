@@ -1,0 +1,175 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import sercore.protocols as protocols
+from sercore.data import LeakageError, make_splits
+from sercore.featureset import FeatureSet
+from sercore.models.encoders import MelEncoder, count_parameters
+from sercore.protocols import (RESULT_COLUMNS, fold_data, parameter_counts, run_jobs, sparse_label_grid,
+                               sparse_subset, target_vs_ood, temperature_grid, temperature_ranks)
+from sercore.train import FinetuneConfig, PretrainConfig, supervised_baseline
+
+EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]  # 4 targets + 2 out-of-distribution
+PRE = PretrainConfig(max_epochs=1, batch_size=32)
+FT = FinetuneConfig(max_epochs=2)
+
+
+def make_corpus(per_emotion=3, seed=0):
+    """Manifest (5 sessions × 2 speakers × 6 emotions), its 4-class task and two views of a class signal."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"Ses{s}{g}_{e}_{i}", f"Ses{s}{g}", e, f"Ses{s}") for s in range(1, 6) for g in "FM"
+            for e in EMOTIONS for i in range(per_emotion)]
+    manifest = pd.DataFrame(rows, columns=["utt_id", "speaker", "emotion", "session"])
+    manifest["path"], manifest["dataset"] = "/nowhere.wav", "synthetic"
+    label = manifest["emotion"].map(EMOTIONS.index).to_numpy()
+    latent = 1.5 * rng.normal(size=(6, 4))[label] + rng.normal(size=(len(manifest), 4))
+    fixed = latent @ rng.normal(size=(4, 10)) + rng.normal(size=(len(manifest), 10))
+    lengths = rng.integers(4, 12, size=len(manifest))
+    mix = rng.normal(size=(4, 6))
+    frames = np.concatenate([latent[i] @ mix + rng.normal(size=(n, 6)) for i, n in enumerate(lengths)])
+    features = {"fixed": FeatureSet(manifest["utt_id"], fixed.astype(np.float32)),
+                "seq": FeatureSet(manifest["utt_id"], frames.astype(np.float16), lengths)}
+    task = manifest[manifest["emotion"].isin(EMOTIONS[:4])].reset_index(drop=True)
+    return manifest, task, make_splits(manifest), features
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_corpus()
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Record the ids every pre-training run receives (and still run it)."""
+    calls = []
+    real = protocols.pretrain_pairwise
+
+    def recording(features, train_ids, val_ids, **kw):
+        calls.append((list(train_ids), list(val_ids)))
+        return real(features, train_ids, val_ids, **kw)
+
+    monkeypatch.setattr(protocols, "pretrain_pairwise", recording)
+    return calls
+
+
+def _check_no_test_data(calls, splits, fold):
+    test = set(splits.loc[(splits["fold"] == fold) & (splits["split"] == "test"), "utt_id"])
+    for train, val in calls:
+        assert not (set(train) | set(val)) & test
+
+
+def test_temperature_grid_rows_columns_and_ranks(corpus, spy):
+    manifest, task, splits, features = corpus
+    table = temperature_grid(manifest, task, splits, features, temperatures=(0.1, 0.5), folds=[0],
+                             pretrain_config=PRE, finetune_config=FT)
+    assert list(table.columns[:11]) == RESULT_COLUMNS + ["temperature", "frozen"]
+    assert len(table) == 2 + 2 * 2 * 2  # supervised per view + τ × view × frozen/tuned
+    assert table.groupby(["condition", "frozen"]).size().to_dict() == {("pairwise-cl", False): 4,
+                                                                       ("pairwise-cl", True): 4,
+                                                                       ("supervised", False): 2}
+    assert table.loc[table["condition"] == "supervised", "temperature"].isna().all()
+    assert table[["val_uar", "test_uar", "test_wa"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["n_labels"] == 72).all()  # 3 training sessions × 2 speakers × 4 emotions × 3
+    assert len(spy) == 2 and len(spy[0][0]) == 3 * 2 * 6 * 3  # pre-training pool: every emotion
+    _check_no_test_data(spy, splits, 0)
+    ranks = temperature_ranks(table)
+    assert len(ranks) == 5 and {"fixed_test_uar", "seq_val_wa", "val_rank", "test_rank"} <= set(ranks.columns)
+    assert ranks["test_rank"].between(1, 5).all() and ranks["test_rank"].is_monotonic_increasing
+
+
+def test_temperature_ranks_on_a_known_table():
+    rows = []
+    for cond, tau, frozen, score in (("supervised", np.nan, False, 0.5), ("pairwise-cl", 0.5, False, 0.7),
+                                     ("pairwise-cl", 0.5, True, 0.6)):
+        for view in ("a", "b"):
+            rows.append(dict(fold=0, view=view, condition=cond, temperature=tau, frozen=frozen, val_uar=score,
+                             val_wa=score, test_uar=1 - score if view == "a" else score, test_wa=score))
+    ranks = temperature_ranks(pd.DataFrame(rows)).set_index(["condition", "frozen"])["test_rank"]
+    # supervised/tuned/frozen rank (1, 3, 2) on a_test_uar and (3, 1, 2) on the other three test columns
+    assert ranks.to_dict() == {("pairwise-cl", False): 1.5, ("pairwise-cl", True): 2.0, ("supervised", False): 2.5}
+
+
+def test_sparse_label_grid_pairs_conditions_and_runs_in_parallel(corpus):
+    manifest, task, splits, features = corpus
+    kw = dict(fractions=(0.1, 0.5), repetitions=2, folds=[1], views=["fixed"], pretrain_config=PRE,
+              finetune_config=FT)
+    table = sparse_label_grid(manifest, task, splits, features, **kw)
+    assert list(table.columns[:12]) == RESULT_COLUMNS + ["fraction", "frozen", "pretrain_data"]
+    assert len(table) == 2 * 2 * 2 and set(table["pretrain_data"]) == {"all", "none"}
+    # 18 training utterances per class: 10% → 2 per class, 50% → 9 per class
+    assert table.groupby("fraction")["n_labels"].unique().map(list).to_dict() == {0.1: [8], 0.5: [36]}
+    assert set(table["seed"]) == {0, 1}
+    parallel = sparse_label_grid(manifest, task, splits, features, workers=2, **kw)
+    pd.testing.assert_frame_equal(table, parallel)
+
+
+def _supervised_job(job, shared):
+    features, data = shared
+    return supervised_baseline(features[job["view"]], data.train_ids, data.train_labels, data.val_ids,
+                               data.val_labels, config=FinetuneConfig(max_epochs=2, seed=job["seed"]),
+                               test_ids=data.test_ids, test_labels=data.test_labels).metrics
+
+
+def test_thread_backend_repeats_the_sequential_results(corpus):
+    manifest, task, splits, features = corpus
+    shared = (features, fold_data(manifest, task, splits, 0))
+    jobs = [dict(view=v, seed=s) for v in ("fixed", "seq") for s in (0, 1, 2)]
+    sequential = run_jobs(_supervised_job, jobs, shared)
+    assert run_jobs(_supervised_job, jobs, shared, workers=3, backend="thread") == sequential
+    assert sequential[0] != sequential[1]  # different seeds, different runs
+    with pytest.raises(ValueError, match="backend"):
+        run_jobs(_supervised_job, jobs, shared, workers=2, backend="mpi")
+
+
+def test_sparse_subset_counts_and_seeds():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 3
+    ids = [f"u{i}" for i in range(len(labels))]
+    idx = sparse_subset(ids, labels, 0.1, seed=3)
+    picked = pd.Series([labels[i] for i in idx]).value_counts().to_dict()
+    assert picked == {"a": 5, "b": 1, "c": 1}  # at least one per class
+    assert idx == sparse_subset(ids, labels, 0.1, seed=3) and idx != sparse_subset(ids, labels, 0.1, seed=4)
+    with pytest.raises(ValueError, match="fraction"):
+        sparse_subset(ids, labels, 0.0, seed=0)
+
+
+def test_target_vs_ood_pretrains_on_disjoint_pools(corpus, spy):
+    manifest, task, splits, features = corpus
+    table = target_vs_ood(manifest, task, splits, features, fractions=(0.25,), repetitions=1, folds=[2],
+                          pretrain_config=PRE, finetune_config=FT)
+    assert set(table["pretrain_data"]) == {"target", "ood"} and len(table) == 2 * 2
+    assert (table["condition"] == "pairwise-cl").all()
+    targets = set(task["utt_id"])
+    (target_train, target_val), (ood_train, ood_val) = spy
+    assert set(target_train + target_val) <= targets and not set(ood_train + ood_val) & targets
+    assert len(target_train) == 72 and len(ood_train) == 36
+    _check_no_test_data(spy, splits, 2)
+
+
+def test_pretraining_on_the_test_session_is_refused(corpus):
+    manifest, task, splits, features = corpus
+    bad = splits.copy()
+    leak = (bad["fold"] == 0) & (bad["utt_id"] == "Ses1F_fea_0")  # fold 0 tests Ses1
+    bad.loc[leak, "split"] = "train"
+    with pytest.raises(LeakageError, match="fold 0: pre-training data includes 1 utterance"):
+        fold_data(manifest, task, bad, 0)
+    with pytest.raises(LeakageError):
+        sparse_label_grid(manifest, task, bad, features, folds=[0], repetitions=1, pretrain_config=PRE)
+    with pytest.raises(ValueError, match="not in the splits of fold 0"):
+        fold_data(manifest, task, splits[splits["utt_id"] != "Ses2M_neu_1"], 0)
+
+
+def test_parameter_counts_include_the_frozen_extractor(corpus):
+    _, _, _, features = corpus
+    w2v = FeatureSet(["a", "b"], np.zeros((7, 3, 5), np.float16), [3, 4],
+                     meta={"provenance": {"parameters": 94_000_000}})
+    table = parameter_counts({"fixed": features["fixed"], "seq": features["seq"], "w2v": w2v})
+    assert list(table.columns) == ["stage", "view", "frozen", "frozen_params", "trainable_params"]
+    seq = table[table["view"] == "seq"].set_index("frozen")
+    enc, _ = count_parameters(MelEncoder(6))
+    assert seq.loc[False, "trainable_params"] == enc + 128 * 4 + 4 and seq.loc[False, "frozen_params"] == 0
+    assert seq.loc[True, "frozen_params"] == enc and seq.loc[True, "trainable_params"] == 516
+    w = table[table["view"] == "w2v"].set_index("frozen")
+    assert w.loc[True, "frozen_params"] > 94_000_000 and w.loc[False, "frozen_params"] == 94_000_000
+    pre = table[table["stage"] == "pre-training"].iloc[0]
+    assert pre["frozen_params"] == 94_000_000 and pre["view"] == "fixed+seq+w2v"
