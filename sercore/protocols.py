@@ -170,6 +170,21 @@ def pretrain_fold(features: dict[str, FeatureSet], data: FoldData, config: Pretr
     return pretrain_pairwise(features, train, val, config=config or PretrainConfig(), device=device).encoders
 
 
+def _pretrain_job(job: dict, features: dict[str, FeatureSet]) -> dict:
+    return pretrain_fold(features, job["data"], job["config"], job["device"], job.get("pool"))
+
+
+def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, device="cpu",
+                  workers: int = 1) -> list[dict]:
+    """``pretrain_fold`` for each request (``data``, ``config``, optional ``pool``), ``workers`` in parallel.
+
+    The folds' pre-training runs are independent, so on CPU one process per core (one torch thread each) beats
+    one process with several threads for these small encoders.
+    """
+    jobs = [dict(r, device=device) for r in requests]
+    return run_jobs(_pretrain_job, jobs, features, workers=workers, device=device)
+
+
 # ---- grids --------------------------------------------------------------------------------------------------
 
 def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
@@ -183,15 +198,18 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
     """
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
+    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
+    requests = [dict(data=data, config=replace(pretrain_config, temperature=tau))
+                for data in datas for tau in temperatures]
+    pretrained = iter(pretrain_many(features, requests, device=device, workers=workers))
     jobs = []
-    for fold in _folds(splits, folds):
-        data = fold_data(manifest, task, splits, fold, label_col=label_col)
-        base = dict(fold=fold, repetition=0, seed=finetune_config.seed, data=data, subset=None, device=device)
+    for data in datas:
+        base = dict(fold=data.fold, repetition=0, seed=finetune_config.seed, data=data, subset=None, device=device)
         for view in views:
             jobs.append(dict(base, view=view, condition=SUPERVISED, temperature=np.nan, frozen=False, encoder=None,
                              config=finetune_config))
         for tau in temperatures:
-            encoders = pretrain_fold(features, data, replace(pretrain_config, temperature=tau), device)
+            encoders = next(pretrained)
             for view in views:
                 for frozen in (False, True):
                     jobs.append(dict(base, view=view, condition=PRETRAINED, temperature=tau, frozen=frozen,
@@ -251,11 +269,15 @@ def sparse_label_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     """
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
+    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
+    todo = [data for data in datas if not (pretrained or {}).get(data.fold)]
+    trained = pretrain_many(features, [dict(data=d, config=pretrain_config) for d in todo], device=device,
+                            workers=workers)
+    encoders_by_fold = {**(pretrained or {}), **{d.fold: enc for d, enc in zip(todo, trained)}}
     jobs = []
-    for fold in _folds(splits, folds):
-        data = fold_data(manifest, task, splits, fold, label_col=label_col)
-        encoders = (pretrained or {}).get(fold) or pretrain_fold(features, data, pretrain_config, device)
-        jobs += _sparse_jobs(data, {"all": encoders}, views, fractions, repetitions, finetune_config, device, True)
+    for data in datas:
+        jobs += _sparse_jobs(data, {"all": encoders_by_fold[data.fold]}, views, fractions, repetitions,
+                             finetune_config, device, True)
     rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)
     return _table(rows, ["fraction", "frozen", "pretrain_data"])
 
@@ -272,16 +294,19 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
     target = set(task["utt_id"].astype(str))
-    jobs = []
-    for fold in _folds(splits, folds):
-        data = fold_data(manifest, task, splits, fold, label_col=label_col)
-        encoders = {}
+    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
+    requests = []
+    for data in datas:
         for source, keep in (("target", lambda u: u in target), ("ood", lambda u: u not in target)):
             pool = ([u for u in data.pool_train if keep(u)], [u for u in data.pool_val if keep(u)])
             if not pool[0] or not pool[1]:
-                raise ValueError(f"fold {fold}: no {source} utterances to pre-train on "
+                raise ValueError(f"fold {data.fold}: no {source} utterances to pre-train on "
                                  f"({len(pool[0])} train, {len(pool[1])} validation)")
-            encoders[source] = pretrain_fold(features, data, pretrain_config, device, pool)
+            requests.append(dict(data=data, config=pretrain_config, pool=pool, source=source))
+    trained = pretrain_many(features, requests, device=device, workers=workers)
+    jobs = []
+    for data in datas:
+        encoders = {r["source"]: enc for r, enc in zip(requests, trained) if r["data"] is data}
         jobs += _sparse_jobs(data, encoders, views, fractions, repetitions, finetune_config, device,
                              include_supervised)
     rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)

@@ -8,10 +8,14 @@ Features are read from ``FeatureSet``s batch by batch (padded to the longest ite
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -20,13 +24,16 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from torch import nn
 
-from .config import seed_everything
+from .config import cache_dir, seed_everything
 from .featureset import FeatureSet
 from .losses import pairwise_nt_xent
 from .models.encoders import EncoderClassifier, ProjectionHead, build
 
 # Seeding and building modules use torch's global RNG: threads (run_jobs on CUDA) take turns so runs repeat.
 _INIT_LOCK = threading.RLock()
+
+
+PRETRAIN_VERSION = "1"  # bump when pre-training code changes its results (invalidates cached encoders)
 
 
 @dataclass
@@ -200,8 +207,12 @@ def _state(module: nn.Module) -> dict:
 
 def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str], val_ids: Sequence[str], *,
                       config: PretrainConfig | None = None, device="cpu",
-                      encoders: dict[str, nn.Module] | None = None) -> PretrainResult:
+                      encoders: dict[str, nn.Module] | None = None, cache: bool = True) -> PretrainResult:
     """Pairwise-CL: train one encoder + projection head per view with the mean pairwise NT-Xent.
+
+    With ``cache`` (default) and features that come from the feature cache, the result is stored under
+    ``cache_dir()/pretrained`` keyed by the feature entries, the ids (in order), the config and the device, so
+    notebooks that need the same fold's encoders (sparse labels, maps, alignment, baselines) train them once.
 
     ``features`` maps K ≥ 2 view names to FeatureSets that hold every id of ``train_ids`` and ``val_ids``.
     ``encoders`` (optional) gives initial encoders for some views (copied, not changed); the others get
@@ -210,6 +221,30 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     History columns: ``epoch, train_loss, val_loss, seconds``.
     """
     config = config or PretrainConfig()
+    key = _pretrain_key(features, train_ids, val_ids, config, device) if cache and not encoders else None
+    if key is not None and key.is_file():
+        return torch.load(key, map_location=device, weights_only=False)
+    result = _pretrain_pairwise(features, train_ids, val_ids, config=config, device=device, encoders=encoders)
+    if key is not None:
+        key.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(result, tmp)
+        os.replace(tmp, key)  # atomic: an interrupted run leaves no half entry
+    return result
+
+
+def _pretrain_key(features, train_ids, val_ids, config, device) -> Path | None:
+    """Cache file of a pre-training run, or None when a FeatureSet is not from the feature cache."""
+    folders = {view: fs.meta.get("folder") for view, fs in features.items()}
+    if not all(folders.values()):
+        return None
+    record = json.dumps({"features": folders, "train": list(map(str, train_ids)), "val": list(map(str, val_ids)),
+                         "config": asdict(config), "device": str(device), "torch": torch.__version__,
+                         "code": PRETRAIN_VERSION}, sort_keys=True)
+    return cache_dir() / "pretrained" / f"{hashlib.sha256(record.encode()).hexdigest()[:24]}.pt"
+
+
+def _pretrain_pairwise(features, train_ids, val_ids, *, config, device, encoders) -> PretrainResult:
     views = list(features)
     if len(views) < 2:
         raise ValueError(f"pretrain_pairwise: needs at least 2 views, got {views}")
