@@ -1,7 +1,8 @@
 """Run every notebook of ``notebooks/`` with papermill; results under ``results/<dataset>/``.
 
     python run_all.py                                   # all notebooks, synthetic default corpus
-    python run_all.py --size tiny --quick --notebooks 01_pairwise_cl
+    python run_all.py --quick                           # smoke test: first fold, tiny budgets, small corpus
+    python run_all.py --size tiny --quick --notebooks 03_sparse_labels
     python run_all.py --dataset iemocap --data-root /data/IEMOCAP_full_release --device cuda --workers 2
 
 Each notebook runs with its results folder as working directory; see ``sercore/runner.py``.
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Execute the sercore notebooks with papermill and index the results.")
     p.add_argument("--dataset", default="default", help="corpus name (default: the synthetic corpus)")
     p.add_argument("--data-root", default=None, help="folder of the corpus (not needed for 'default')")
-    p.add_argument("--size", default="default", choices=("default", "small", "tiny"), help="synthetic corpus size")
+    p.add_argument("--size", default=None, choices=("default", "small", "tiny"),
+                   help="synthetic corpus size (default: 'default'; 'small' with --quick)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook stems or file names (default: all)")
     p.add_argument("--quick", action="store_true", help="quick mode (few epochs, one fold)")
     p.add_argument("--device", default="cpu", help="torch device for the notebooks, e.g. cpu, cuda, cuda:1")
@@ -61,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from sercore import runner
 
+    size = args.size or ("small" if args.quick else "default")
     extra = {k: getattr(args, k) for k in runner.OPTIONAL_PARAMS if getattr(args, k) is not None}
     extra.update(dict(args.param))
     try:
         summary = runner.run(args.notebooks_dir, args.results, dataset=args.dataset, data_root=args.data_root,
-                             size=args.size, quick=args.quick, device=args.device, seed=args.seed,
+                             size=size, quick=args.quick, device=args.device, seed=args.seed,
                              offline=args.offline, names=args.notebooks, extra_params=extra,
                              workers=args.workers, force=args.force, progress_bar=args.progress_bar,
                              timeout=args.timeout)

@@ -189,11 +189,13 @@ def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, 
 
 def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
                      temperatures: Sequence[float] = (0.1, 0.25, 0.5, 1.0), views: Sequence[str] | None = None,
-                     folds: Sequence[int] | None = None, pretrain_config: PretrainConfig | None = None,
-                     finetune_config: FinetuneConfig | None = None, device="cpu", workers: int = 1,
-                     label_col: str = "emotion") -> pd.DataFrame:
+                     folds: Sequence[int] | None = None, repetitions: int = 1,
+                     pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
+                     device="cpu", workers: int = 1, label_col: str = "emotion") -> pd.DataFrame:
     """Tables 1/2/4: pre-train with each τ, fine-tune frozen and tuned with all labels, plus supervised rows.
 
+    Pre-training runs once per fold × τ; fine-tuning (and the supervised baseline) is repeated ``repetitions``
+    times with seeds ``finetune_config.seed + r`` (the paper: one run per fold).
     Grid columns ``temperature`` (NaN for supervised), ``frozen``; also ``best_epoch``, ``n_labels``.
     """
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
@@ -202,18 +204,22 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
     requests = [dict(data=data, config=replace(pretrain_config, temperature=tau))
                 for data in datas for tau in temperatures]
     pretrained = iter(pretrain_many(features, requests, device=device, workers=workers))
+    encoders = {(data.fold, tau): next(pretrained) for data in datas for tau in temperatures}
     jobs = []
     for data in datas:
-        base = dict(fold=data.fold, repetition=0, seed=finetune_config.seed, data=data, subset=None, device=device)
-        for view in views:
-            jobs.append(dict(base, view=view, condition=SUPERVISED, temperature=np.nan, frozen=False, encoder=None,
-                             config=finetune_config))
-        for tau in temperatures:
-            encoders = next(pretrained)
+        for rep in range(repetitions):
+            seed = finetune_config.seed + rep
+            config = replace(finetune_config, seed=seed)
+            base = dict(fold=data.fold, repetition=rep, seed=seed, data=data, subset=None, device=device)
             for view in views:
-                for frozen in (False, True):
-                    jobs.append(dict(base, view=view, condition=PRETRAINED, temperature=tau, frozen=frozen,
-                                     encoder=encoders[view], config=replace(finetune_config, frozen=frozen)))
+                jobs.append(dict(base, view=view, condition=SUPERVISED, temperature=np.nan, frozen=False,
+                                 encoder=None, config=config))
+            for tau in temperatures:
+                for view in views:
+                    for frozen in (False, True):
+                        jobs.append(dict(base, view=view, condition=PRETRAINED, temperature=tau, frozen=frozen,
+                                         encoder=encoders[data.fold, tau][view],
+                                         config=replace(config, frozen=frozen)))
     rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)
     return _table(rows, ["temperature", "frozen"])
 

@@ -78,6 +78,15 @@ def test_temperature_grid_rows_columns_and_ranks(corpus, spy):
     assert ranks["test_rank"].between(1, 5).all() and ranks["test_rank"].is_monotonic_increasing
 
 
+def test_temperature_grid_repeats_fine_tuning_not_pre_training(corpus, spy):
+    manifest, task, splits, features = corpus
+    table = temperature_grid(manifest, task, splits, features, temperatures=(0.5,), folds=[0], repetitions=2,
+                             views=["fixed"], pretrain_config=PRE, finetune_config=FT)
+    assert len(spy) == 1  # one pre-training per fold × τ, shared by the repetitions
+    assert table.groupby("repetition").size().to_dict() == {0: 3, 1: 3}  # supervised, tuned, frozen
+    assert table.groupby("repetition")["seed"].unique().map(list).to_dict() == {0: [FT.seed], 1: [FT.seed + 1]}
+
+
 def test_temperature_ranks_on_a_known_table():
     rows = []
     for cond, tau, frozen, score in (("supervised", np.nan, False, 0.5), ("pairwise-cl", 0.5, False, 0.7),

@@ -126,8 +126,8 @@ def test_skip_then_rerun_on_change_or_force(first_run, monkeypatch):
     """Runs after the read-only checks above; executes b_good twice."""
     monkeypatch.setattr(runner, "source_hash", lambda package_dir=None: STABLE)
     base, out = first_run["base"], first_run["out"] / "b_good"
-    kwargs = dict(dataset="toy", seed=3, quick=True, names=["b_good"], extra_params={"views": ["mel", "egemaps"],
-                                                                                     "lr": 0.5})
+    kwargs = dict(dataset="toy", seed=3, quick=True, size="small",  # what the CLI's --quick injects
+                  names=["b_good"], extra_params={"views": ["mel", "egemaps"], "lr": 0.5})
     started = runner.read_record(out)["started"]
     again = runner.run(base / "nbs", base / "res", **kwargs)
     assert again["notebooks"][0]["status"] == "skipped" and runner.read_record(out)["started"] == started
@@ -240,3 +240,11 @@ def test_ensure_kernel_runs_this_interpreter(tmp_path, monkeypatch):
     assert name.startswith("sercore-")
     installed = json.loads((tmp_path / "data" / "kernels" / name / "kernel.json").read_text())
     assert installed["argv"][0] == sys.executable
+
+
+@pytest.mark.parametrize("args, size", [([], "default"), (["--quick"], "small"), (["--quick", "--size", "tiny"], "tiny")])
+def test_quick_mode_defaults_to_the_small_corpus(monkeypatch, args, size):
+    seen = {}
+    monkeypatch.setattr(runner, "run", lambda *a, **kw: seen.update(kw) or {"failed": []})
+    assert run_all.main(args) == 0
+    assert seen["size"] == size and seen["quick"] == ("--quick" in args)

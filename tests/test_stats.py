@@ -86,6 +86,7 @@ def test_compare_conditions_marks_and_holm():
     assert out.loc[("egemaps", 0.1), "p_holm"] == pytest.approx(1.0)
     assert out["mark"].to_dict() == {("egemaps", 0.1): "ns", ("egemaps", 0.25): "n/a", ("mel", 0.1): "*",
                                      ("mel", 0.25): "*"}
+    assert (out["a"] == "pre").all() and (out["b"] == "sup").all()
     assert out.loc[("mel", 0.25), "mean_a"] == 13 and out.loc[("mel", 0.25), "rank_biserial"] == 1.0
     with pytest.raises(ValueError, match="'ood'"):
         compare_conditions(pd.DataFrame(rows), by="view", a="pre", b="ood")

@@ -131,8 +131,8 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
                        value: str = "test_uar", alpha: float = 0.05) -> pd.DataFrame:
     """Mann–Whitney U of condition ``a`` against ``b`` within each group of ``by``, Holm-adjusted over groups.
 
-    Returns one row per group: the ``by`` columns, ``n_a, n_b, mean_a, mean_b, U, p, rank_biserial, p_holm,
-    mark`` with ``mark = "*"`` when ``p_holm < alpha`` else ``"ns"``. A group lacking one of the conditions
+    Returns one row per group: the ``by`` columns, ``a, b`` (the condition names), ``n_a, n_b, mean_a, mean_b,
+    U, p, rank_biserial, p_holm, mark`` with ``mark = "*"`` when ``p_holm < alpha`` else ``"ns"``. A group lacking one of the conditions
     gets NaN statistics, ``mark = "n/a"``, and is left out of the correction.
     """
     by = [by] if isinstance(by, str) else list(by)
@@ -148,7 +148,7 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
         key = key if isinstance(key, tuple) else (key,)
         va = g.loc[g[condition_col] == a, value].dropna().to_numpy()
         vb = g.loc[g[condition_col] == b, value].dropna().to_numpy()
-        row = dict(zip(by, key), n_a=len(va), n_b=len(vb), mean_a=np.nan, mean_b=np.nan, U=np.nan,
+        row = dict(zip(by, key), a=a, b=b, n_a=len(va), n_b=len(vb), mean_a=np.nan, mean_b=np.nan, U=np.nan,
                    p=np.nan, rank_biserial=np.nan)
         if len(va) and len(vb):
             row.update(mann_whitney(va, vb), mean_a=float(va.mean()), mean_b=float(vb.mean()))
