@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sercore.analysis import (confusion, confusion_figure, describe, embed_2d, embedding_grid, maps_table,
+from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid, maps_table,
                               ood_figure, pairwise_similarity, save_table, similarity_heatmap,
                               sparse_label_figure, speaker_emotion_map, temperature_figure)
 
@@ -141,3 +141,11 @@ def test_temperature_and_confusion_figures(tmp_path):
     assert best["temperature"] == 0.5 and not best["frozen"] and best["average_rank_test"] == 1.0
     cm = confusion(["neu", "neu", "ang", "sad"], ["neu", "ang", "ang", "sad"], labels=["neu", "ang", "sad"])
     _check_files(confusion_figure(cm, tmp_path / "cm", caption=CAPTION), 2)
+
+
+def test_condition_bars(tmp_path):
+    results = _results(("cluster_contrastive", "supervised"), 0.1)
+    _check_files(condition_bars(results, tmp_path / "bars", caption=CAPTION, title="paper B"), 2)
+    _check_files(condition_bars(results, tmp_path / "flat", caption=CAPTION, col=None), 2)
+    with pytest.raises(ValueError, match="test_wa"):
+        condition_bars(results, tmp_path / "x", caption=CAPTION, value="test_wa")

@@ -26,7 +26,7 @@ from .tables import _require, save_table, similarity_table, summary_table, tempe
 
 __all__ = ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure",
            "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
-           "confusion_figure"]
+           "confusion_figure", "condition_bars"]
 
 
 def describe(*, dataset: str, views: Sequence[str] | str, models: Sequence[str] | str | dict | None = None,
@@ -101,7 +101,7 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
         ax.set_title(str(view), pad=14)
     g.set_axis_labels("labelled fraction" if x == "fraction" else x, value)
     if title:
-        g.figure.suptitle(title, y=1.06)
+        g.figure.suptitle(title, y=1.1)
     stem = Path(path_stem)
     paths = save_figure(g.figure, stem, caption=caption)
     paths += save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
@@ -123,11 +123,35 @@ def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "targ
     return condition_figure(results, path_stem, caption=caption, a=a, b=b, **kw)
 
 
+def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
+                   condition_col: str = "condition", col: str | None = "fraction", order: Sequence[str] | None = None,
+                   title: str | None = None) -> list[Path]:
+    """Mean ``value`` per condition as bars with Student-t 95% CIs (one panel per ``col`` value, e.g. the
+    labelled fraction): paper B's comparison of pre-training variants against their baselines.
+
+    ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.experiment.fold_means`).
+    """
+    _check_caption(caption)
+    _require(results, [condition_col, value] + ([col] if col else []), "condition_bars")
+    order = list(order or results.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
+    g = sns.catplot(data=results, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
+                    aspect=1.3, errorbar=lambda v: mean_ci_t(v)[1:], color="tab:blue", sharex=True)
+    g.set_axis_labels(value, "")
+    if col:
+        g.set_titles(col_template=f"{col} = {{col_name}}")
+    if title:
+        g.figure.suptitle(title, y=1.04)
+    return save_figure(g.figure, path_stem, caption=caption)
+
+
 def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):
     g = sns.relplot(data=maps, x="x", y="y", hue=hue, hue_order=hue_order, row=row, col=col,
                     row_order=row_order, col_order=col_order, kind="scatter", s=14, linewidth=0, alpha=0.8,
                     palette=palette, height=2.8, facet_kws=dict(sharex=False, sharey=False))
     g.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    if g.legend is not None and len(hue_order) > 12:  # dozens of speaker_emotion labels: columns of 12
+        sns.move_legend(g, "center left", bbox_to_anchor=(1.0, 0.5), ncol=int(np.ceil(len(hue_order) / 12)),
+                        fontsize=7, title_fontsize=8, frameon=False)
     if row is not None or col is not None:
         g.set_titles(row_template="{row_name}", col_template="{col_name}")
     if title:
@@ -191,8 +215,9 @@ def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str, values: Seq
     tables = {v: similarity_table(df, v, condition_col=condition_col) for v in values}
     fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.6 * len(tables[values[0]]) + 1.8),
                              squeeze=False)
-    for ax, v in zip(axes[0], values):
-        sns.heatmap(tables[v], annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=False)
+    for i, (ax, v) in enumerate(zip(axes[0], values)):
+        sns.heatmap(tables[v], annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=False,
+                    yticklabels=i == 0)  # the panels share their rows: labels once, on the left
         ax.set_title(v.upper())
         ax.set_ylabel("")
         ax.tick_params(axis="y", rotation=0)
