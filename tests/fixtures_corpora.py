@@ -133,3 +133,22 @@ def iemocap_expected(*, exclude_script_5: bool = True) -> dict:
         if code in four:
             four[code] += 1
     return {"n10": len(labels), "four": four}
+
+
+def emodb_from_corpus(root: Path, manifest) -> Path:
+    """EmoDB layout filled with real speech: the synthetic corpus's WAVs renamed ``<speaker><text><letter><version>``
+    (its speakers → EmoDB ids, emotions → EmoDB letters, emotions EmoDB lacks dropped)."""
+    import shutil
+
+    letters = {"ang": "W", "bor": "L", "dis": "E", "fea": "A", "hap": "F", "sad": "T", "neu": "N"}
+    texts = [f"a0{i}" for i in range(1, 8)] + [f"b{i:02d}" for i in range(1, 11)]
+    ids = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
+    speakers = {s: ids[i] for i, s in enumerate(sorted(manifest["speaker"].unique()))}
+    folder = Path(root) / "wav"
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: dict = {}
+    for row in manifest[manifest["emotion"].isin(list(letters))].itertuples():
+        n = seen[row.speaker, row.emotion] = seen.get((row.speaker, row.emotion), -1) + 1
+        version = "abcdefghijklmnopqrstuvwxyz"[n // len(texts)]
+        shutil.copy(row.path, folder / f"{speakers[row.speaker]}{texts[n % len(texts)]}{letters[row.emotion]}{version}.wav")
+    return Path(root)

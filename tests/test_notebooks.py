@@ -99,3 +99,27 @@ def test_index_links_every_figure_and_notebook(results):
         assert f"{png.parent.name}/{png.name}" in index
     summary = json.loads((results / "run_summary.json").read_text())
     assert summary["ok"] and not summary["failed"]
+
+
+def test_run_all_on_a_corpus_folder_of_the_official_layout(tmp_path):
+    """`run_all.py --dataset emodb --data-root PATH` on an EmoDB folder (real file naming, synthetic speech)."""
+    from fixtures_corpora import emodb_from_corpus
+    from sercore.data.synth import load_default_corpus
+
+    root = emodb_from_corpus(tmp_path / "emodb", load_default_corpus(size="tiny"))
+    proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--dataset", "emodb", "--data-root", str(root),
+                           "--quick", "--offline", "--results", str(tmp_path / "res"), "--notebooks",
+                           "00_dataset_overview", "03_sparse_labels"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = tmp_path / "res" / "emodb"
+    counts = pd.read_csv(out / "00_dataset_overview" / "counts.csv", dtype={"speaker": str}).set_index("speaker")
+    assert len(counts) == 11 and counts.loc["total", "total"] == 210  # 10 EmoDB speakers × its 7 emotions × 3
+    assert "sur" not in counts.columns and counts.index[0] == "03"
+    splits = pd.read_csv(out / "03_sparse_labels" / "splits.csv", dtype={"speaker": str})
+    for _, fold in splits.groupby("fold"):  # speaker-disjoint folds
+        test = set(fold.loc[fold["split"] == "test", "speaker"])
+        assert test and not test & set(fold.loc[fold["split"] != "test", "speaker"])
+    runs = pd.read_csv(out / "03_sparse_labels" / "sparse_label_runs.csv")
+    assert _between(runs["test_uar"]) and json.loads((out / "03_sparse_labels" / "params.json").read_text())[
+        "params"]["dataset"] == "emodb"
