@@ -140,15 +140,17 @@ def emodb_from_corpus(root: Path, manifest) -> Path:
     (its speakers → EmoDB ids, emotions → EmoDB letters, emotions EmoDB lacks dropped)."""
     import shutil
 
-    letters = {"ang": "W", "bor": "L", "dis": "E", "fea": "A", "hap": "F", "sad": "T", "neu": "N"}
+    from sercore.data.loaders import EMODB_EMOTIONS, EMODB_GENDER
+
+    letters = {emotion: letter for letter, emotion in EMODB_EMOTIONS.items()}
     texts = [f"a0{i}" for i in range(1, 8)] + [f"b{i:02d}" for i in range(1, 11)]
-    ids = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
-    speakers = {s: ids[i] for i, s in enumerate(sorted(manifest["speaker"].unique()))}
+    speakers = dict(zip(sorted(manifest["speaker"].unique()), sorted(EMODB_GENDER)))
     folder = Path(root) / "wav"
     folder.mkdir(parents=True, exist_ok=True)
     seen: dict = {}
     for row in manifest[manifest["emotion"].isin(list(letters))].itertuples():
         n = seen[row.speaker, row.emotion] = seen.get((row.speaker, row.emotion), -1) + 1
         version = "abcdefghijklmnopqrstuvwxyz"[n // len(texts)]
-        shutil.copy(row.path, folder / f"{speakers[row.speaker]}{texts[n % len(texts)]}{letters[row.emotion]}{version}.wav")
+        name = f"{speakers[row.speaker]}{texts[n % len(texts)]}{letters[row.emotion]}{version}.wav"
+        shutil.copy(row.path, folder / name)
     return Path(root)

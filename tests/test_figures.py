@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid, maps_table,
-                              ood_figure, pairwise_similarity, save_table, similarity_heatmap,
+from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid,
+                              maps_table, ood_figure, pairwise_similarity, save_table, similarity_heatmap,
                               sparse_label_figure, speaker_emotion_map, temperature_figure)
 
 

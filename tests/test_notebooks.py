@@ -23,7 +23,8 @@ EXPECTED = {
     "05_representation_maps": ["representation_maps.png", "maps.csv"],
     "06_alignment": ["alignment.png", "alignment_runs.csv"],
     "07_parameter_counts": ["parameter_counts.csv"],
-    "08_cluster_contrastive": ["cluster_contrastive.png", "cluster_contrastive_runs.csv", "cluster_contrastive_summary.csv"],
+    "08_cluster_contrastive": ["cluster_contrastive.png", "cluster_contrastive_runs.csv",
+                               "cluster_contrastive_summary.csv"],
 }
 
 

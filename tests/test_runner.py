@@ -242,7 +242,8 @@ def test_ensure_kernel_runs_this_interpreter(tmp_path, monkeypatch):
     assert installed["argv"][0] == sys.executable
 
 
-@pytest.mark.parametrize("args, size", [([], "default"), (["--quick"], "small"), (["--quick", "--size", "tiny"], "tiny")])
+@pytest.mark.parametrize("args, size", [([], "default"), (["--quick"], "small"),
+                                        (["--quick", "--size", "tiny"], "tiny")])
 def test_quick_mode_defaults_to_the_small_corpus(monkeypatch, args, size):
     seen = {}
     monkeypatch.setattr(runner, "run", lambda *a, **kw: seen.update(kw) or {"failed": []})

@@ -6,8 +6,8 @@
 
 from .cca import PWCCAResult, cca_correlations, linear_cka, pairwise_similarity, pwcca, random_baseline
 from .embed import embed_2d, maps_table
-from .figures import (condition_bars, condition_figure, confusion_figure, describe, embedding_grid, ood_figure, save_figure,
-                      similarity_heatmap, sparse_label_figure, speaker_emotion_map, temperature_figure)
+from .figures import (condition_bars, condition_figure, confusion_figure, describe, embedding_grid, ood_figure,
+                      save_figure, similarity_heatmap, sparse_label_figure, speaker_emotion_map, temperature_figure)
 from .stats import (average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1, mann_whitney,
                     mean_ci_t, uar, wa)
 from .tables import save_table, similarity_table, summary_table, temperature_table

@@ -132,8 +132,8 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
     """Mann–Whitney U of condition ``a`` against ``b`` within each group of ``by``, Holm-adjusted over groups.
 
     Returns one row per group: the ``by`` columns, ``a, b`` (the condition names), ``n_a, n_b, mean_a, mean_b,
-    U, p, rank_biserial, p_holm, mark`` with ``mark = "*"`` when ``p_holm < alpha`` else ``"ns"``. A group lacking one of the conditions
-    gets NaN statistics, ``mark = "n/a"``, and is left out of the correction.
+    U, p, rank_biserial, p_holm, mark`` with ``mark = "*"`` when ``p_holm < alpha`` else ``"ns"``. A group lacking
+    one of the conditions gets NaN statistics, ``mark = "n/a"``, and is left out of the correction.
     """
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by + [condition_col, value] if c not in df.columns]
