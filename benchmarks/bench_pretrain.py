@@ -6,7 +6,11 @@
               every frame through the encoder (the paper's setup).
    Both run the same ``pretrain_pairwise`` (the plain data source is duck-typed as a FeatureSet).
 2. Sparse-label grid: ``sparse_label_grid(workers=W)`` vs the same grid in a sequential loop (``workers=1``),
-   with the same pre-trained encoders, so only the many small fine-tuning runs are timed.
+   with the same pre-trained encoders, so only the many small fine-tuning runs are timed. Also printed: the
+   ceiling any schedule of the same work can reach on this machine (1-thread loop time / cores).
+3. Batching check: the mel encoder's conv stack for K runs of a grid cell on one validation batch, K models one
+   after another vs one grouped convolution over the K models (what batching the runs with ``torch.func.vmap``
+   turns a convolution with per-run weights into). A ratio at or below 1 means batching cannot beat the loop.
 
 Features: random mel-like frames with IEMOCAP-like durations (log-normal, median 3.5 s, clipped to 1–15 s), or with
 ``--corpus SIZE`` the real mel features of the synthetic default corpus (generated/extracted into the cache when
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from sercore.featureset import FeatureSet
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid
@@ -186,8 +191,40 @@ def part_grid(args, manifest, lengths, frames, functionals) -> None:
     print(f"  sequential loop, torch {default_threads} threads: {seq_default:7.1f} s")
     print(f"  sequential loop, torch 1 thread:  {seq_one:7.1f} s")
     print(f"  process pool, {args.workers} workers x 1 thread: {par:7.1f} s")
+    ceiling = seq_default / (seq_one / (os.cpu_count() or 1))
     print(f"sparse-grid speed-up: {seq_default / par:.2f}x vs the default loop, {seq_one / par:.2f}x vs the "
-          f"1-thread loop (target >= 2x; bounded by the {os.cpu_count()} cores of this machine)")
+          f"1-thread loop (target >= 2x; the same work spread perfectly over the {os.cpu_count()} cores of this "
+          f"machine would reach {ceiling:.2f}x vs the default loop)")
+
+
+def conv_stack_time(x: torch.Tensor, weights: list[list[torch.Tensor]], groups: int, repeat: int) -> float:
+    """Seconds per pass of conv → ReLU → max-pool (last layer: no pool) with one weight list per model."""
+    def run():
+        for w in weights:
+            h = x
+            for i, layer in enumerate(w):
+                h = torch.relu(torch.conv1d(h, layer, padding=layer.shape[-1] // 2, groups=groups))
+                h = nn.functional.max_pool1d(h, 2, ceil_mode=True) if i < len(w) - 1 else h
+    run()  # warm-up (oneDNN primitive creation)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    return (time.perf_counter() - start) / repeat
+
+
+def part_batching(args, manifest, lengths) -> None:
+    from sercore.models.encoders import MelEncoder
+
+    torch.set_num_threads(1)
+    k, n_val = 2 * args.reps, max(len(manifest) // 8, 8)
+    x = torch.randn(n_val, N_MELS, int(np.median(lengths)))
+    models = [[c.weight.detach() for c in MelEncoder(N_MELS).convs] for _ in range(k)]
+    separate = conv_stack_time(x, models, 1, args.batch_repeat)
+    grouped = [torch.cat([m[i] for m in models]) for i in range(len(models[0]))]
+    batched = conv_stack_time(x.repeat(1, k, 1), [grouped], k, args.batch_repeat)
+    print(f"batching check: conv stack of {k} mel encoders on [{n_val}, {N_MELS}, {x.shape[-1]}], 1 thread: "
+          f"one after another {separate * 1e3:.1f} ms, one grouped conv {batched * 1e3:.1f} ms "
+          f"-> batched/loop speed-up {separate / batched:.2f}x")
 
 
 def main(argv=None) -> None:
@@ -200,11 +237,12 @@ def main(argv=None) -> None:
     parser.add_argument("--ft-epochs", type=int, default=10)
     parser.add_argument("--corpus", choices=["tiny", "small", "default"], default=None,
                         help="use the real mel features of the synthetic default corpus of this size")
-    parser.add_argument("--part", choices=["all", "pretrain", "grid"], default="all")
+    parser.add_argument("--batch-repeat", type=int, default=10, help="timed passes of the batching check")
+    parser.add_argument("--part", choices=["all", "pretrain", "grid", "batching"], default="all")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.epochs, args.reps, args.ft_epochs = 160, 1, 1, 2
+        args.n, args.epochs, args.reps, args.ft_epochs, args.batch_repeat = 160, 1, 1, 2, 1
     data = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)
     manifest, lengths, frames, functionals = data
     source = f"mel features of the default corpus ({args.corpus})" if args.corpus else "random mel-like features"
@@ -215,6 +253,8 @@ def main(argv=None) -> None:
             part_pretrain(args, Path(tmp), manifest, lengths, frames, functionals)
     if args.part in ("all", "grid"):
         part_grid(args, manifest, lengths, frames, functionals)
+    if args.part in ("all", "batching"):
+        part_batching(args, manifest, lengths)
 
 
 if __name__ == "__main__":

@@ -366,13 +366,13 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     history = _fit_classifier(module, source, source.positions(train_ids), y_train, source.positions(val_ids), y_val,
                               config, device)
     model.eval()
-    evaluate = lambda ids, y: scores(y, _outputs(module, source, source.positions(ids), device,  # noqa: E731
-                                                 config.eval_batch_size, config.max_frames).argmax(1).numpy())
-    val_uar, val_wa = evaluate(val_ids, y_val)
-    test_uar, test_wa = evaluate(test_ids, y_test) if test_ids is not None else (float("nan"), float("nan"))
-    best = int(history["val_uar"].idxmax())
-    metrics = {"val_uar": val_uar, "val_wa": val_wa, "test_uar": test_uar, "test_wa": test_wa,
-               "best_epoch": int(history.loc[best, "epoch"]), "n_train": len(train_ids)}
+    test_uar, test_wa = float("nan"), float("nan")
+    if test_ids is not None:
+        logits = _outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames)
+        test_uar, test_wa = scores(y_test, logits.argmax(1).numpy())
+    best = history.loc[int(history["val_uar"].idxmax())]  # the restored epoch: its validation scores are known
+    metrics = {"val_uar": float(best["val_uar"]), "val_wa": float(best["val_wa"]), "test_uar": test_uar,
+               "test_wa": test_wa, "best_epoch": int(best["epoch"]), "n_train": len(train_ids)}
     return FinetuneResult(model, history, metrics, classes)
 
 

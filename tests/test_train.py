@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score
 
 from sercore.featureset import FeatureSet
 from sercore.losses import pairwise_nt_xent
@@ -126,6 +127,18 @@ def test_pretrained_probe_beats_random_probe_and_supervised_learns(data, pretrai
                               test_ids=split["test"], test_labels=[label[u] for u in split["test"]])
     assert sup.metrics["test_uar"] > 0.6  # chance is 0.25
     assert sup.metrics["val_uar"] == pytest.approx(sup.history["val_uar"].max())  # chosen on validation UAR
+
+
+def test_returned_model_is_the_best_epoch_and_reproduces_its_validation_uar(data):
+    features, split, label = data
+    result = _run(features["fixed"], split, label, default_encoder(features["fixed"], seed=0),
+                  FinetuneConfig(max_epochs=15), n_train=20)
+    assert result.metrics["best_epoch"] < len(result.history)  # a later epoch was worse: the restore matters
+    with torch.no_grad():
+        logits = result.model.eval()(*features["fixed"].batch(features["fixed"].positions(split["val"])))
+    predicted = np.asarray(result.classes)[logits.argmax(1).numpy()]
+    uar = balanced_accuracy_score([label[u] for u in split["val"]], predicted)
+    assert result.metrics["val_uar"] == pytest.approx(uar) == result.history["val_uar"].max()
 
 
 def test_learning_rate_decays_on_validation_plateaus(data, pretrained):
