@@ -92,7 +92,9 @@ def test_pretrained_probes_beat_random_encoders(setup):
     # A random MLP over z-normalised eGeMAPS functionals is a near full-rank projection of already strong features,
     # so it is as good a linear probe as the pre-trained one: over pre-training seeds 0-3 the eGeMAPS probe scored
     # 0.604-0.708 against 0.635 random (mel 0.625-0.667 vs 0.479, speaker 0.542-0.604 vs 0.479, 3-view 0.708-0.729
-    # vs 0.562), so for eGeMAPS only a clearly-above-chance probe is asserted.
+    # vs 0.562). On the small corpus (5 folds x 3 seeds, logistic-regression probe) it is 0.611-0.644 vs 0.613, while
+    # the speaker-id probe of the same encoder rises (0.831-0.858 random -> 0.860-0.894): aligned with mel, eGeMAPS
+    # gains what the two views share most, the speaker. So for eGeMAPS only a clearly-above-chance probe is asserted.
     assert scores["egemaps"][0] > 0.45, scores
 
 
