@@ -13,6 +13,7 @@ from .loaders import (LOADERS, load_cremad, load_csv, load_dataset, load_emodb, 
 from .manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TARGET_EMOTIONS, ManifestError,
                        make_manifest, ood_subset, read_manifest_csv, target_subset, validate_manifest,
                        write_manifest_csv)
+from .registry import BadFiles, available_datasets, bad_files, dataset_info, register_dataset
 from .splits import LeakageError, assert_no_leakage, load_splits, make_splits, save_splits, split_ids
 
 __all__ = [
@@ -20,7 +21,7 @@ __all__ = [
     "ManifestError", "LeakageError", "make_manifest", "validate_manifest", "read_manifest_csv",
     "write_manifest_csv", "target_subset", "ood_subset", "load_dataset", "load_iemocap", "load_cremad",
     "load_ravdess", "load_esd", "load_emodb", "load_csv", "load_default_corpus", "make_splits",
-    "assert_no_leakage", "split_ids", "save_splits", "load_splits",
+    "assert_no_leakage", "available_datasets", "dataset_info", "register_dataset", "BadFiles", "bad_files", "split_ids", "save_splits", "load_splits",
 ]
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import soundfile as sf
 
 from .manifest import ManifestError, make_manifest, read_manifest_csv, validate_manifest
+from .registry import load_dataset, register_dataset  # noqa: F401  (load_dataset re-exported)
 
 IEMOCAP_LAYOUT = ("<root>/Session1/sentences/wav/<dialog>/<utt>.wav with labels in "
                   "<root>/Session1/dialog/EmoEvaluation/<dialog>.txt (Session1..Session5)")
@@ -312,12 +313,9 @@ LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "default": _load_default, "iemocap": load_iemocap, "cremad": load_cremad, "ravdess": load_ravdess,
     "esd": load_esd, "emodb": load_emodb, "csv": load_csv,
 }
-
-
-def load_dataset(name: str, root=None, **params) -> pd.DataFrame:
-    """Load a corpus manifest by name (``default``, ``iemocap``, ``cremad``, ``ravdess``, ``esd``, ``emodb``,
-    ``csv``); ``params`` go to that corpus's loader. ``crema-d``/``emo_db`` spellings are accepted."""
-    key = re.sub(r"[-_ ]", "", str(name).lower())
-    if key not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(LOADERS)}")
-    return LOADERS[key](root, **params)
+_LAYOUTS = {"default": "generated (synthetic eSpeak NG corpus)", "iemocap": IEMOCAP_LAYOUT,
+            "cremad": CREMAD_LAYOUT, "ravdess": RAVDESS_LAYOUT, "esd": ESD_LAYOUT, "emodb": EMODB_LAYOUT,
+            "csv": "a CSV file with utt_id, path, speaker, emotion"}
+for _name, _loader in LOADERS.items():  # moved into sercore/data/corpora/ one module at a time
+    register_dataset(_name, layout=_LAYOUTS[_name], needs_root=_name != "default",
+                     aliases={"cremad": ("crema-d",), "emodb": ("emo-db",)}.get(_name, ()))(_loader)
