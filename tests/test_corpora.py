@@ -1,0 +1,194 @@
+"""Loaders of the corpora registered in ``sercore/data/corpora/`` against fixture folders of their official
+layouts (``tests/fixtures_more_corpora.py``), quirks included."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from fixtures_more_corpora import (BUILDERS, EXPECTED, MSP_ROWS, SUBESCO_QUIRK, TESS_96K, TESS_AIFF, make_msppodcast,
+                                   make_savee, make_tess, write_audio)
+from sercore.data.manifest import EMOTIONS, ManifestError
+from sercore.data.registry import available_datasets, bad_files, dataset_info, load_dataset
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "corpora.md"
+
+
+def _load(name, root, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_dataset(name, root, **params)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """Every fixture corpus built once, loaded with the default settings."""
+    out = {}
+    for name, build in BUILDERS.items():
+        root = build(tmp_path_factory.mktemp(name))
+        out[name] = (root, _load(name, root))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_counts(corpora, name):
+    _, df = corpora[name]
+    utterances, speakers, emotions, bad = EXPECTED[name]
+    assert len(df) == utterances
+    assert df["speaker"].nunique() == speakers
+    assert df["emotion"].nunique() == emotions
+    assert len(bad_files(df)) == bad, bad_files(df)
+    assert set(df["dataset"]) == {name}
+    assert set(df["emotion"]) <= set(EMOTIONS)
+    assert df["duration"].gt(0).all() and df["utt_id"].is_unique
+    assert all(r["step"] == "loader" for r in bad_files(df))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_strict_mode_names_the_first_bad_file(corpora, name):
+    root, df = corpora[name]
+    first = Path(bad_files(df)[0]["path"]).name
+    with pytest.raises(ManifestError, match=re.escape(first)):
+        load_dataset(name, root, on_error="raise")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_wrong_root_names_the_layout(tmp_path, name):
+    with pytest.raises(ManifestError, match="expected"):
+        load_dataset(name, tmp_path / "absent")
+    with pytest.raises(ManifestError, match="expected"):
+        load_dataset(name, tmp_path)
+
+
+def test_tess_quirks(corpora):
+    root, df = corpora["tess"]
+    rows = df.set_index("utt_id")
+    assert sf.info(root / TESS_96K).samplerate == 96000
+    assert rows.loc["OAF_back_angry", "duration"] == pytest.approx(0.1, abs=1e-3)
+    for name in TESS_AIFF:
+        assert sf.info(root / name).format == "AIFF"
+        assert Path(name).stem in rows.index
+    assert set(df["speaker"]) == {"OAF", "YAF"} and set(df["gender"]) == {"F"}
+    assert rows.loc["YAF_back_ps", "emotion"] == "sur" and rows.loc["YAF_back_ps", "text_id"] == "back"
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert "unreadable" in reasons["YAF_dog_sad.wav"]
+    assert "unknown emotion" in reasons["YAF_back_bored.wav"] and "not like" in reasons["OAF_back.wav"]
+
+
+def test_tess_kaggle_folders_and_no_audio_check(tmp_path):
+    df = _load("tess", make_tess(tmp_path, kaggle=True))
+    assert len(df) == 28 and df["path"].str.contains("OAF_pleasant_surprised").any()
+    unchecked = _load("tess", tmp_path, check_audio=False)
+    assert len(unchecked) == 29 and len(bad_files(unchecked)) == 2   # the unreadable file is not probed
+
+
+def test_savee_kaggle_layout(tmp_path):
+    df = _load("savee", make_savee(tmp_path, kaggle=True))
+    assert len(df) == 32 and sorted(df["speaker"].unique()) == ["DC", "JE", "JK", "KL"]
+    assert set(df["gender"]) == {"M"} and (df["emotion"] == "neu").sum() == 8
+
+
+def test_emovo_stereo_48k(corpora):
+    root, df = corpora["emovo"]
+    info = sf.info(df["path"][0])
+    assert (info.channels, info.samplerate) == (2, 48000)
+    assert set(df["speaker"]) == {"f1", "f2", "m1"} and set(df["gender"]) == {"F", "M"}
+    assert df["text_id"].nunique() == 2
+    assert any("folder f2" in r["reason"] for r in bad_files(df))
+
+
+def test_cafe_wav_and_aiff(corpora):
+    _, df = corpora["cafe"]
+    assert df["path"].str.endswith(".aiff").sum() == 8
+    assert df.set_index("speaker")["gender"].to_dict() == {"01": "M", "02": "F", "03": "M"}
+    assert (df["emotion"] == "neu").sum() == 6 and "ang" in set(df["emotion"])
+
+
+def test_shemo_speakers_per_gender(corpora):
+    _, df = corpora["shemo"]
+    assert sorted(df["speaker"].unique()) == ["F01", "F02", "M01", "M02"]
+    assert df.set_index("utt_id").loc["M01W01", "emotion"] == "sur"
+
+
+def test_subesco_bracket_quirk(corpora):
+    _, df = corpora["subesco"]
+    rows = df.set_index("utt_id")
+    assert rows.loc["F_02_MONIKA_S_2_SURPRISE_3", "path"].endswith(SUBESCO_QUIRK)
+    assert sorted(df["speaker"].unique()) == ["F_01", "F_02", "M_01"]
+
+
+def test_urdu_speaker_codes_from_names(corpora):
+    _, df = corpora["urdu"]
+    assert df.groupby("speaker")["gender"].first().to_dict() == {"SF1": "F", "SM1": "M", "SM2": "M"}
+    reasons = " ".join(r["reason"] for r in bad_files(df))
+    assert "folder Sad" in reasons and "SM1_F1_A01" in reasons
+
+
+def test_mesd_voice_types(corpora):
+    _, df = corpora["mesd"]
+    assert df.groupby("speaker").size().to_dict() == {"C": 6, "F": 7, "M": 6}
+    assert df.loc[df["speaker"] == "C", "gender"].isna().all()
+
+
+def test_turevdb_folder_labels_and_speaker_prefix(corpora):
+    _, df = corpora["turevdb"]
+    assert sorted(df["speaker"].unique()) == ["1157", "1234", "1358"]
+    assert df.groupby("emotion").size().to_dict() == {"ang": 6, "cal": 6, "hap": 6, "sad": 6}
+    reasons = " ".join(r["reason"] for r in bad_files(df))
+    assert "contradicts folder Calm" in reasons and "not in an emotion folder" in reasons
+
+
+def test_aesdd_takes_and_improvised_text(corpora):
+    _, df = corpora["aesdd"]
+    rows = df.set_index("utt_id")
+    assert {"s01_1", "s01_1b"} <= set(rows.index) and sorted(df["speaker"].unique()) == ["1", "2", "3"]
+    assert pd.isna(rows.loc["h20_2", "text_id"]) and rows.loc["a01_2", "text_id"] == "01"
+
+
+def test_jlcorpus_reads_the_raw_folder_only(corpora):
+    _, df = corpora["jlcorpus"]
+    assert not df["path"].str.contains("Primary emotions").any()
+    assert df.groupby("emotion").size()["oth"] == 2
+    assert df.groupby("speaker")["gender"].first().to_dict() == {"female1": "F", "female2": "F", "male1": "M",
+                                                                 "male2": "M"}
+
+
+def test_msppodcast_partitions(corpora):
+    _, df = corpora["msppodcast"]
+    assert df.groupby("partition").size().to_dict() == {"test": 1, "train": 3, "val": 2}
+    rows = df.set_index("utt_id")
+    assert rows.loc["MSP-PODCAST_0004_0001", "speaker"] == "unk-Test1-0004"
+    assert rows.loc["MSP-PODCAST_0003_0002", "emotion"] == "oth"
+    assert rows.loc["MSP-PODCAST_0001_0001", "split_set"] == "Train" and rows.loc["MSP-PODCAST_0001_0001", "gender"] == "M"
+    assert df["session"].isna().all()
+    reasons = " ".join(r["reason"] for r in bad_files(df))
+    assert "EmoClass" in reasons and "missing" in reasons and "Holdout" in reasons
+
+
+def test_msppodcast_test_sets_and_old_spelling(tmp_path):
+    make_msppodcast(tmp_path, labels="labels_concensus.csv", audio="Audio")
+    df = _load("msp-podcast", tmp_path, test_sets=("Test1", "Test2"))
+    assert len(df) == 7 and (df["partition"] == "test").sum() == 2
+    assert len(df) == sum(r[1] != "X" and r[4] != "Holdout" for r in MSP_ROWS) - 2   # minus Q and missing
+
+
+def test_msppodcast_missing_columns(tmp_path):
+    (tmp_path / "Labels").mkdir()
+    (tmp_path / "Labels" / "labels_consensus.csv").write_text("FileName,EmoClass\nMSP-PODCAST_0001_0001.wav,A\n")
+    write_audio(tmp_path / "Audios" / "MSP-PODCAST_0001_0001.wav")
+    with pytest.raises(ManifestError, match="SpkrID"):
+        load_dataset("msppodcast", tmp_path)
+
+
+def test_every_registered_corpus_is_documented():
+    names = available_datasets()
+    assert set(EXPECTED) <= set(names)
+    text = DOC.read_text(encoding="utf-8")
+    for name in names:
+        assert f"`{name}`" in text, f"docs/corpora.md does not list {name}"
+        assert dataset_info(name).layout
