@@ -71,8 +71,8 @@ def make_savee(root: Path, *, kaggle: bool = False) -> Path:
     root = Path(root)
     for speaker in ("DC", "JE", "JK", "KL"):
         for code in SAVEE_CODES:
-            write_audio(root / "ALL" / f"{speaker}_{code}.wav" if kaggle else root / "AudioData" / speaker / f"{code}.wav",
-                        sr=44100)
+            name = f"ALL/{speaker}_{code}.wav" if kaggle else f"AudioData/{speaker}/{code}.wav"
+            write_audio(root / name, sr=44100)
     (root / "AudioData").mkdir(parents=True, exist_ok=True)
     (root / "AudioData" / "Info.txt").write_text("'DC', 'JE', 'JK' and 'KL' are four male speakers\n")
     write_audio(root / "AudioData" / "DC" / "take1.wav")      # misnamed

