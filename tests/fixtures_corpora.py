@@ -140,7 +140,7 @@ def emodb_from_corpus(root: Path, manifest) -> Path:
     (its speakers → EmoDB ids, emotions → EmoDB letters, emotions EmoDB lacks dropped)."""
     import shutil
 
-    from sercore.data.loaders import EMODB_EMOTIONS, EMODB_GENDER
+    from sercore.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS, GENDER as EMODB_GENDER
 
     letters = {emotion: letter for letter, emotion in EMODB_EMOTIONS.items()}
     texts = [f"a0{i}" for i in range(1, 8)] + [f"b{i:02d}" for i in range(1, 11)]
