@@ -23,6 +23,9 @@ import pandas as pd
 import soundfile as sf
 from scipy.signal import resample_poly
 
+# Suffixes libsndfile reads (a file it cannot open under one of them is broken, not in another format)
+SOUNDFILE_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc",
+                                ".au", ".snd", ".caf", ".w64", ".rf64"})
 SILENCE_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which a file counts as silent
 _SHOWN = 5  # files quoted in a warning
 
@@ -142,20 +145,36 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Samples ``[n, channels]`` float32 and the file's rate; ``AudioError`` when no reader can open it or the
     file is truncated."""
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    cut = truncation(path)
-    if cut:
-        raise AudioError(path, cut)
+    _check_file(path)
     try:
         return _read_soundfile(path)
     except AudioError:
         raise
     except Exception as sf_err:  # libsndfile raises several types for unknown/corrupt files
-        try:
-            return _read_torchaudio(path)
-        except Exception as ta_err:
-            raise AudioError(path, f"unreadable audio (soundfile: {_short(sf_err)}; torchaudio: {_short(ta_err)})") from None
+        return _fallback(path, sf_err, _read_torchaudio)
+
+
+def _check_file(path: Path) -> None:
+    """``AudioError`` for a missing, zero-byte or truncated file."""
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    cut = truncation(path)
+    if cut:
+        raise AudioError(path, cut)
+
+
+def _fallback(path: Path, sf_err: Exception, reader):
+    """``reader(path)`` for formats libsndfile does not know (m4a, ...); otherwise, or when that fails too,
+    ``AudioError`` "unreadable audio" with the readers' own words."""
+    why = str(sf_err).replace(f"Error opening {str(path)!r}: ", "").strip() or type(sf_err).__name__
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        raise AudioError(path, f"unreadable audio ({why})") from None
+    try:
+        return reader(path)
+    except Exception as ta_err:
+        raise AudioError(path, f"unreadable audio (soundfile: {why}; torchaudio: {_short(ta_err)})") from None
 
 
 def _short(err: Exception) -> str:
@@ -165,24 +184,17 @@ def _short(err: Exception) -> str:
 def audio_header(path) -> tuple[int, int]:
     """``(frames, samplerate)`` from the header of ``path``, without decoding the samples.
 
-    Raises ``AudioError`` when the file is missing, unreadable, has no frames, or is truncated. Formats that
-    libsndfile cannot open are decoded with torchaudio to count their frames.
+    Raises ``AudioError`` when the file is missing, empty, unreadable, has no frames, or is truncated.
+    Formats that libsndfile does not know are decoded with torchaudio to count their frames.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    cut = truncation(path)
-    if cut:
-        raise AudioError(path, cut)
+    _check_file(path)
     try:
         info = sf.info(str(path))
         frames, rate = int(info.frames), int(info.samplerate)
     except Exception as sf_err:  # LibsndfileError and others for unknown/corrupt files
-        try:
-            wave, rate = _read_torchaudio(path)
-            frames = len(wave)
-        except Exception as ta_err:
-            raise AudioError(path, f"unreadable audio (soundfile: {_short(sf_err)}; torchaudio: {_short(ta_err)})") from None
+        wave, rate = _fallback(path, sf_err, _read_torchaudio)
+        frames = len(wave)
     if frames <= 0:
         raise AudioError(path, "empty audio (0 frames)")
     return frames, rate
