@@ -48,8 +48,9 @@ def _n_folds(n_folds, n_units: int, unit: str, names: list[str]) -> int:
         raise ValueError(f"n_folds must be an integer or None (automatic), got {n_folds!r}")
     if not 2 <= n_folds <= n_units:
         choice = "n_folds=2" if n_units == 2 else f"n_folds between 2 and {n_units}"
-        raise ValueError(f"{n_units} {unit}s ({_show(names)}) cannot fill {n_folds} {unit}-disjoint folds; "
-                         f"use {choice}, or n_folds=None for the automatic choice")
+        problem = (f"n_folds={n_folds}: cross-validation needs at least 2 folds" if n_folds < 2 else
+                   f"{n_units} {unit}s ({_show(names)}) cannot fill {n_folds} {unit}-disjoint folds")
+        raise ValueError(f"{problem}; use {choice}, or n_folds=None for the automatic choice")
     return int(n_folds)
 
 
