@@ -45,6 +45,7 @@ class AudioError(ValueError):
 _UNKNOWN_SIZE = 0xFFFFFFFF  # data size of a WAV written to a stream (length unknown when the header was written)
 _AIFC_PCM = {b"NONE", b"sowt", b"twos", b"raw ", b"in24", b"in32", b"fl32", b"FL32", b"fl64", b"FL64"}
 _MAX_CHUNKS = 4096
+_ESTIMATED_LENGTH = {"MPEG", "MP3"}  # libsndfile formats whose declared frame count may be an estimate
 
 
 def _chunks(f, size: int, start: int, big: bool):
@@ -135,9 +136,9 @@ def _read_torchaudio(path: Path) -> tuple[np.ndarray, int]:
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     """Samples and rate with libsndfile; ``AudioError`` when fewer frames decode than the header declares."""
     with sf.SoundFile(str(path)) as f:
-        declared, rate = f.frames, f.samplerate
+        declared, rate, exact = f.frames, f.samplerate, f.format not in _ESTIMATED_LENGTH
         wave = f.read(dtype="float32", always_2d=True)
-    if declared > 0 and len(wave) < declared:
+    if exact and declared > 0 and len(wave) < declared:
         raise AudioError(path, f"truncated (the header declares {declared} frames, {len(wave)} could be decoded)")
     return wave, int(rate)
 
@@ -213,8 +214,9 @@ def load_audio(path, *, sr: int = 16000, min_duration: float = 0.25, max_duratio
 
     WAV/FLAC/OGG/MP3 are read with soundfile, other formats with torchaudio. Channels are averaged and
     the signal resampled (polyphase filter) to ``sr``. Raises ``AudioError`` ("<path>: <reason>") when the
-    file is missing or unreadable, is truncated (see ``truncation``), has no samples, has NaN/inf samples, lasts less than ``min_duration`` or
-    more than ``max_duration`` seconds, or is silent (peak below ``silence_peak``).
+    file is missing, empty or unreadable, is truncated (see ``truncation``), has no samples, has NaN/inf
+    samples, lasts less than ``min_duration`` or more than ``max_duration`` seconds, or is silent (peak
+    below ``silence_peak``).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise AudioError(path, f"path must be a string, got {type(path).__name__}")

@@ -171,8 +171,8 @@ def test_ravdess_errors(tmp_path):
         df = load_ravdess(root)
     assert len(df) == 8 * len(fx.RAVDESS_ACTORS)
     reasons = sorted(r["reason"] for r in bad_files(df))
-    assert reasons == ["file name is not like 03-01-01-01-01-01-01.wav",
-                       "names actor 03 but lies in Actor_02", "unknown emotion code '09'; known: 01 02 03 04 05 06 07 08"]
+    assert reasons == ["file name is not like 03-01-01-01-01-01-01.wav", "names actor 03 but lies in Actor_02",
+                       "unknown emotion code '09'; known: 01 02 03 04 05 06 07 08"]
 
 
 def test_esd_languages_and_subfolders(tmp_path):
