@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,8 @@ def _deal(units: pd.Series, n_folds: int, seed: int) -> pd.Series:
 
 
 def _session_groups(manifest: pd.DataFrame, group_col: str | None) -> pd.Series | None:
+    """``manifest[group_col]`` as fold groups when it has ≥3 values, fills every row and nests speakers
+    (each speaker in one group); otherwise None (speaker groups), with a warning saying why."""
     if not group_col or group_col not in manifest.columns:
         return None
     groups = manifest[group_col]
@@ -70,8 +73,15 @@ def _session_groups(manifest: pd.DataFrame, group_col: str | None) -> pd.Series 
         return None
     if groups.isna().any():
         rows = manifest.loc[groups.isna(), "utt_id"].tolist()
-        raise ValueError(f"column {group_col!r} is empty for {len(rows)} utterance(s) (e.g. {rows[:5]}); "
-                         f"fill it or use group_col=None for speaker groups")
+        warnings.warn(f"make_splits: column {group_col!r} is empty for {len(rows)} utterance(s) (e.g. {rows[:3]}); "
+                      "folds are speaker groups instead", stacklevel=3)
+        return None
+    per_speaker = groups.groupby(manifest["speaker"].astype(str)).nunique()
+    if (per_speaker > 1).any():
+        shared = sorted(per_speaker.index[per_speaker > 1], key=_natural)
+        warnings.warn(f"make_splits: speaker(s) {_show(shared)} appear in several {group_col} values; "
+                      "folds are speaker groups instead", stacklevel=3)
+        return None
     return groups.astype(str)
 
 
@@ -116,7 +126,8 @@ def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int
                 group_col: str | None = "session", val_fraction: float = 0.2) -> pd.DataFrame:
     """Build the folds of a manifest and check them for speaker leakage.
 
-    With at least 3 distinct values in ``group_col`` (IEMOCAP sessions) the groups are those values: one
+    With at least 3 distinct values in ``group_col`` (IEMOCAP sessions), filled for every utterance and each
+    speaker in one of them, the groups are those values: one
     fold per group when ``n_folds`` is None (or equal to their number), else the sessions dealt into
     ``n_folds`` groups. Otherwise speakers are dealt into ``n_folds`` groups (None: 5, or the number of
     speakers when fewer) from a seeded permutation: deterministic for a seed, independent of row order.
