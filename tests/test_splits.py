@@ -130,7 +130,7 @@ def test_two_speakers_leave_one_speaker_out_with_speaker_dependent_validation(tm
         val = part.loc[part["split"] == "val", "utt_id"]
         assert emotion[val].value_counts().to_dict() == {e: 2 for e in ("neu", "hap", "sad", "ang", "fea")}
         assert len(part[part["split"] == "train"]) == 40 and len(part) == 100
-    assert sorted(tested) == ["OAF", "YAF"]
+    assert sorted(tested) == ["OAF", "YAF"] and (splits["group"] == splits["speaker"]).all()
     assert_no_leakage(splits)  # test speakers stay unseen; only validation shares the training speaker
     pd.testing.assert_frame_equal(make_splits(manifest.sample(frac=1.0, random_state=1), seed=3), splits)
     assert not make_splits(manifest, seed=4)["split"].equals(splits["split"])
@@ -185,7 +185,8 @@ def test_sessions_that_do_not_nest_speakers_fall_back_to_speaker_groups():
     assert splits["group"].nunique() == 3 and splits.groupby("group")["speaker"].nunique().eq(1).all()
     partly = _manifest(["a", "b", "c", "d"], session_of=lambda s: {"a": "S1", "b": "S2", "c": "S3"}.get(s))
     with pytest.warns(UserWarning, match=r"column 'session' is empty for 3 utterance\(s\)"):
-        assert make_splits(partly)["group"].str.startswith("group").all()
+        splits = make_splits(partly)
+    assert (splits["group"] == splits["speaker"]).all()  # one speaker per fold: groups named by the speaker
 
 
 def test_save_load_round_trip_and_checks(tmp_path):

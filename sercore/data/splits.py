@@ -1,7 +1,8 @@
 """Cross-validation splits: leave-one-group-out with a validation part, speaker-disjoint and checked.
 
 The splits table has one row per fold × utterance, columns ``fold, utt_id, speaker, group, split`` with
-``split`` in ``train/val/test``. Groups are sessions (IEMOCAP) or speakers dealt into ``n_folds`` groups.
+``split`` in ``train/val/test``. Groups are sessions (IEMOCAP) or speakers, one per fold (the group is named
+by it) or dealt into ``n_folds`` groups (``group1``, ...).
 Fold f tests group f. With three or more groups it validates on group f+1 (mod G) and trains on the rest,
 so validation speakers are unseen in training. With two groups (a two-speaker corpus, or ``n_folds=2``) it
 validates on a part of the training group's utterances, stratified by emotion: the validation set is then
@@ -149,7 +150,7 @@ def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int
     names = sorted(units.unique(), key=_natural)
     k = _n_folds(n_folds, len(names), unit, names)
     one_each = k == len(names)
-    table["group"] = units if (one_each and unit == "session") else _deal(units, k, seed)
+    table["group"] = units if one_each else _deal(units, k, seed)  # one unit per fold: named by it
     groups = sorted(table["group"].unique(), key=_natural)
     splits = pd.concat(_folds(table, groups, val_fraction, seed), ignore_index=True)[list(SPLIT_COLUMNS)]
     splits = splits.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)
