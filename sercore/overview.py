@@ -27,20 +27,39 @@ def pooled(features: FeatureSet, ids) -> np.ndarray:
     return np.stack(rows)
 
 
+def _column(manifest: pd.DataFrame, name: str, numeric: bool = False) -> pd.Series:
+    """``manifest[name]``, or all-missing when the column is absent (optional columns may be)."""
+    col = manifest[name] if name in manifest.columns else pd.Series(None, index=manifest.index, dtype=object)
+    return pd.to_numeric(col, errors="coerce").astype(float) if numeric else col
+
+
 def counts_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Utterances per speaker (rows, with session) × emotion (columns), with totals."""
-    index = ["session", "speaker"] if manifest["session"].notna().any() else ["speaker"]
-    table = pd.crosstab([manifest[c].fillna("-") for c in index], manifest["emotion"], margins=True,
-                        margins_name="total")
-    return table
+    """Utterances per speaker (rows, with session when known) × emotion (columns), with totals."""
+    sessions = _column(manifest, "session")
+    index = [sessions.fillna("-").rename("session"), manifest["speaker"]] if sessions.notna().any() \
+        else [manifest["speaker"]]
+    return pd.crosstab(index, manifest["emotion"], margins=True, margins_name="total")
 
 
 def duration_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Duration statistics (seconds) per emotion: count, mean, std, min, median, max, total minutes."""
-    d = manifest.assign(duration=pd.to_numeric(manifest["duration"], errors="coerce"))
+    """Duration statistics (seconds) per emotion: count (of known durations), mean, std, min, median, max,
+    total minutes. Unknown durations are left out (all-NaN rows when none is known)."""
+    d = pd.DataFrame({"emotion": manifest["emotion"].values, "duration": _column(manifest, "duration", True).values})
     table = d.groupby("emotion")["duration"].describe()[["count", "mean", "std", "min", "50%", "max"]]
-    table["total_min"] = d.groupby("emotion")["duration"].sum() / 60
+    table["total_min"] = d.groupby("emotion")["duration"].sum(min_count=1) / 60
     return table.rename(columns={"50%": "median"})
+
+
+def gender_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Speakers and utterances per gender (``unknown`` where the corpus does not give it)."""
+    d = pd.DataFrame({"gender": _column(manifest, "gender").fillna("unknown").values,
+                      "speaker": manifest["speaker"].values})
+    return d.groupby("gender").agg(speakers=("speaker", "nunique"), utterances=("speaker", "size"))
+
+
+def bad_files_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The files the loader or audio scan skipped (``manifest.attrs["bad_files"]``): path, reason, step."""
+    return pd.DataFrame(list(manifest.attrs.get("bad_files", [])), columns=["path", "reason", "step"])
 
 
 def fold_table(splits: pd.DataFrame, task: pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +118,14 @@ def overview_figure(manifest: pd.DataFrame, path_stem, *, caption: str) -> list[
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * len(counts) + 2.5))
     sns.heatmap(counts, annot=len(counts) <= 30, fmt="d", cmap="Blues", cbar=False, ax=axes[0])
     axes[0].set_title("utterances per speaker × emotion")
-    durations = manifest.assign(duration=pd.to_numeric(manifest["duration"], errors="coerce"))
-    sns.boxplot(data=durations, x="emotion", y="duration", ax=axes[1], color="#9ecae1")
+    durations = pd.DataFrame({"emotion": manifest["emotion"].values,
+                              "duration": _column(manifest, "duration", True).values}).dropna()
+    if durations.empty:
+        axes[1].text(0.5, 0.5, "no durations known", ha="center", va="center", transform=axes[1].transAxes)
+        axes[1].set_axis_off()
+    else:
+        order = sorted(manifest["emotion"].astype(str).unique())
+        sns.boxplot(data=durations, x="emotion", y="duration", order=order, ax=axes[1], color="#9ecae1")
     axes[1].set_title("duration (s) per emotion")
     fig.tight_layout()
     return save_figure(fig, path_stem, caption=caption)

@@ -39,6 +39,56 @@ def write_wav(path: Path, *, seconds: float = SECONDS, sr: int = SR, seed: int =
     return path
 
 
+def write_empty_file(path: Path) -> Path:
+    """A zero-byte file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(b"")
+    return Path(path)
+
+
+def write_text_as_wav(path: Path) -> Path:
+    """A text file with an audio file's name."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("this is a text file, not audio\n" * 20)
+    return Path(path)
+
+
+def write_header_only(path: Path, *, sr: int = SR) -> Path:
+    """A valid WAV header announcing no frames (data chunk of size 0)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(0, np.float32), sr, subtype="PCM_16")
+    return Path(path)
+
+
+def write_truncated(path: Path, *, keep: float = 0.5, fmt: str = "WAV", seed: int = 0) -> Path:
+    """A WAV (or AIFF) of ``SECONDS`` whose data are cut off after ``keep`` of the file: the header still
+    promises every frame (a copy interrupted mid-file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(seed).normal(0.0, 0.1, int(SECONDS * SR)).astype(np.float32)
+    sf.write(path, noise, SR, subtype="PCM_16", format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    return path
+
+
+# The bad files of ``add_bad_emodb_files``: name → the words its reason must contain.
+EMODB_BAD = {"recording_1.wav": "not like 03a01Fa", "03a04Fb.wav": "empty file", "08a04Wb.wav": "unreadable",
+             "09a04Lb.wav": "empty audio", "10a04Tb.wav": "truncated"}
+
+
+def add_bad_emodb_files(root: Path) -> Path:
+    """Into an EmoDB fixture's ``wav/``: a misnamed file, a zero-byte file, a text file named ``.wav``, a
+    header with no frames and a truncated WAV (names in ``EMODB_BAD``, all valid EmoDB names but the first)."""
+    folder = Path(root) / "wav"
+    write_wav(folder / "recording_1.wav", seed=99)
+    write_empty_file(folder / "03a04Fb.wav")
+    write_text_as_wav(folder / "08a04Wb.wav")
+    write_header_only(folder / "09a04Lb.wav")
+    write_truncated(folder / "10a04Tb.wav")
+    return Path(root)
+
+
 def iemocap_dialog(session: int, kind: str) -> str:
     """Dialog name, e.g. ``iemocap_dialog(1, "F_impro01")`` → ``Ses01F_impro01``."""
     return f"Ses{session:02d}{kind}"
@@ -140,7 +190,7 @@ def emodb_from_corpus(root: Path, manifest) -> Path:
     (its speakers → EmoDB ids, emotions → EmoDB letters, emotions EmoDB lacks dropped)."""
     import shutil
 
-    from sercore.data.loaders import EMODB_EMOTIONS, EMODB_GENDER
+    from sercore.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS, GENDER as EMODB_GENDER
 
     letters = {emotion: letter for letter, emotion in EMODB_EMOTIONS.items()}
     texts = [f"a0{i}" for i in range(1, 8)] + [f"b{i:02d}" for i in range(1, 11)]

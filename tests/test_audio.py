@@ -1,13 +1,14 @@
 """Audio front end: reading, mixing, resampling, and a clear AudioError for every kind of bad file."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from sercore.audio import AudioError, load_audio, scan_audio
+from sercore.audio import AudioError, audio_header, load_audio, scan_audio, truncation
 
 
 def sine(freq=440.0, dur=1.0, sr=16000, amp=0.5):
@@ -63,8 +64,19 @@ def _nan_wave(p, bad):
     return write(p, w, subtype="FLOAT")
 
 
+def _cut(p, fmt="WAV", keep=0.6):
+    write(p, sine(dur=1.0), subtype="PCM_16") if fmt == "WAV" else sf.write(str(p), sine(dur=1.0), 16000,
+                                                                             format=fmt, subtype="PCM_16")
+    data = p.read_bytes()
+    p.write_bytes(data[:int(len(data) * keep)])
+    return p
+
+
 BAD = {
     "missing": (lambda p: p, {}, "file not found"),
+    "zero_bytes": (lambda p: p.write_bytes(b"") or p, {}, "empty file (0 bytes)"),
+    "truncated_wav": (_cut, {}, "truncated (the header promises 16000 frames"),
+    "truncated_aiff": (lambda p: _cut(p, "AIFF"), {}, "truncated (the header promises 16000 frames"),
     "unreadable": (_garbage, {}, "unreadable"),
     "empty": (lambda p: write(p, np.zeros(0, np.float32)), {}, "empty"),
     "nan": (lambda p: _nan_wave(p, np.nan), {}, "NaN"),
@@ -84,6 +96,39 @@ def test_bad_files_raise_audio_error_naming_file(tmp_path, case):
     assert str(info.value).startswith(f"{path}: ")
     assert reason in str(info.value)
     assert isinstance(info.value, ValueError) and info.value.path == str(path)
+
+
+@pytest.mark.parametrize("case", ["truncated_wav", "truncated_aiff", "zero_bytes", "unreadable"])
+def test_header_probe_reports_the_same_problems(tmp_path, case):
+    make, _, reason = BAD[case]
+    path = make(tmp_path / f"{case}.wav")
+    with pytest.raises(AudioError, match=re.escape(reason)):
+        audio_header(path)
+
+
+def test_libsndfile_alone_reads_a_truncated_wav_as_a_shorter_file(tmp_path):
+    path = _cut(tmp_path / "cut.wav", keep=0.5)
+    assert 0 < sf.info(str(path)).frames < 16000  # what this module guards against
+    assert truncation(path).startswith("truncated (the header promises 16000 frames, the file holds 79")
+
+
+def test_intact_and_stream_written_files_are_not_truncated(tmp_path):
+    for fmt, subtype in (("WAV", "PCM_16"), ("WAV", "FLOAT"), ("AIFF", "PCM_24"), ("RF64", "PCM_16")):
+        path = tmp_path / f"ok_{fmt}_{subtype}.wav"
+        sf.write(str(path), np.stack([sine(dur=0.5)] * 2, axis=1), 16000, format=fmt, subtype=subtype)
+        assert truncation(path) is None and audio_header(path) == (8000, 16000)
+    stream = bytearray((tmp_path / "ok_WAV_PCM_16.wav").read_bytes())
+    stream[40:44] = b"\xff\xff\xff\xff"  # data size unknown when the header was written (a pipe)
+    (tmp_path / "stream.wav").write_bytes(bytes(stream))
+    assert truncation(tmp_path / "stream.wav") is None
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert truncation(tmp_path / "notes.txt") is None
+
+
+def test_header_gives_frames_and_rate(tmp_path):
+    assert audio_header(write(tmp_path / "a.wav", sine(dur=0.5, sr=22050), sr=22050)) == (11025, 22050)
+    with pytest.raises(AudioError, match="empty audio"):
+        audio_header(write(tmp_path / "e.wav", np.zeros(0, np.float32)))
 
 
 def test_quiet_but_not_silent_is_accepted(tmp_path):
@@ -115,20 +160,23 @@ def _manifest(tmp_path):
     return pd.DataFrame(rows)
 
 
-def test_scan_audio_skip_reports_and_drops_bad_rows(tmp_path):
+def test_scan_audio_skips_reports_and_drops_bad_rows_by_default(tmp_path):
     manifest = _manifest(tmp_path)
+    manifest.attrs["bad_files"] = [{"path": "/x/misnamed.wav", "reason": "file name", "step": "loader"}]
     with pytest.warns(UserWarning, match="skipped 2 of 5"):
-        ok, report = scan_audio(manifest, on_error="skip")
+        ok, report = scan_audio(manifest)
     assert list(ok["utt_id"]) == ["ok0", "ok1", "ok2"]
     assert list(report.columns) == ["utt_id", "path", "reason"]
     reasons = dict(zip(report["utt_id"], report["reason"]))
     assert reasons["sil"].startswith("silent") and reasons["gone"] == "file not found"
+    assert [(r["step"], r["reason"][:6]) for r in ok.attrs["bad_files"]] == [
+        ("loader", "file n"), ("audio", "silent"), ("audio", "file n")]
 
 
 def test_scan_audio_raise_names_first_bad_file(tmp_path):
     manifest = _manifest(tmp_path)
     with pytest.raises(AudioError, match="sil.wav: silent"):
-        scan_audio(manifest)
+        scan_audio(manifest, on_error="raise")
 
 
 def test_scan_audio_passes_load_options(tmp_path):

@@ -1,4 +1,4 @@
-"""Manifest format: validation errors, CSV round trip, emotion subsets."""
+"""Manifest format: validation errors, CSV round trip, emotion subsets; the ``csv`` dataset (users' own data)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from fixtures_corpora import write_wav
-from sercore.data import (COLUMNS, ManifestError, make_manifest, ood_subset, read_manifest_csv, target_subset,
-                          validate_manifest, write_manifest_csv)
+from sercore.data import (COLUMNS, ManifestError, bad_files, canonical_emotion, load_dataset, make_manifest,
+                          ood_subset, read_manifest_csv, target_subset, validate_manifest, write_manifest_csv)
 
 
 @pytest.fixture
@@ -135,3 +135,75 @@ def test_target_subset_warns_on_absent_class_and_rejects_unknown_codes():
         target_subset(df, emotions=("neu", "joy"))
     with pytest.raises(ManifestError, match="no utterance with emotion in"):
         target_subset(df, emotions=("dis",))
+
+
+def _user_corpus(root, header="utt_id,path,speaker,emotion", rows=None):
+    """A user's corpus as the README describes it: WAVs in a subfolder, a CSV with relative paths."""
+    write_wav(root / "clips" / "a.wav", seconds=0.3, seed=1)
+    write_wav(root / "clips" / "b.wav", seconds=0.5, seed=2)
+    write_wav(root / "clips" / "c.wav", seconds=0.4, seed=3)
+    rows = rows or ["a,clips/a.wav,spk1,Angry", "b,clips/b.wav,spk1,happy", "c,clips/c.wav,spk2,neu"]
+    (root / "my_corpus.csv").write_text("\n".join([header] + rows) + "\n")
+    return root / "my_corpus.csv"
+
+
+def test_csv_dataset_with_the_four_readme_columns(tmp_path, monkeypatch):
+    csv = _user_corpus(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)  # relative paths resolve against the CSV's folder, not the working folder
+    df = load_dataset("csv", "data/my_corpus.csv")
+    assert list(df.columns) == list(COLUMNS) and df["utt_id"].tolist() == ["a", "b", "c"]
+    assert (df["dataset"] == "my_corpus").all()
+    assert df["emotion"].tolist() == ["ang", "hap", "neu"]
+    assert df["path"].tolist() == [str(csv.parent.resolve() / "clips" / f"{u}.wav") for u in "abc"]
+    assert df["duration"].tolist() == pytest.approx([0.3, 0.5, 0.4])  # from the audio headers
+    assert df[["session", "gender", "text_id"]].isna().all().all() and bad_files(df) == []
+
+
+def test_csv_optional_columns_may_be_partly_empty(tmp_path):
+    csv = _user_corpus(tmp_path, header="utt_id,path,speaker,emotion,session,duration,gender,dataset",
+                       rows=["a,clips/a.wav,spk1,ang,S1,,F,", "b,clips/b.wav,spk1,sad,,0.45,,mine",
+                             "c,clips/c.wav,spk2,neu,S2,0.4,M,"])
+    df = load_dataset("csv", csv)
+    assert df["session"].tolist() == ["S1", None, "S2"] and df["gender"].tolist() == ["F", None, "M"]
+    assert df["duration"].tolist() == pytest.approx([0.3, 0.45, 0.4])  # given values are kept
+    assert df["dataset"].tolist() == ["my_corpus", "mine", "my_corpus"]
+    (tmp_path / "manifest.csv").write_text(csv.read_text())
+    assert load_dataset("csv", tmp_path)["dataset"].tolist() == [tmp_path.name, "mine", tmp_path.name]
+
+
+def test_csv_bad_rows_are_skipped_and_listed_or_fatal_in_strict_mode(tmp_path):
+    csv = _user_corpus(tmp_path, rows=["a,clips/a.wav,spk1,joyful", "b,clips/b.wav,,hap", "c,clips/c.wav,spk2,neu",
+                                       "c,clips/a.wav,spk2,sad", "d,clips/gone.wav,spk2,sad"])
+    with pytest.raises(ManifestError, match=r"clips/a\.wav: my_corpus\.csv line 2: unknown emotion 'joyful'; use a "
+                                            r"canonical code \(neu hap exc sad ang fru fea sur dis oth cal bor\)"):
+        load_dataset("csv", csv, on_error="raise")
+    with pytest.warns(UserWarning, match=r"skipped 4 file"):
+        df = load_dataset("csv", csv)
+    assert df["utt_id"].tolist() == ["c"]
+    reasons = [r["reason"] for r in bad_files(df)]
+    assert reasons[0].startswith("my_corpus.csv line 2: unknown emotion 'joyful'")
+    assert reasons[1] == "my_corpus.csv line 3: empty 'speaker'"
+    assert reasons[2].startswith("duplicate utterance id c") and reasons[3] == "file not found"
+
+
+def test_csv_missing_column_or_file_is_an_error_naming_what_is_expected(tmp_path):
+    csv = _user_corpus(tmp_path, header="id,path,speaker,emotion")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['utt_id'\]; found \['id', 'path', 'speaker', "
+                                            r"'emotion'\]; expected a CSV file .* utt_id, path, speaker, emotion"):
+        load_dataset("csv", csv)
+    with pytest.raises(ManifestError, match=r"is a folder without manifest\.csv"):
+        load_dataset("csv", tmp_path)
+    with pytest.raises(ManifestError, match=r"csv: a root is required"):
+        load_dataset("csv")
+
+
+def test_emotion_names_map_to_canonical_codes():
+    assert [canonical_emotion(x) for x in ("Angry", " happy ", "anger", "NEU", "Fearful", "boredom")] == [
+        "ang", "hap", "ang", "neu", "fea", "bor"]
+    assert canonical_emotion("joyful") is None and canonical_emotion(None) is None
+
+
+def test_read_manifest_csv_defaults_dataset_to_the_stem(corpus):
+    root, rows = corpus
+    pd.DataFrame(rows).drop(columns="dataset").to_csv(root / "toy_corpus.csv", index=False)
+    assert (read_manifest_csv(root / "toy_corpus.csv")["dataset"] == "toy_corpus").all()

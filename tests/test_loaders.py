@@ -1,15 +1,18 @@
-"""Corpus loaders on tiny fixture folders in each official layout, and their errors on bad input."""
+"""Corpus loaders on tiny fixture folders in each official layout; bad files skipped and listed, or fatal
+with ``on_error="raise"``; the dataset registry."""
 
 from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import fixtures_corpora as fx
-from sercore.data import (COLUMNS, ManifestError, load_cremad, load_dataset, load_emodb, load_esd, load_iemocap,
-                          load_ravdess, ood_subset, target_subset, write_manifest_csv)
+from sercore.data import (COLUMNS, ManifestError, available_datasets, bad_files, dataset_info, load_cremad,
+                          load_dataset, load_emodb, load_esd, load_iemocap, load_ravdess, loader_params, ood_subset,
+                          target_subset, write_manifest_csv)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +69,16 @@ def test_iemocap_partial_release_warns_and_loads_what_is_there(tmp_path):
     assert sorted(df["session"].unique()) == ["Session1", "Session2"] and len(df) == 16
 
 
-def test_iemocap_missing_label_file_is_named(fresh_iemocap):
+def test_iemocap_missing_label_file_is_skipped_and_named(fresh_iemocap):
     label = fresh_iemocap / "Session2/dialog/EmoEvaluation/Ses02F_impro01.txt"
     label.unlink()
-    with pytest.raises(ManifestError, match=rf"label file {label} missing"):
-        load_iemocap(fresh_iemocap)
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        df = load_iemocap(fresh_iemocap, check_audio=False)
+    assert not df["utt_id"].str.startswith("Ses02F_impro01").any() and len(df) == fx.iemocap_expected()["n10"] - 5
+    [record] = bad_files(df)
+    assert record["path"].endswith("Session2/sentences/wav/Ses02F_impro01") and str(label) in record["reason"]
+    with pytest.raises(ManifestError, match=rf"no label file {label}"):
+        load_iemocap(fresh_iemocap, on_error="raise")
 
 
 def test_iemocap_unknown_code_and_duplicate_id_name_the_label_file(fresh_iemocap):
@@ -78,23 +86,30 @@ def test_iemocap_unknown_code_and_duplicate_id_name_the_label_file(fresh_iemocap
     good = label.read_text()
     label.write_text(good.replace("\tsad\t", "\tjoy\t"))
     with pytest.raises(ManifestError, match=rf"{label}:\d+: unknown label code 'joy' for Ses01F_impro01_M002"):
-        load_iemocap(fresh_iemocap)
+        load_iemocap(fresh_iemocap, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        df = load_iemocap(fresh_iemocap, check_audio=False)
+    assert "Ses01F_impro01_M002" not in set(df["utt_id"])
+    assert "unknown label code 'joy'" in bad_files(df)[0]["reason"]
     label.write_text(good + "[9.0000 - 9.5000]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\n")
     with pytest.raises(ManifestError, match=r"Ses01F_impro01\.txt:\d+: duplicate utterance id Ses01F_impro01_F000"):
-        load_iemocap(fresh_iemocap)
+        load_iemocap(fresh_iemocap, on_error="raise")
 
 
 def test_iemocap_corrupt_and_missing_wav(fresh_iemocap):
     wav = fresh_iemocap / "Session3/sentences/wav/Ses03F_impro01/Ses03F_impro01_F002.wav"
     wav.write_bytes(b"RIFF\x00\x00garbage")
-    with pytest.raises(ManifestError, match=rf"1 unreadable audio file\(s\): {wav}"):
-        load_iemocap(fresh_iemocap)
-    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        skipped = load_iemocap(fresh_iemocap, on_error="skip")
+    with pytest.raises(ManifestError, match=rf"iemocap: {wav}: unreadable audio"):
+        load_iemocap(fresh_iemocap, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        skipped = load_iemocap(fresh_iemocap)
     assert len(skipped) == fx.iemocap_expected()["n10"] - 1 and "Ses03F_impro01_F002" not in set(skipped["utt_id"])
+    assert bad_files(skipped)[0]["step"] == "loader"
     wav.unlink()
-    with pytest.raises(ManifestError, match=rf"do not exist: {wav}"):
-        load_iemocap(fresh_iemocap)
+    with pytest.raises(ManifestError, match=rf"{wav}: file not found"):
+        load_iemocap(fresh_iemocap, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        assert len(load_iemocap(fresh_iemocap)) == fx.iemocap_expected()["n10"] - 1
 
 
 def test_cremad_emotions_speakers_gender(tmp_path):
@@ -115,11 +130,18 @@ def test_cremad_bad_names_and_wrong_root(tmp_path):
     with pytest.raises(ManifestError, match=r"expected <root>/AudioWAV/1001_DFA_ANG_XX\.wav"):
         load_cremad(tmp_path)
     fx.write_wav(root / "AudioWAV" / "1001_DFA_JOY_XX.wav")
-    with pytest.raises(ManifestError, match=r"unknown emotion code 'JOY' in .*1001_DFA_JOY_XX\.wav"):
-        load_cremad(root)
-    (root / "AudioWAV" / "1001_DFA_JOY_XX.wav").rename(root / "AudioWAV" / "take2.wav")
-    with pytest.raises(ManifestError, match=r"take2\.wav is not like 1001_DFA_ANG_XX\.wav"):
-        load_cremad(root)
+    fx.write_wav(root / "AudioWAV" / "take2.wav")
+    with pytest.raises(ManifestError, match=r"1001_DFA_JOY_XX\.wav: unknown emotion code 'JOY'"):
+        load_cremad(root, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        df = load_cremad(root)
+    assert len(df) == 7 * len(fx.CREMAD_ACTORS)
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert reasons == {"1001_DFA_JOY_XX.wav": "unknown emotion code 'JOY'; known: ANG DIS FEA HAP NEU SAD",
+                       "take2.wav": "file name is not like 1001_DFA_ANG_XX.wav"}
+    (root / "VideoDemographics.csv").write_text("Actor,Sex\n1001,Male\n")
+    with pytest.raises(ManifestError, match=r"VideoDemographics\.csv: expected columns ActorID and Sex"):
+        load_cremad(root, on_error="raise", check_audio=False)
 
 
 def test_ravdess_calm_keep_and_merge(tmp_path):
@@ -141,11 +163,16 @@ def test_ravdess_errors(tmp_path):
         load_ravdess(tmp_path)
     root = fx.make_ravdess(tmp_path / "r")
     fx.write_wav(root / "Actor_02" / "03-01-09-01-01-01-02.wav")
-    with pytest.raises(ManifestError, match=r"unknown emotion code '09' in .*03-01-09-01-01-01-02\.wav"):
-        load_ravdess(root)
-    (root / "Actor_02" / "03-01-09-01-01-01-02.wav").rename(root / "Actor_02" / "03-01-01-01-01-01-03.wav")
-    with pytest.raises(ManifestError, match=r"names actor 03 but lies in Actor_02"):
-        load_ravdess(root)
+    with pytest.raises(ManifestError, match=r"03-01-09-01-01-01-02\.wav: unknown emotion code '09'"):
+        load_ravdess(root, on_error="raise")
+    fx.write_wav(root / "Actor_02" / "03-01-01-01-01-01-03.wav")
+    fx.write_wav(root / "Actor_02" / "Copy of 03-01-01-01-01-01-02.wav")
+    with pytest.warns(UserWarning, match="skipped 3 file"):
+        df = load_ravdess(root)
+    assert len(df) == 8 * len(fx.RAVDESS_ACTORS)
+    reasons = sorted(r["reason"] for r in bad_files(df))
+    assert reasons == ["file name is not like 03-01-01-01-01-01-01.wav", "names actor 03 but lies in Actor_02",
+                       "unknown emotion code '09'; known: 01 02 03 04 05 06 07 08"]
 
 
 def test_esd_languages_and_subfolders(tmp_path):
@@ -166,12 +193,16 @@ def test_esd_languages_and_subfolders(tmp_path):
 def test_esd_duplicate_and_unknown_folder(tmp_path):
     root = fx.make_esd(tmp_path)
     fx.write_wav(root / "0014" / "Angry" / "evaluation" / "0014_000351.wav")
-    with pytest.raises(ManifestError, match=r"duplicate utterance id 0014_000351: .*/(evaluation|train)/0014_000351\.wav and .*/(evaluation|train)/"):
-        load_esd(root)
-    (root / "0014" / "Angry" / "evaluation" / "0014_000351.wav").unlink()
+    with pytest.raises(ManifestError, match=r"/(evaluation|train)/0014_000351\.wav: duplicate utterance id 0014_000351 "
+                                            r"\(also .*/(evaluation|train)/0014_000351\.wav\)"):
+        load_esd(root, on_error="raise")
     fx.write_wav(root / "0012" / "Fear" / "0012_001801.wav")
-    with pytest.raises(ManifestError, match=r"unknown emotion folder .*0012/Fear"):
-        load_esd(root)
+    with pytest.raises(ManifestError, match=r"0012/Fear: unknown emotion folder"):
+        load_esd(root, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        df = load_esd(root)
+    assert len(df) == 3 * 5 + 2 * 10
+    assert sorted(Path(r["path"]).name for r in bad_files(df)) == ["0014_000351.wav", "Fear"]
     with pytest.raises(ManifestError, match=r"expected <root>/0011/Angry/0011_000351\.wav"):
         load_esd(root / "0012")
 
@@ -181,31 +212,81 @@ def test_emodb_labels_gender_and_errors(tmp_path):
     df = load_dataset("EmoDB", root)
     assert len(df) == 35 and df["emotion"].value_counts().to_dict() == {
         e: 5 for e in ("ang", "bor", "dis", "fea", "hap", "sad", "neu")}
+    assert bad_files(df) == []
     row = df.set_index("utt_id").loc["08a05Fa"]
     assert (row.speaker, row.emotion, row.gender, row.text_id) == ("08", "hap", "F", "a05")
     assert df.set_index("utt_id").loc["10a01Wa", "gender"] == "M"
     with pytest.raises(ManifestError, match=r"expected <root>/wav/03a01Fa\.wav"):
         load_emodb(root / "wav")
     fx.write_wav(root / "wav" / "03a01Xa.wav")
-    with pytest.raises(ManifestError, match=r"unknown emotion letter 'X' in .*03a01Xa\.wav"):
-        load_emodb(root)
-    (root / "wav" / "03a01Xa.wav").rename(root / "wav" / "05a01Wa.wav")
-    with pytest.raises(ManifestError, match=r"unknown speaker '05'"):
-        load_emodb(root)
-    (root / "wav" / "05a01Wa.wav").unlink()
-    (root / "wav" / "03a02Wa.wav").write_bytes(b"")
-    with pytest.raises(ManifestError, match=r"unreadable audio file\(s\): .*03a02Wa\.wav"):
-        load_emodb(root)
+    fx.write_wav(root / "wav" / "05a01Wa.wav")
+    with pytest.raises(ManifestError, match=r"03a01Xa\.wav: unknown emotion letter 'X'"):
+        load_emodb(root, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        df = load_emodb(root)
+    assert len(df) == 35
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert reasons == {"03a01Xa.wav": "unknown emotion letter 'X'; known: W L E A F T N",
+                       "05a01Wa.wav": "unknown speaker '05'; known: 03 08 09 10 11 12 13 14 15 16"}
 
 
-def test_csv_dataset_and_dispatch(tmp_path, iemocap_root):
+def test_emodb_misnamed_unreadable_and_truncated_files_are_skipped_and_listed(tmp_path):
+    root = fx.add_bad_emodb_files(fx.make_emodb(tmp_path))
+    with pytest.warns(UserWarning, match=r"emodb: skipped 5 file\(s\)"):
+        df = load_emodb(root)
+    assert len(df) == 35 and set(df["utt_id"]).isdisjoint(Path(n).stem for n in fx.EMODB_BAD)
+    records = {Path(r["path"]).name: r for r in bad_files(df)}
+    assert set(records) == set(fx.EMODB_BAD)
+    for name, words in fx.EMODB_BAD.items():
+        assert words in records[name]["reason"] and records[name]["step"] == "loader"
+    assert records["10a04Tb.wav"]["reason"].startswith("truncated (the header promises 4800 frames")
+    assert df["duration"].tolist() == pytest.approx([fx.SECONDS] * 35)
+    with pytest.raises(ManifestError, match=r"emodb: .*/wav/(recording_1|03a04Fb)\.wav: "):
+        load_emodb(root, on_error="raise")
+    for name in fx.EMODB_BAD:  # each bad file alone is fatal in strict mode, and the error names it
+        strict_root = fx.make_emodb(tmp_path / f"strict_{Path(name).stem}")
+        (strict_root / "wav" / name).write_bytes((root / "wav" / name).read_bytes())
+        with pytest.raises(ManifestError, match=rf"emodb: {strict_root / 'wav' / name}: .*{fx.EMODB_BAD[name]}"):
+            load_emodb(strict_root, on_error="raise")
+
+
+def test_a_folder_of_only_bad_files_is_a_layout_error_naming_the_first(tmp_path):
+    fx.write_truncated(tmp_path / "wav" / "03a01Fa.wav")
+    with pytest.raises(ManifestError, match=r"none of the 1 audio files is usable .*03a01Fa\.wav: truncated"):
+        load_emodb(tmp_path)
+    fx.write_wav(tmp_path / "other" / "wav" / "recording_1.wav")
+    with pytest.raises(ManifestError, match=r"no labelled utterances found; expected <root>/wav/03a01Fa\.wav .*"
+                                            r"\(1 file\(s\) skipped, first: .*recording_1\.wav"):
+        load_emodb(tmp_path / "other")
+
+
+def test_csv_round_trip_of_a_manifest(tmp_path, iemocap_root):
     df = load_iemocap(iemocap_root, check_audio=False)
     write_manifest_csv(df, tmp_path / "manifest.csv")
     back = load_dataset("csv", tmp_path)
     assert back["utt_id"].tolist() == df["utt_id"].tolist() and back["path"].tolist() == df["path"].tolist()
     assert back["duration"].tolist() == pytest.approx(df["duration"].tolist())
-    with pytest.raises(ValueError, match=r"unknown dataset 'timit'; known: default, iemocap, cremad, ravdess, esd, emodb, csv"):
+    assert (back["dataset"] == "iemocap").all() and bad_files(back) == []
+
+
+def test_registry_lists_every_corpus_and_rejects_unknown_names_and_parameters(tmp_path):
+    names = available_datasets()
+    assert {"default", "iemocap", "cremad", "ravdess", "esd", "emodb", "csv"} <= set(names)
+    assert names == sorted(names)
+    with pytest.raises(KeyError, match=r"unknown dataset 'timit'; known: .*cremad, csv, default, emodb, esd, iemocap"):
         load_dataset("timit", tmp_path)
+    assert dataset_info("crema-d").name == "cremad" and dataset_info("emo_db").name == "emodb"
+    assert dataset_info("EmoDB").loader is load_emodb and not dataset_info("default").needs_root
+    with pytest.raises(TypeError, match=r"emodb: unknown dataset parameter\(s\) \['calm'\]; accepted: "
+                                        r"check_audio, on_error"):
+        load_dataset("emodb", tmp_path, calm="merge")
+    with pytest.raises(ValueError, match=r"on_error must be 'raise' or 'skip'"):
+        load_emodb(fx.make_emodb(tmp_path), on_error="ignore")
+
+
+@pytest.mark.parametrize("name", ["default", "iemocap", "cremad", "ravdess", "esd", "emodb", "csv"])
+def test_every_loader_skips_bad_files_by_default(name):
+    assert loader_params(name)["on_error"] == "skip"
 
 
 def test_default_dispatches_lazily_to_synth(monkeypatch, tmp_path):

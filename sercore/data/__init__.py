@@ -1,27 +1,35 @@
-"""Corpora: the manifest format, loaders, splits and the synthetic default corpus.
+"""Corpora: the manifest format, the dataset registry and its loaders, splits and the synthetic default corpus.
 
-``sercore.data.synth`` (the generated default corpus) is imported lazily, on first use of
-``load_default_corpus`` or ``load_dataset("default")``.
+Each corpus is one module of ``sercore.data.corpora`` registered with ``register_dataset``; ``load_dataset(name,
+root, **params)`` loads any of them and ``available_datasets()`` lists them. ``sercore.data.synth`` (the
+generated default corpus) is imported lazily, on first use of ``load_default_corpus`` or ``load_dataset("default")``.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from .loaders import (LOADERS, load_cremad, load_csv, load_dataset, load_emodb, load_esd, load_iemocap,
-                      load_ravdess)
+from .corpora.cremad import load_cremad
+from .corpora.csv import load_csv
+from .corpora.emodb import load_emodb
+from .corpora.esd import load_esd
+from .corpora.iemocap import load_iemocap
+from .corpora.ravdess import load_ravdess
 from .manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TARGET_EMOTIONS, ManifestError,
-                       make_manifest, ood_subset, read_manifest_csv, target_subset, validate_manifest,
-                       write_manifest_csv)
-from .registry import BadFiles, available_datasets, bad_files, dataset_info, register_dataset
-from .splits import LeakageError, assert_no_leakage, load_splits, make_splits, save_splits, split_ids
+                       canonical_emotion, make_manifest, ood_subset, read_manifest_csv, target_subset,
+                       validate_manifest, write_manifest_csv)
+from .registry import (BadFiles, available_datasets, bad_files, dataset_info, load_dataset, loader_params,
+                       register_dataset)
+from .splits import (LeakageError, assert_no_leakage, describe_splits, load_splits, make_splits, save_splits,
+                     speaker_dependent_val, split_ids)
 
 __all__ = [
-    "COLUMNS", "EMOTIONS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TARGET_EMOTIONS", "LOADERS",
-    "ManifestError", "LeakageError", "make_manifest", "validate_manifest", "read_manifest_csv",
-    "write_manifest_csv", "target_subset", "ood_subset", "load_dataset", "load_iemocap", "load_cremad",
-    "load_ravdess", "load_esd", "load_emodb", "load_csv", "load_default_corpus", "make_splits",
-    "assert_no_leakage", "available_datasets", "dataset_info", "register_dataset", "BadFiles", "bad_files", "split_ids", "save_splits", "load_splits",
+    "COLUMNS", "EMOTIONS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TARGET_EMOTIONS", "ManifestError",
+    "LeakageError", "make_manifest", "validate_manifest", "read_manifest_csv", "write_manifest_csv",
+    "canonical_emotion", "target_subset", "ood_subset", "load_dataset", "load_iemocap", "load_cremad",
+    "load_ravdess", "load_esd", "load_emodb", "load_csv", "load_default_corpus", "available_datasets",
+    "dataset_info", "loader_params", "register_dataset", "BadFiles", "bad_files", "make_splits",
+    "describe_splits", "speaker_dependent_val", "assert_no_leakage", "split_ids", "save_splits", "load_splits",
 ]
 
 

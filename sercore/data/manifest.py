@@ -23,14 +23,30 @@ EMOTION_NAMES = MappingProxyType({
     "neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad", "ang": "angry", "fru": "frustrated",
     "fea": "fear", "sur": "surprise", "dis": "disgust", "oth": "other", "cal": "calm", "bor": "boredom",
 })
+EMOTION_SYNONYMS = MappingProxyType({
+    "anger": "ang", "happiness": "hap", "joy": "hap", "sadness": "sad", "fearful": "fea", "scared": "fea",
+    "surprised": "sur", "disgusted": "dis", "excitement": "exc", "frustration": "fru", "bored": "bor",
+})
 TARGET_EMOTIONS = ("neu", "hap", "sad", "ang")
 DEFAULT_MERGE = MappingProxyType({"exc": "hap"})
+_BY_NAME = {name: code for code, name in EMOTION_NAMES.items()}
 _STRING_COLUMNS = ("utt_id", "path", "speaker", "emotion", "dataset", "session", "gender", "text_id")
 _SHOWN = 5  # rows/files quoted in an error message
 
 
 class ManifestError(ValueError):
     """A manifest (or the corpus folder it was read from) is malformed; the message names what and where."""
+
+
+def canonical_emotion(label) -> str | None:
+    """The canonical code of an emotion label: a code (``ang``), its name (``angry``, ``Angry``) or a common
+    synonym (``anger``, ``happiness``, ``joy``, ``fearful``, ...), case and spaces ignored; None if unknown."""
+    if label is None or (isinstance(label, float) and label != label):
+        return None
+    key = str(label).strip().lower()
+    if key in EMOTIONS:
+        return key
+    return _BY_NAME.get(key) or EMOTION_SYNONYMS.get(key)
 
 
 def _where(source: str) -> str:
@@ -106,7 +122,9 @@ def validate_manifest(df: pd.DataFrame, *, check_files: bool = True, source: str
 
 
 def read_manifest_csv(path: str | os.PathLike, *, check_files: bool = True) -> pd.DataFrame:
-    """Read and validate a manifest CSV; relative ``path`` entries are resolved against the CSV's folder."""
+    """Read and validate a manifest CSV (strict: any bad row is an error); relative ``path`` entries are
+    resolved against the CSV's folder and a missing ``dataset`` column defaults to the CSV's stem. The
+    ``csv`` dataset (``load_dataset("csv", path)``) is the lenient reader for users' own corpora."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest CSV not found")
@@ -114,6 +132,8 @@ def read_manifest_csv(path: str | os.PathLike, *, check_files: bool = True) -> p
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
+    if "dataset" not in df.columns:
+        df["dataset"] = path.stem
     if "path" in df.columns:
         folder = path.resolve().parent
         df["path"] = [p if not isinstance(p, str) or os.path.isabs(p) else str(folder / p) for p in df["path"]]

@@ -15,6 +15,7 @@ unknown label) are, with ``on_error="skip"`` (the default everywhere), left out 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 import warnings
@@ -84,9 +85,25 @@ def dataset_info(name: str) -> DatasetInfo:
     return _REGISTRY[key]
 
 
+def loader_params(name: str) -> dict:
+    """The keyword parameters the loader of ``name`` accepts, with their defaults (e.g. ``on_error``)."""
+    sig = inspect.signature(dataset_info(name).loader)
+    return {p.name: p.default for p in list(sig.parameters.values())[1:]
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
 def load_dataset(name: str, root=None, **params) -> pd.DataFrame:
-    """Load a corpus manifest by name; ``params`` go to that corpus's loader (e.g. ``on_error``)."""
-    return dataset_info(name).loader(root, **params)
+    """Load a corpus manifest by name; ``params`` go to that corpus's loader (e.g. ``on_error="raise"``).
+
+    An unknown name is a ``KeyError`` listing the known ones; a parameter the loader does not take is a
+    ``TypeError`` listing the ones it does.
+    """
+    info = dataset_info(name)
+    accepted = loader_params(info.name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(f"{info.name}: unknown dataset parameter(s) {unknown}; accepted: {', '.join(accepted)}")
+    return info.loader(root, **params)
 
 
 class BadFiles:

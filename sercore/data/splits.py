@@ -1,13 +1,20 @@
-"""Cross-validation splits: leave-one-group-out with a validation group, speaker-disjoint and checked.
+"""Cross-validation splits: leave-one-group-out with a validation part, speaker-disjoint and checked.
 
 The splits table has one row per fold × utterance, columns ``fold, utt_id, speaker, group, split`` with
-``split`` in ``train/val/test``: fold f tests group f, validates on group f+1 (mod G), trains on the rest.
+``split`` in ``train/val/test``. Groups are sessions (IEMOCAP) or speakers, one per fold (the group is named
+by it) or dealt into ``n_folds`` groups (``group1``, ...).
+Fold f tests group f. With three or more groups it validates on group f+1 (mod G) and trains on the rest,
+so validation speakers are unseen in training. With two groups (a two-speaker corpus, or ``n_folds=2``) it
+validates on a part of the training group's utterances, stratified by emotion: the validation set is then
+speaker-dependent, which ``splits.attrs["speaker_dependent_val"]``, ``speaker_dependent_val(splits)`` and
+``describe_splits(splits)`` say. The test speakers are never in train or validation.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +22,8 @@ import pandas as pd
 
 SPLIT_COLUMNS = ("fold", "utt_id", "speaker", "group", "split")
 SPLITS = ("train", "val", "test")
-_MIN_GROUPS = 3  # a test, a validation and at least one training group
+DEFAULT_FOLDS = 5
+_MIN_GROUPS = 3  # below this, validation comes from the training group
 
 
 class LeakageError(ValueError):
@@ -26,20 +34,39 @@ def _natural(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def _speaker_groups(speakers: pd.Series, n_folds: int, seed: int) -> pd.Series:
-    """Assign speakers to ``n_folds`` groups round-robin over a seeded permutation of the sorted speakers."""
-    if n_folds < _MIN_GROUPS:
-        raise ValueError(f"n_folds must be at least {_MIN_GROUPS} (test, validation, training groups), got {n_folds}")
-    unique = sorted(speakers.unique(), key=_natural)
-    if len(unique) < n_folds:
-        raise ValueError(f"{len(unique)} speaker(s) ({', '.join(unique)}) cannot fill {n_folds} speaker-disjoint "
-                         f"folds; use n_folds <= {len(unique)} (and >= {_MIN_GROUPS})")
+def _show(values) -> str:
+    values = list(values)
+    return ", ".join(values[:10]) + (f", ... ({len(values)} in all)" if len(values) > 10 else "")
+
+
+def _n_folds(n_folds, n_units: int, unit: str, names: list[str]) -> int:
+    """The number of folds: ``n_folds`` checked against the ``n_units`` units, or the automatic choice."""
+    if n_units < 2:
+        raise ValueError(f"only one {unit} ({_show(names)}): a test {unit} unseen in training needs at least two; "
+                         f"add recordings of another {unit}")
+    if n_folds is None:
+        return n_units if unit == "session" else min(DEFAULT_FOLDS, n_units)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)):
+        raise ValueError(f"n_folds must be an integer or None (automatic), got {n_folds!r}")
+    if not 2 <= n_folds <= n_units:
+        choice = "n_folds=2" if n_units == 2 else f"n_folds between 2 and {n_units}"
+        problem = (f"n_folds={n_folds}: cross-validation needs at least 2 folds" if n_folds < 2 else
+                   f"{n_units} {unit}s ({_show(names)}) cannot fill {n_folds} {unit}-disjoint folds")
+        raise ValueError(f"{problem}; use {choice}, or n_folds=None for the automatic choice")
+    return int(n_folds)
+
+
+def _deal(units: pd.Series, n_folds: int, seed: int) -> pd.Series:
+    """Assign units to ``n_folds`` groups round-robin over a seeded permutation of the sorted units."""
+    unique = sorted(units.unique(), key=_natural)
     order = np.random.default_rng(seed).permutation(len(unique))
     group_of = {unique[j]: f"group{k % n_folds + 1}" for k, j in enumerate(order)}
-    return speakers.map(group_of)
+    return units.map(group_of)
 
 
 def _session_groups(manifest: pd.DataFrame, group_col: str | None) -> pd.Series | None:
+    """``manifest[group_col]`` as fold groups when it has ≥3 values, fills every row and nests speakers
+    (each speaker in one group); otherwise None (speaker groups), with a warning saying why."""
     if not group_col or group_col not in manifest.columns:
         return None
     groups = manifest[group_col]
@@ -47,39 +74,118 @@ def _session_groups(manifest: pd.DataFrame, group_col: str | None) -> pd.Series 
         return None
     if groups.isna().any():
         rows = manifest.loc[groups.isna(), "utt_id"].tolist()
-        raise ValueError(f"column {group_col!r} is empty for {len(rows)} utterance(s) (e.g. {rows[:5]}); "
-                         f"fill it or use group_col=None for speaker groups")
+        warnings.warn(f"make_splits: column {group_col!r} is empty for {len(rows)} utterance(s) (e.g. {rows[:3]}); "
+                      "folds are speaker groups instead", stacklevel=3)
+        return None
+    per_speaker = groups.groupby(manifest["speaker"].astype(str)).nunique()
+    if (per_speaker > 1).any():
+        shared = sorted(per_speaker.index[per_speaker > 1], key=_natural)
+        warnings.warn(f"make_splits: speaker(s) {_show(shared)} appear in several {group_col} values; "
+                      "folds are speaker groups instead", stacklevel=3)
+        return None
     return groups.astype(str)
 
 
-def make_splits(manifest: pd.DataFrame, *, n_folds: int = 5, seed: int = 0, group_col: str | None = "session") -> pd.DataFrame:
-    """Build the folds of a manifest and check them for speaker leakage.
-
-    With at least 3 distinct values in ``group_col`` (IEMOCAP sessions) there is one fold per group and
-    ``n_folds``/``seed`` are not used. Otherwise speakers are dealt into ``n_folds`` groups from a seeded
-    permutation: deterministic for a seed and independent of row order. Returns the splits table sorted by
-    fold and utt_id; raises ``ValueError`` for too few speakers, ``LeakageError`` if groups share speakers.
-    """
+def _check_manifest(manifest: pd.DataFrame) -> None:
     missing = [c for c in ("utt_id", "speaker") if c not in manifest.columns]
     if missing:
         raise ValueError(f"make_splits: manifest lacks column(s) {missing}")
-    if manifest["utt_id"].duplicated().any():
-        raise ValueError(f"make_splits: duplicate utt_id(s) {sorted(set(manifest['utt_id'][manifest['utt_id'].duplicated()]))[:5]}")
-    if manifest["speaker"].isna().any() or len(manifest) == 0:
+    if len(manifest) == 0 or manifest["speaker"].isna().any():
         raise ValueError("make_splits: empty manifest or utterances without a speaker")
-    table = pd.DataFrame({"utt_id": manifest["utt_id"].astype(str).values, "speaker": manifest["speaker"].astype(str).values})
-    groups = _session_groups(manifest, group_col)
-    table["group"] = (_speaker_groups(table["speaker"], n_folds, seed) if groups is None else groups.values)
-    names = sorted(table["group"].unique(), key=_natural)
+    twice = manifest["utt_id"][manifest["utt_id"].duplicated()]
+    if len(twice):
+        raise ValueError(f"make_splits: duplicate utt_id(s) {sorted(set(twice))[:5]}")
+
+
+def _stratified_val(part: pd.DataFrame, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask over ``part`` (training rows): about ``fraction`` of each emotion's utterances, at least
+    one of any emotion with two or more, chosen at random (order-independent: rows sorted by utt_id)."""
+    mask = np.zeros(len(part), dtype=bool)
+    for _, rows in part.groupby("stratum", sort=True):
+        n = len(rows)
+        k = 0 if n < 2 else min(n - 1, max(1, int(round(fraction * n))))
+        order = rows.sort_values("utt_id").index.to_numpy()
+        mask[part.index.get_indexer(rng.permutation(order)[:k])] = True
+    return mask
+
+
+def _folds(table: pd.DataFrame, names: list[str], val_fraction: float, seed: int) -> list[pd.DataFrame]:
     folds = []
     for f, test in enumerate(names):
-        val = names[(f + 1) % len(names)]
-        split = np.where(table["group"] == test, "test", np.where(table["group"] == val, "val", "train"))
-        folds.append(table.assign(fold=f, split=split))
-    splits = pd.concat(folds, ignore_index=True)[list(SPLIT_COLUMNS)]
+        split = np.where(table["group"] == test, "test", "train").astype(object)
+        if len(names) >= _MIN_GROUPS:
+            split[(table["group"] == names[(f + 1) % len(names)]).to_numpy()] = "val"
+        else:
+            train = table[split == "train"]
+            chosen = _stratified_val(train, val_fraction, np.random.default_rng([seed, f]))
+            split[table.index.get_indexer(train.index[chosen])] = "val"
+        folds.append(table.drop(columns="stratum").assign(fold=f, split=split))
+    return folds
+
+
+def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int = 0,
+                group_col: str | None = "session", val_fraction: float = 0.2) -> pd.DataFrame:
+    """Build the folds of a manifest and check them for speaker leakage.
+
+    With at least 3 distinct values in ``group_col`` (IEMOCAP sessions), filled for every utterance and each
+    speaker in one of them, the groups are those values: one
+    fold per group when ``n_folds`` is None (or equal to their number), else the sessions dealt into
+    ``n_folds`` groups. Otherwise speakers are dealt into ``n_folds`` groups (None: 5, or the number of
+    speakers when fewer) from a seeded permutation: deterministic for a seed, independent of row order.
+    With two groups, e.g. a two-speaker corpus (leave-one-speaker-out), validation is ``val_fraction`` of
+    the training group's utterances, stratified by emotion, and ``attrs["speaker_dependent_val"]`` is True.
+    Returns the splits table sorted by fold and utt_id (``attrs``: ``scheme``, ``n_folds``,
+    ``speaker_dependent_val``); raises ``ValueError`` when the folds cannot be built (the message says what
+    to change), ``LeakageError`` if groups share speakers.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
+    _check_manifest(manifest)
+    table = pd.DataFrame({"utt_id": manifest["utt_id"].astype(str).values,
+                          "speaker": manifest["speaker"].astype(str).values})
+    table["stratum"] = manifest["emotion"].astype(str).values if "emotion" in manifest.columns else ""
+    sessions = _session_groups(manifest, group_col)
+    unit = "session" if sessions is not None else "speaker"
+    units = table["speaker"] if sessions is None else pd.Series(sessions.values, index=table.index)
+    names = sorted(units.unique(), key=_natural)
+    k = _n_folds(n_folds, len(names), unit, names)
+    one_each = k == len(names)
+    table["group"] = units if one_each else _deal(units, k, seed)  # one unit per fold: named by it
+    groups = sorted(table["group"].unique(), key=_natural)
+    splits = pd.concat(_folds(table, groups, val_fraction, seed), ignore_index=True)[list(SPLIT_COLUMNS)]
     splits = splits.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)
     assert_no_leakage(splits)
+    label = group_col if unit == "session" else "speaker"
+    scheme = f"leave-one-{label}-out" if one_each else f"{k} {label}-disjoint groups"
+    splits.attrs.update(scheme=scheme, n_folds=k, speaker_dependent_val=len(groups) < _MIN_GROUPS)
     return splits
+
+
+def speaker_dependent_val(splits: pd.DataFrame) -> bool:
+    """True when, in some fold, a validation speaker is also a training speaker (read from the table)."""
+    _check_columns(splits, "speaker_dependent_val")
+    for _, part in splits.groupby("fold"):
+        if set(part.loc[part["split"] == "val", "speaker"]) & set(part.loc[part["split"] == "train", "speaker"]):
+            return True
+    return False
+
+
+def describe_splits(splits: pd.DataFrame) -> str:
+    """A caption line, e.g. ``"2 folds, leave-one-speaker-out; validation is speaker-dependent"``.
+
+    Uses ``splits.attrs`` when ``make_splits`` set them, otherwise reads the table (a saved CSV).
+    """
+    _check_columns(splits, "describe_splits")
+    n = splits["fold"].nunique()
+    scheme = splits.attrs.get("scheme")
+    if scheme is None:
+        per_group = splits.groupby("group")["speaker"].nunique()
+        scheme = ("leave-one-speaker-out" if (per_group == 1).all() and len(per_group) == n
+                  else "leave-one-group-out")
+    dependent = speaker_dependent_val(splits)
+    val = ("validation is speaker-dependent (a stratified part of the training speakers' utterances)"
+           if dependent else "validation speakers are unseen in training")
+    return f"{n} fold{'s' if n != 1 else ''}, {scheme}; {val}"
 
 
 def assert_no_leakage(splits: pd.DataFrame) -> None:

@@ -2,17 +2,21 @@
 
 A loader walks the official release layout, turns each usable file into a row dict and reports each file it
 cannot use to a :class:`~sercore.data.registry.BadFiles` collector (misnamed, unknown label); :func:`finish`
-then builds and validates the manifest, probes every file's header (duration; unreadable or empty files go
-to the collector too) and attaches the collected records as ``manifest.attrs["bad_files"]``.
+then drops rows whose file is missing or whose id repeats, builds and validates the manifest, probes every
+file's header (duration; unreadable, empty or truncated files go to the collector too) and attaches the
+collected records as ``manifest.attrs["bad_files"]``.
+
+Layout errors (no root, wrong root, no audio at all) are raised at once as ``ManifestError``: they are not a
+bad file but a wrong folder, and the message names the expected layout.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
-import soundfile as sf
 
 from ..manifest import ManifestError, make_manifest, validate_manifest
 from ..registry import BadFiles
@@ -20,7 +24,7 @@ from ..registry import BadFiles
 
 def corpus_root(root, name: str, layout: str) -> Path:
     """``root`` as a Path; a ``ManifestError`` naming the expected layout when it is missing or not a folder."""
-    if root is None:
+    if root is None or str(root).strip() == "":
         raise ManifestError(f"{name}: a data root is required, the folder holding {layout}")
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -40,36 +44,61 @@ def natural_key(text: str) -> list:
 
 
 def probe(df: pd.DataFrame, bad: BadFiles) -> pd.DataFrame:
-    """Read each file's header with soundfile: fill missing durations; unreadable files go to ``bad``."""
+    """Read each file's header (``sercore.audio.audio_header``): fill missing durations; unreadable, empty
+    or truncated files go to ``bad`` and are left out."""
+    from ...audio import AudioError, audio_header  # lazy: keeps ``import sercore.data`` light
+
     durations, keep = [], []
     for path in df["path"]:
         try:
-            info = sf.info(path)
-            if info.frames <= 0:
-                raise RuntimeError("no audio frames")
-            durations.append(info.frames / info.samplerate)
-            keep.append(True)
-        except (RuntimeError, sf.SoundFileError) as exc:  # LibsndfileError subclasses RuntimeError
-            bad.add(path, f"unreadable audio ({str(exc).strip() or type(exc).__name__})")
+            frames, rate = audio_header(path)
+        except AudioError as err:
+            bad.add(path, err.reason)
             durations.append(float("nan"))
             keep.append(False)
+            continue
+        durations.append(frames / rate)
+        keep.append(True)
     df = df.copy()
     df["duration"] = pd.to_numeric(df["duration"], errors="coerce").fillna(pd.Series(durations, index=df.index))
     return df[keep].reset_index(drop=True)
 
 
-def finish(rows: list[dict], source: str, layout: str, bad: BadFiles, *, check_audio: bool = True) -> pd.DataFrame:
+def _usable_rows(rows: list[dict], bad: BadFiles, check_files: bool = True) -> list[dict]:
+    """Rows whose utt_id is new and (``check_files``) whose file exists; the others go to ``bad``."""
+    seen, out = {}, []
+    for row in rows:
+        path, utt = str(row["path"]), row["utt_id"]
+        if check_files and not os.path.isfile(path):
+            bad.add(path, "file not found")
+        elif utt in seen:
+            bad.add(path, f"duplicate utterance id {utt} (also {seen[utt]})")
+        else:
+            seen[utt] = path
+            out.append(row)
+    return out
+
+
+def finish(rows: list[dict], source: str, layout: str, bad: BadFiles, *, check_audio: bool = True,
+           check_files: bool = True) -> pd.DataFrame:
     """Validated manifest of ``rows`` (sorted by utt_id), headers probed when ``check_audio``, bad files
-    attached. No usable row at all is a ``ManifestError`` naming the expected layout."""
+    attached. Rows whose utt_id repeats, or (``check_files``) whose file is missing, go to ``bad``. No usable
+    row at all is a ``ManifestError`` naming the expected layout (and the first skipped file, if any)."""
+    n_rows = len(rows)
+    rows = _usable_rows(rows, bad, check_files)
     if not rows:
-        raise ManifestError(f"{source}: no labelled utterances found; expected {layout}"
-                            + (f" ({len(bad)} file(s) skipped, first: {bad.records[0]['path']}: "
-                               f"{bad.records[0]['reason']})" if len(bad) else ""))
+        raise ManifestError(f"{source}: no labelled utterances found; expected {layout}" + _first_skipped(bad))
     df = make_manifest(rows).sort_values("utt_id").reset_index(drop=True)
-    df = validate_manifest(df, check_files=True, source=source)
-    if check_audio:
+    df = validate_manifest(df, check_files=False, source=source)
+    if check_audio and check_files:
         df = probe(df, bad)
         if df.empty:
-            raise ManifestError(f"{source}: none of the {len(rows)} audio files is readable; first: "
-                                f"{bad.records[0]['path']}: {bad.records[0]['reason']}")
+            raise ManifestError(f"{source}: none of the {n_rows} audio files is usable" + _first_skipped(bad))
     return bad.attach(df)
+
+
+def _first_skipped(bad: BadFiles) -> str:
+    if not len(bad):
+        return ""
+    first = bad.records[0]
+    return f" ({len(bad)} file(s) skipped, first: {first['path']}: {first['reason']})"
