@@ -202,3 +202,14 @@ def test_every_registered_corpus_is_documented():
     for name in names:
         assert f"`{name}`" in text, f"docs/corpora.md does not list {name}"
         assert dataset_info(name).layout
+
+
+def test_msppodcast_official_partition_is_the_one_fold(corpora):
+    from sercore.data import describe_splits, make_splits
+
+    _, df = corpora["msppodcast"]
+    splits = make_splits(df, n_folds=5, seed=3)
+    assert splits["fold"].unique().tolist() == [0]
+    got = splits.set_index("utt_id")["split"].to_dict()
+    assert got == dict(zip(df["utt_id"], df["partition"]))
+    assert "official partition" in describe_splits(splits)

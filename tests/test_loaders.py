@@ -273,8 +273,9 @@ def test_registry_lists_every_corpus_and_rejects_unknown_names_and_parameters(tm
     names = available_datasets()
     assert {"default", "iemocap", "cremad", "ravdess", "esd", "emodb", "csv"} <= set(names)
     assert names == sorted(names)
-    with pytest.raises(KeyError, match=r"unknown dataset 'timit'; known: .*cremad, csv, default, emodb, esd, iemocap"):
+    with pytest.raises(KeyError, match=r"unknown dataset 'timit'; known: ") as err:
         load_dataset("timit", tmp_path)
+    assert all(name in str(err.value) for name in names)
     assert dataset_info("crema-d").name == "cremad" and dataset_info("emo_db").name == "emodb"
     assert dataset_info("EmoDB").loader is load_emodb and not dataset_info("default").needs_root
     with pytest.raises(TypeError, match=r"emodb: unknown dataset parameter\(s\) \['calm'\]; accepted: "

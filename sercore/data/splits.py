@@ -141,6 +141,8 @@ def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
     _check_manifest(manifest)
+    if _has_partition(manifest):
+        return _partition_split(manifest)
     table = pd.DataFrame({"utt_id": manifest["utt_id"].astype(str).values,
                           "speaker": manifest["speaker"].astype(str).values})
     table["stratum"] = manifest["emotion"].astype(str).values if "emotion" in manifest.columns else ""
@@ -158,6 +160,24 @@ def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int
     label = group_col if unit == "session" else "speaker"
     scheme = f"leave-one-{label}-out" if one_each else f"{k} {label}-disjoint groups"
     splits.attrs.update(scheme=scheme, n_folds=k, speaker_dependent_val=len(groups) < _MIN_GROUPS)
+    return splits
+
+
+def _has_partition(manifest: pd.DataFrame) -> bool:
+    """True when the corpus ships one official train/val/test partition (MSP-Podcast's ``Split_Set``)."""
+    return "partition" in manifest.columns and manifest["partition"].notna().all() \
+        and set(manifest["partition"]) <= set(SPLITS) and set(manifest["partition"]) >= {"train", "test"}
+
+
+def _partition_split(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One fixed fold 0 whose splits are the corpus's official partition (``n_folds`` and ``seed`` unused)."""
+    splits = pd.DataFrame({"fold": 0, "utt_id": manifest["utt_id"].astype(str).values,
+                           "speaker": manifest["speaker"].astype(str).values,
+                           "group": manifest["partition"].values, "split": manifest["partition"].values})
+    splits = splits.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)
+    assert_no_leakage(splits)
+    splits.attrs.update(scheme="the corpus's official partition", n_folds=1,
+                        speaker_dependent_val=speaker_dependent_val(splits))
     return splits
 
 
