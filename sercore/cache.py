@@ -29,7 +29,6 @@ import shutil
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
@@ -38,23 +37,19 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from sercore.atomic import atomic_path, atomic_save_npy, atomic_write_json
+from sercore.atomic import atomic_path, atomic_write_json
 from sercore.audio import AudioError, load_audio
+from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,
+                                 save_described)
 from sercore.config import cache_dir
-from sercore.digests import DigestMemo, file_digest
+from sercore.digests import DigestMemo
 from sercore.featureset import FeatureSet
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 _SHOWN = 5  # skipped files quoted in a message
 AUDIO_PACKAGES = ("soundfile", "scipy")  # read and resample the audio (sercore.audio)
-DIGESTS = "file-digests.sqlite"  # memo of file digests, in the cache root
-
-
-class CacheCorrupt(ValueError):
-    """A cache entry failed its check: ``"<file>: <problem>"``."""
 
 
 class FeatureError(ValueError):
@@ -314,9 +309,9 @@ def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
     dtype = np.float16 if set(dtypes) == {"float16"} else np.float32
     shape = (sum(s[0] for s in shapes), *shapes[0][1:])
     files = {"data.npy": _write_data(folder / "data.npy", chunk_paths, shape, dtype),
-             "ids.npy": _save_described(folder / "ids.npy", ids)}
+             "ids.npy": save_described(folder / "ids.npy", ids)}
     if view.variable:
-        files["lengths.npy"] = _save_described(folder / "lengths.npy", lengths)
+        files["lengths.npy"] = save_described(folder / "lengths.npy", lengths)
     meta = {"view": view.name, "params": view.params, "version": view.version, "provenance": view.provenance(),
             "encoder": getattr(view, "encoder", None), "variable": bool(view.variable),
             "dtype": np.dtype(dtype).name, "shape": list(shape), "n": int(len(ids)), "key": folder.name,
@@ -324,15 +319,6 @@ def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
             "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_json(folder / "meta.json", meta)  # last: its presence marks the entry complete
     shutil.rmtree(folder / "chunks", ignore_errors=True)
-
-
-def _describe(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "blake2b": file_digest(path)}
-
-
-def _save_described(path: Path, array: np.ndarray) -> dict:
-    atomic_save_npy(path, array)
-    return _describe(path)
 
 
 def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> dict:
@@ -347,102 +333,7 @@ def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> d
                     pos += len(data)
         out.flush()
         del out
-    return _describe(target)
-
-
-def _check_files(folder: Path, meta: dict, verify_data: bool) -> None:
-    """Sizes of the entry's files and digests of ids/lengths against ``meta.json``; data's digest when asked
-    (remembered by size/mtime/ctime in the cache root's digest memo, so an unchanged file is not read)."""
-    files = meta.get("files")
-    need = {"data.npy", "ids.npy"} | ({"lengths.npy"} if meta.get("variable") else set())
-    if not isinstance(files, dict) or not need <= set(files):
-        raise CacheCorrupt(f"{folder / 'meta.json'}: no size and checksum of {sorted(need)} "
-                           "(written by an older sercore or damaged)")
-    for name in sorted(need):
-        path, want = folder / name, files[name]
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise CacheCorrupt(f"{path}: missing") from None
-        if size != want["bytes"]:
-            raise CacheCorrupt(f"{path}: {size} bytes, meta.json records {want['bytes']} (truncated or replaced)")
-        if name == "data.npy" and not verify_data:
-            continue
-        got = DigestMemo(folder.parent.parent / DIGESTS).digest(path) if name == "data.npy" else file_digest(path)
-        if got != want["blake2b"]:
-            raise CacheCorrupt(f"{path}: contents differ from the checksum in meta.json (overwritten)")
-
-
-def _load_npy(path: Path, **kw) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False, **kw)
-    except (ValueError, EOFError) as err:
-        raise CacheCorrupt(f"{path}: unreadable ({err})") from None
-
-
-def load_cached(folder, *, verify_data: bool = True) -> FeatureSet:
-    """The FeatureSet of a complete cache folder, ``data`` memory-mapped (nothing is read up front).
-
-    Checks the entry against its ``meta.json`` first (file sizes, ids/lengths digests, array shapes and, with
-    ``verify_data``, the data digest when ``data.npy`` changed since it was last verified) and raises
-    ``CacheCorrupt`` naming the file that fails.
-    """
-    folder = Path(folder)
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{folder}: not a complete feature-cache entry (no meta.json)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as err:
-        raise CacheCorrupt(f"{meta_path}: not valid JSON ({err})") from None
-    _check_files(folder, meta, verify_data)
-    meta["folder"] = str(folder)
-    data = _load_npy(folder / "data.npy", mmap_mode="r")
-    if list(data.shape) != meta.get("shape") or data.dtype.name != meta.get("dtype"):
-        raise CacheCorrupt(f"{folder / 'data.npy'}: shape {data.shape} {data.dtype}, meta.json records "
-                           f"{meta.get('shape')} {meta.get('dtype')}")
-    lengths = _load_npy(folder / "lengths.npy") if meta["variable"] else None
-    try:
-        return FeatureSet(_load_npy(folder / "ids.npy"), data, lengths, meta)
-    except ValueError as err:
-        raise CacheCorrupt(f"{folder}: {err}") from None
-
-
-def _load_sound(folder: Path, *, locked: bool) -> FeatureSet | None:
-    """The entry when complete and sound, else None. Holding the lock, a corrupt entry is moved aside
-    (``<key>.corrupt-<time>``) with a warning; without it, the caller retries under the lock."""
-    if not (folder / "meta.json").is_file():
-        return None
-    try:
-        return load_cached(folder)
-    except CacheCorrupt as err:
-        if not locked:
-            return None
-        aside = folder.with_name(f"{folder.name}.corrupt-{datetime.now():%Y%m%dT%H%M%S%f}")
-        folder.rename(aside)
-        warnings.warn(f"feature cache: {err}; moved the entry to {aside} and extracting it again", stacklevel=3)
-        return None
-    except OSError:  # another process is moving the entry aside
-        if locked:
-            raise
-        return None
-
-
-@contextmanager
-def _entry_lock(folder: Path, progress: bool):
-    """Hold ``<key>.lock`` beside the entry: one process at a time fills an entry."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(f"{folder}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if progress:
-            print(f"waiting for another process filling the cache entry {folder}", file=sys.stderr)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+    return describe(target)
 
 
 def _summary(skipped: list[dict]) -> str:
@@ -505,10 +396,10 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
     root = _root(cache_root)
     rows = _rows(manifest, root)
     folder = _folder(rows, view, root, audio_kw)
-    fs = _load_sound(folder, locked=False)
+    fs = load_sound(folder, locked=False)
     if fs is None:
-        with _entry_lock(folder, progress):
-            fs = _load_sound(folder, locked=True)  # another process may have filled it meanwhile
+        with entry_lock(folder, progress):
+            fs = load_sound(folder, locked=True)  # another process may have filled it meanwhile
             if fs is None:
                 _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers,
                          progress=progress, view_factory=view_factory,
