@@ -389,6 +389,8 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
     ``AudioError`` of the first bad file; ``"skip"`` leaves bad files out (listed in ``meta["skipped"]``)
     and warns. ``chunk_size``: utterances per resumable chunk (default 64, 16 for variable-length views).
     ``audio_kw``: options of ``load_audio`` (part of the key). Returns a memory-mapped ``FeatureSet``.
+    Processes that need the same entry wait for the one filling it (file lock); an entry that fails its check
+    is moved aside with a warning naming the file, and extracted again.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"extract_features: on_error must be 'raise' or 'skip', got {on_error!r}")
