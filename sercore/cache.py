@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
-import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
@@ -41,7 +40,7 @@ from tqdm.auto import tqdm
 
 from sercore.atomic import atomic_path, atomic_write_json
 from sercore.audio import AudioError, load_audio
-from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,
+from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
                                  save_described)
 from sercore.config import cache_dir
 from sercore.digests import DigestMemo
