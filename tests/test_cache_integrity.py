@@ -181,3 +181,11 @@ def test_two_processes_filling_one_entry_wait_for_each_other(corpus, tmp_path):
     np.testing.assert_array_equal(got[0], got[1])
     np.testing.assert_allclose(got[0], np.stack([ref[u] for u in sorted(ref)]), rtol=2e-3, atol=1e-4)
     assert not list((tmp_path / "c").rglob("*.tmp-*"))
+
+
+def test_digest_memo_that_cannot_be_used_only_warns(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"abc")
+    memo = digests.DigestMemo(tmp_path)  # a folder: SQLite cannot open it
+    with pytest.warns(UserWarning, match="cannot be used"):
+        got = memo.digests([tmp_path / "f.bin", tmp_path / "missing.bin"])
+    assert got == {str(tmp_path / "f.bin"): digests.bytes_digest(b"abc"), str(tmp_path / "missing.bin"): None}

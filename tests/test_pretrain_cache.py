@@ -2,6 +2,7 @@
 stored as safetensors (nothing unpickled), checked and retrained when damaged."""
 
 import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,22 @@ def test_a_tampered_tensor_file_is_moved_aside_and_retrained(monkeypatch, tmp_pa
     assert calls == [1] and torch.equal(_weights(third), _weights(first))
     assert all(not m.training for m in [*third.encoders.values(), *third.heads.values()])
     pd.testing.assert_frame_equal(third.history, again.history)
+
+
+def test_concurrent_runs_of_one_key_train_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
+    features, ids = _features("threads")
+    calls = _counting(monkeypatch)
+    barrier, results = threading.Barrier(2), []
+
+    def one():
+        barrier.wait()
+        results.append(pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert calls == [1] and len(results) == 2
+    assert torch.equal(_weights(results[0]), _weights(results[1]))
