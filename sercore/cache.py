@@ -1,13 +1,21 @@
 """Feature cache: extract a view's features for a manifest once, read them back memory-mapped.
 
 An entry lives in ``<root>/<view>/<key>/`` (root: ``cache_root`` or ``cache_dir()/features``). The key hashes
-the manifest rows (utt_id, path, file size), the view's name, params and version and the audio options, so a
-change to any of them is a miss. Extraction writes one ``chunks/chunk-NNNNN.npz`` per chunk of utterances
-(tmp file + ``os.replace``), so a killed run resumes from its finished chunks. When every chunk is done they
-are merged into ``data.npy`` (float16; variable-length views: all frames back to back ``[sum T, *frame]``),
-``lengths.npy`` (variable views), ``ids.npy`` and, last, ``meta.json``: a folder without ``meta.json`` is not
-complete. CPU-bound views (``view.parallel``) run in a process pool over chunks; model views run in this
-process on length-sorted batches through ``view.extract_batch``.
+the manifest rows (utt_id, path and a digest of the file's bytes), the view's name, params and version, the
+versions of the packages that compute the view (``view.packages``) and read the audio, and the audio options,
+so a change to any of them is a miss. File digests are remembered in ``<root>/file-digests.sqlite`` by size,
+mtime, ctime and inode (``sercore.digests``), so a rerun does not hash the corpus again.
+
+Extraction holds a file lock ``<key>.lock`` beside the entry: processes that fill the same entry wait for each
+other, and the later ones find it complete. It writes one ``chunks/chunk-NNNNN.npz`` per chunk of utterances
+(atomically), so a killed run resumes from its finished chunks. When every chunk is done they are merged into
+``data.npy`` (float16; variable-length views: all frames back to back ``[sum T, *frame]``), ``lengths.npy``
+(variable views), ``ids.npy`` and, last, ``meta.json``: a folder without ``meta.json`` is not complete.
+``meta.json`` records the shape, dtype, size and digest of each file; every load checks sizes, shapes and the
+ids/lengths digests, and the data digest whenever ``data.npy`` changed since it was last verified. An entry
+that fails is moved aside (``<key>.corrupt-<time>``) with a warning naming the file, and extracted again.
+CPU-bound views (``view.parallel``) run in a process pool over chunks; model views run in this process on
+length-sorted batches through ``view.extract_batch``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -29,12 +38,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sercore.atomic import atomic_path, atomic_write_json
 from sercore.audio import AudioError, load_audio
+from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
+                                 save_described)
 from sercore.config import cache_dir
+from sercore.digests import DigestMemo
 from sercore.featureset import FeatureSet
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 _SHOWN = 5  # skipped files quoted in a message
+AUDIO_PACKAGES = ("soundfile", "scipy")  # read and resample the audio (sercore.audio)
 
 
 class FeatureError(ValueError):
@@ -50,8 +64,12 @@ class FeatureError(ValueError):
 
 # ---------------------------------------------------------------- keys and folders
 
-def _rows(manifest: pd.DataFrame) -> list[tuple[str, str, int]]:
-    """``(utt_id, path, file size)`` sorted by utt_id; size -1 for a missing file."""
+def _root(cache_root) -> Path:
+    return Path(cache_root) if cache_root is not None else cache_dir() / "features"
+
+
+def _rows(manifest: pd.DataFrame, root: Path) -> list[tuple[str, str, str | None]]:
+    """``(utt_id, path, digest of the file's bytes)`` sorted by utt_id; digest None for a missing file."""
     for col in ("utt_id", "path"):
         if col not in manifest.columns:
             raise ValueError(f"extract_features: manifest has no {col!r} column")
@@ -60,38 +78,46 @@ def _rows(manifest: pd.DataFrame) -> list[tuple[str, str, int]]:
     dup = manifest["utt_id"][manifest["utt_id"].duplicated()]
     if len(dup):
         raise ValueError(f"extract_features: duplicate utt_id in manifest: {list(dup[:_SHOWN])}")
-    rows = []
-    for utt, path in zip(manifest["utt_id"].astype(str), manifest["path"]):
+    paths = [str(p) for p in manifest["path"]]
+    digests = DigestMemo(root / DIGESTS).digests(paths)
+    return sorted((str(utt), path, digests[path]) for utt, path in zip(manifest["utt_id"], paths))
+
+
+def package_versions(names) -> dict[str, str | None]:
+    """Installed versions of the distributions ``names`` (None for one that is not installed)."""
+    out = {}
+    for name in names:
         try:
-            size = os.path.getsize(path)
-        except (OSError, TypeError):
-            size = -1
-        rows.append((utt, str(path), int(size)))
-    return sorted(rows)
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _key(rows, view, audio_kw: dict) -> str:
     payload = {"rows": rows, "view": view.name, "params": view.params, "version": view.version,
-               "audio": audio_kw}
+               "audio": audio_kw, "packages": package_versions(getattr(view, "packages", ())),
+               "audio_packages": package_versions(AUDIO_PACKAGES)}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _folder(rows, view, cache_root, audio_kw: dict) -> Path:
-    root = Path(cache_root) if cache_root is not None else cache_dir() / "features"
+def _folder(rows, view, root: Path, audio_kw: dict) -> Path:
     return root / view.name / _key(rows, view, audio_kw)
 
 
 def cache_path(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None) -> Path:
     """Folder of the cache entry of ``view`` on ``manifest`` (whether or not it exists yet)."""
-    return _folder(_rows(manifest), view, cache_root, dict(audio_kw or {}))
+    root = _root(cache_root)
+    return _folder(_rows(manifest, root), view, root, dict(audio_kw or {}))
 
 
 def cache_info(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None,
                chunk_size: int | None = None) -> dict:
     """State of an entry: ``folder``, ``complete``, ``chunks_done``/``chunks_total`` (while partial), ``bytes``."""
-    rows = _rows(manifest)
-    folder = _folder(rows, view, cache_root, dict(audio_kw or {}))
+    root = _root(cache_root)
+    rows = _rows(manifest, root)
+    folder = _folder(rows, view, root, dict(audio_kw or {}))
     size = _chunk_size(view, chunk_size)
     files = list(folder.rglob("*")) if folder.exists() else []
     return {"folder": str(folder), "complete": (folder / "meta.json").is_file(),
@@ -106,25 +132,6 @@ def _chunk_size(view, chunk_size: int | None) -> int:
             raise ValueError(f"extract_features: chunk_size must be >= 1, got {chunk_size}")
         return int(chunk_size)
     return 16 if view.variable else 64  # variable views (frame sequences) weigh far more per utterance
-
-
-# ---------------------------------------------------------------- atomic writes
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = _tmp(path)
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
-
-
-def _save_json(path: Path, obj: dict) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- one chunk
@@ -212,12 +219,10 @@ def _write_chunk(path: Path, view, rows, ids, feats, skipped) -> None:
     else:
         data = np.zeros((0,), np.float16)
     lengths = np.array([len(f) if view.variable else 1 for f in feats], dtype=np.int64)
-    tmp = _tmp(path)
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, all_ids=np.array([r[0] for r in rows], dtype=str), ids=np.array(ids, dtype=str),
                  lengths=lengths, data=data, shape=np.array(data.shape, dtype=np.int64),
                  dtype=np.array(data.dtype.name), skipped=np.array(json.dumps(skipped)))
-    os.replace(tmp, path)
 
 
 def _chunk_ok(path: Path, rows) -> bool:
@@ -301,43 +306,33 @@ def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
     if len({s[1:] for s in shapes}) > 1:  # a view bug: one file's features differ from another's
         raise ValueError(f"view {view.name} returned different feature shapes across files: {set(shapes)}")
     dtype = np.float16 if set(dtypes) == {"float16"} else np.float32
-    _write_data(folder / "data.npy", chunk_paths, (sum(s[0] for s in shapes), *shapes[0][1:]), dtype)
-    _save_npy(folder / "ids.npy", ids)
+    shape = (sum(s[0] for s in shapes), *shapes[0][1:])
+    files = {"data.npy": _write_data(folder / "data.npy", chunk_paths, shape, dtype),
+             "ids.npy": save_described(folder / "ids.npy", ids)}
     if view.variable:
-        _save_npy(folder / "lengths.npy", lengths)
+        files["lengths.npy"] = save_described(folder / "lengths.npy", lengths)
     meta = {"view": view.name, "params": view.params, "version": view.version, "provenance": view.provenance(),
-            "variable": bool(view.variable), "dtype": np.dtype(dtype).name, "n": int(len(ids)),
+            "encoder": getattr(view, "encoder", None), "variable": bool(view.variable),
+            "dtype": np.dtype(dtype).name, "shape": list(shape), "n": int(len(ids)), "key": folder.name,
+            "packages": package_versions((*getattr(view, "packages", ()), *AUDIO_PACKAGES)), "files": files,
             "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _save_json(folder / "meta.json", meta)  # last: its presence marks the entry complete
+    atomic_write_json(folder / "meta.json", meta)  # last: its presence marks the entry complete
     shutil.rmtree(folder / "chunks", ignore_errors=True)
 
 
-def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> None:
-    tmp = _tmp(target)
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-    pos = 0
-    for p in chunk_paths:
-        with np.load(p, allow_pickle=False) as z:
-            if len(z["ids"]):
-                data = z["data"]
-                out[pos:pos + len(data)] = data
-                pos += len(data)
-    out.flush()
-    del out
-    os.replace(tmp, target)
-
-
-def load_cached(folder) -> FeatureSet:
-    """The FeatureSet of a complete cache folder, ``data`` memory-mapped (nothing is read up front)."""
-    folder = Path(folder)
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{folder}: not a complete feature-cache entry (no meta.json)")
-    meta = json.loads(meta_path.read_text())
-    meta["folder"] = str(folder)
-    data = np.load(folder / "data.npy", mmap_mode="r")
-    lengths = np.load(folder / "lengths.npy") if meta["variable"] else None
-    return FeatureSet(np.load(folder / "ids.npy"), data, lengths, meta)
+def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> dict:
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        pos = 0
+        for p in chunk_paths:
+            with np.load(p, allow_pickle=False) as z:
+                if len(z["ids"]):
+                    data = z["data"]
+                    out[pos:pos + len(data)] = data
+                    pos += len(data)
+        out.flush()
+        del out
+    return describe(target)
 
 
 def _summary(skipped: list[dict]) -> str:
@@ -393,16 +388,23 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
     ``AudioError`` of the first bad file; ``"skip"`` leaves bad files out (listed in ``meta["skipped"]``)
     and warns. ``chunk_size``: utterances per resumable chunk (default 64, 16 for variable-length views).
     ``audio_kw``: options of ``load_audio`` (part of the key). Returns a memory-mapped ``FeatureSet``.
+    Processes that need the same entry wait for the one filling it (file lock); an entry that fails its check
+    is moved aside with a warning naming the file, and extracted again.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"extract_features: on_error must be 'raise' or 'skip', got {on_error!r}")
     audio_kw = dict(audio_kw or {})
-    rows = _rows(manifest)
-    folder = _folder(rows, view, cache_root, audio_kw)
-    if not (folder / "meta.json").is_file():
-        _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers,
-                 progress=progress, view_factory=view_factory,
-                 kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
-    fs = load_cached(folder)
+    root = _root(cache_root)
+    rows = _rows(manifest, root)
+    folder = _folder(rows, view, root, audio_kw)
+    fs = load_sound(folder, locked=False)
+    if fs is None:
+        with entry_lock(folder, progress):
+            fs = load_sound(folder, locked=True)  # another process may have filled it meanwhile
+            if fs is None:
+                _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers,
+                         progress=progress, view_factory=view_factory,
+                         kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
+                fs = load_cached(folder, verify_data=False)  # just written under the lock
     _report_skipped(fs, on_error, len(rows))
     return fs

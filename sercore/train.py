@@ -8,13 +8,10 @@ Features are read from ``FeatureSet``s batch by batch (padded to the longest ite
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -33,7 +30,7 @@ from .models.encoders import EncoderClassifier, ProjectionHead, build
 _INIT_LOCK = threading.RLock()
 
 
-PRETRAIN_VERSION = "1"  # bump when pre-training code changes its results (invalidates cached encoders)
+PRETRAIN_VERSION = "2"  # part of the pre-training cache key, with a digest of the code (sercore.pretrain_cache)
 
 
 @dataclass
@@ -211,7 +208,8 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     """Pairwise-CL: train one encoder + projection head per view with the mean pairwise NT-Xent.
 
     With ``cache`` (default) and features that come from the feature cache, the result is stored under
-    ``cache_dir()/pretrained`` keyed by the feature entries, the ids (in order), the config and the device, so
+    ``cache_dir()/pretrained`` (``sercore.pretrain_cache``: state dicts in safetensors) keyed by the feature
+    entries, the ids (in order), the config, the device and the source code of models, losses and training, so
     notebooks that need the same fold's encoders (sparse labels, maps, alignment, baselines) train them once.
 
     ``features`` maps K ≥ 2 view names to FeatureSets that hold every id of ``train_ids`` and ``val_ids``.
@@ -221,27 +219,23 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     History columns: ``epoch, train_loss, val_loss, seconds``.
     """
     config = config or PretrainConfig()
-    key = _pretrain_key(features, train_ids, val_ids, config, device) if cache and not encoders else None
-    if key is not None and key.is_file():
-        return torch.load(key, map_location=device, weights_only=False)
-    result = _pretrain_pairwise(features, train_ids, val_ids, config=config, device=device, encoders=encoders)
-    if key is not None:
-        key.parent.mkdir(parents=True, exist_ok=True)
-        tmp = key.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(result, tmp)
-        os.replace(tmp, key)  # atomic: an interrupted run leaves no half entry
-    return result
+
+    def run() -> PretrainResult:
+        return _pretrain_pairwise(features, train_ids, val_ids, config=config, device=device, encoders=encoders)
+
+    if not cache or encoders:
+        return run()
+    from .pretrain_cache import cached_pretrain  # it imports this module
+
+    return cached_pretrain(features, train_ids, val_ids, config=config, device=device, train=run)
 
 
 def _pretrain_key(features, train_ids, val_ids, config, device) -> Path | None:
-    """Cache file of a pre-training run, or None when a FeatureSet is not from the feature cache."""
-    folders = {view: fs.meta.get("folder") for view, fs in features.items()}
-    if not all(folders.values()):
-        return None
-    record = json.dumps({"features": folders, "train": list(map(str, train_ids)), "val": list(map(str, val_ids)),
-                         "config": asdict(config), "device": str(device), "torch": torch.__version__,
-                         "code": PRETRAIN_VERSION}, sort_keys=True)
-    return cache_dir() / "pretrained" / f"{hashlib.sha256(record.encode()).hexdigest()[:24]}.pt"
+    """Cache entry (its ``.json`` file) of a pre-training run, or None when a FeatureSet is not from the cache."""
+    from .pretrain_cache import pretrain_key
+
+    key = pretrain_key(features, train_ids, val_ids, config, device)
+    return None if key is None else cache_dir() / "pretrained" / f"{key}.json"
 
 
 def _pretrain_pairwise(features, train_ids, val_ids, *, config, device, encoders) -> PretrainResult:

@@ -1,10 +1,19 @@
-"""Pre-trained encoders are cached on disk when the features come from the feature cache."""
+"""Pre-trained encoders are cached on disk when the features come from the feature cache: keyed by the code too,
+stored as safetensors (nothing unpickled), checked and retrained when damaged."""
+
+import pickle
+import threading
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
-from sercore import train
+from sercore import pretrain_cache, train
+from sercore.config import cache_dir
 from sercore.featureset import FeatureSet
+from sercore.models import encoders
 from sercore.train import PretrainConfig, pretrain_pairwise
 
 
@@ -47,3 +56,93 @@ def test_in_memory_features_are_never_cached(monkeypatch):
     monkeypatch.setattr(train, "_pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
     pretrain_pairwise(features, ids[:32], ids[32:], config=config)
     assert calls == [1]
+
+
+CONFIG = PretrainConfig(max_epochs=2, patience=2, batch_size=16)
+
+
+def _counting(monkeypatch):
+    calls = []
+    real = train._pretrain_pairwise
+    monkeypatch.setattr(train, "_pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_change_to_the_encoder_code_is_a_miss(monkeypatch, tmp_path):
+    features, ids = _features("code")
+    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    calls = _counting(monkeypatch)
+    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    assert calls == []
+    lines = Path(encoders.__file__).read_text().splitlines()
+    lines[-1] += "  # one changed line"
+    edited = tmp_path / "encoders.py"
+    edited.write_text("\n".join(lines) + "\n")
+    files = [edited if p == Path(encoders.__file__) else p for p in pretrain_cache.code_files()]
+    assert edited in files
+    monkeypatch.setattr(pretrain_cache, "code_files", lambda: files)
+    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    assert calls == [1]
+
+
+class _Payload:
+    """Unpickling this creates a marker file: stands for any code a planted pickle could run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_runs_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
+    features, ids = _features("pickle")
+    first = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    marker, folder = tmp_path / "code-ran", cache_dir() / "pretrained"
+    payload = pickle.dumps(_Payload(marker))
+    for path in [*folder.iterdir(), folder / "planted.pt"]:
+        if not path.name.endswith(".lock"):
+            path.write_bytes(payload)
+    with pytest.warns(UserWarning, match="pre-training cache: .*moved the entry aside"):
+        again = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    assert not marker.exists()
+    assert _weights(again).shape == _weights(first).shape and set(again.heads) == {"a", "b"}
+
+
+def test_a_tampered_tensor_file_is_moved_aside_and_retrained(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
+    features, ids = _features("tamper")
+    first = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    (blob,) = (cache_dir() / "pretrained").glob("*.safetensors")
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0x01  # same size, one weight changed
+    blob.write_bytes(bytes(data))
+    calls = _counting(monkeypatch)
+    with pytest.warns(UserWarning, match=rf"{blob}: size or checksum differs"):
+        again = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    assert calls == [1] and len(list(blob.parent.glob("*.corrupt-*.safetensors"))) == 1
+    assert torch.equal(_weights(again), _weights(first))  # retrained the same way
+    third = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    assert calls == [1] and torch.equal(_weights(third), _weights(first))
+    assert all(not m.training for m in [*third.encoders.values(), *third.heads.values()])
+    pd.testing.assert_frame_equal(third.history, again.history)
+
+
+def test_concurrent_runs_of_one_key_train_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
+    features, ids = _features("threads")
+    calls = _counting(monkeypatch)
+    barrier, results = threading.Barrier(2), []
+
+    def one():
+        barrier.wait()
+        results.append(pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert calls == [1] and len(results) == 2
+    assert torch.equal(_weights(results[0]), _weights(results[1]))

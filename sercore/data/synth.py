@@ -483,10 +483,10 @@ def generate_corpus(root, *, size: str = "default", seed: int = 0, workers: int 
 
 
 def corpus_path(root=None, *, size: str = "default", seed: int = 0) -> Path:
-    """Folder of the corpus of this size and seed: ``<root>/synthetic-<size>-seed<seed>``, root defaulting to
-    ``cache_dir()/corpora``."""
+    """Folder of the corpus of this size, seed and generator version:
+    ``<root>/synthetic-<size>-seed<seed>-v<GENERATOR_VERSION>``, root defaulting to ``cache_dir()/corpora``."""
     root = Path(root) if root is not None else cache_dir() / "corpora"
-    return root / f"synthetic-{size}-seed{int(seed)}"
+    return root / f"synthetic-{size}-seed{int(seed)}-v{GENERATOR_VERSION}"
 
 
 def _is_complete(folder: Path, size: str, seed: int) -> bool:

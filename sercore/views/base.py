@@ -47,6 +47,7 @@ class View:
     variable: ClassVar[bool] = False  # True: frame sequences [T, ...]
     parallel: ClassVar[bool] = False  # True: CPU-bound, run in a process pool
     encoder_kind: ClassVar[str] = "mlp"  # kind passed to sercore.models.encoders.build
+    packages: ClassVar[tuple[str, ...]] = ()  # distributions whose versions decide the features (cache key)
     min_samples: ClassVar[int] = 400  # shortest input the extractor accepts (one 25 ms window)
     _lazy: ClassVar[tuple[str, ...]] = ()  # attributes holding loaded models: dropped when pickled
 

@@ -17,6 +17,7 @@ class EgemapsView(View):
     version = "1"
     parallel = True
     encoder_kind = "mlp"
+    packages = ("opensmile",)
     _lazy = ("_smile",)
 
     def __init__(self):

@@ -37,6 +37,7 @@ class Wav2Vec2View(View):
     version = "1"
     variable = True
     encoder_kind = "wav2vec2"
+    packages = ("torch", "torchaudio", "transformers")
     _lazy = ("_backend",)
 
     def __init__(self, *, source: str = "WAV2VEC2_BASE", max_seconds: float | None = None, device: str = "cpu",

@@ -1,0 +1,163 @@
+"""Pre-trained Pairwise-CL encoders on disk, so notebooks that need the same fold's encoders train them once.
+
+An entry is ``cache_dir()/pretrained/<key>.safetensors`` (the state dicts of the encoders and projection
+heads; safetensors holds tensors only, so nothing in the cache is unpickled) and ``<key>.json`` (views,
+history, size and digest of the tensor file), written last: it marks the entry complete. The key hashes the
+feature entries (folder and data digest), the ids in order, the config, the device, torch's version and the
+source code that builds and trains the encoders (``CODE_MODULES``), so a change to any of them is a miss.
+Loading rebuilds the modules from their architecture and loads the state dicts; an entry that fails its
+check is moved aside (``<key>.corrupt-<time>.*``) with a warning naming the file, and trained again. A file
+lock per key makes concurrent runs wait for the one that trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import warnings
+from dataclasses import asdict
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from filelock import FileLock
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from sercore.atomic import atomic_write_bytes, atomic_write_json
+from sercore.config import cache_dir
+from sercore.digests import bytes_digest
+from sercore.featureset import FeatureSet
+
+CODE_MODULES = ("sercore.models.encoders", "sercore.losses", "sercore.train", "sercore.featureset",
+                "sercore.pretrain_cache")
+_BROKEN = (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError)
+
+
+class PretrainCacheCorrupt(ValueError):
+    """A pre-training cache entry failed its check: ``"<file>: <problem>"``."""
+
+
+def code_files() -> list[Path]:
+    """Source files of ``CODE_MODULES`` (as imported: each module's ``__file__``)."""
+    return [Path(importlib.import_module(name).__file__) for name in CODE_MODULES]
+
+
+@lru_cache(maxsize=None)
+def _files_digest(paths: tuple[str, ...]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        h.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def code_digest() -> str:
+    """Digest of the source code that builds and trains the encoders (read once per process and file list)."""
+    return _files_digest(tuple(str(p) for p in code_files()))
+
+
+def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
+                 device) -> str | None:
+    """Key of a pre-training run, or None when a FeatureSet is not from the feature cache."""
+    from sercore.train import PRETRAIN_VERSION
+
+    entries = {}
+    for view, fs in features.items():
+        if not fs.meta.get("folder"):
+            return None
+        data = (fs.meta.get("files") or {}).get("data.npy") or {}
+        entries[view] = {"folder": str(fs.meta["folder"]), "data": data.get("blake2b")}
+    record = json.dumps({"features": entries, "train": [str(u) for u in train_ids],
+                         "val": [str(u) for u in val_ids], "config": asdict(config), "device": str(device),
+                         "torch": torch.__version__, "code": code_digest(), "version": PRETRAIN_VERSION},
+                        sort_keys=True)
+    return hashlib.sha256(record.encode()).hexdigest()[:24]
+
+
+def cached_pretrain(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, *, config, device,
+                    train: Callable[[], object]):
+    """``train()``'s ``PretrainResult``, from the cache when this run was done before (else stored there)."""
+    key = pretrain_key(features, train_ids, val_ids, config, device)
+    if key is None:
+        return train()
+    folder = cache_dir() / "pretrained"
+    folder.mkdir(parents=True, exist_ok=True)
+    result = _load_sound(folder, key, features, config, device, locked=False)
+    if result is None:
+        with FileLock(folder / f"{key}.lock"):
+            result = _load_sound(folder, key, features, config, device, locked=True)
+            if result is None:
+                result = train()
+                save(folder, key, result)
+    return result
+
+
+def save(folder: Path, key: str, result) -> None:
+    """Store ``result`` (a ``PretrainResult``) as the entry ``key`` of ``folder``."""
+    tensors = {}
+    for part, modules in (("encoder", result.encoders), ("head", result.heads)):
+        for view, module in modules.items():
+            for name, t in module.state_dict().items():
+                tensors[f"{part}/{view}/{name}"] = t.detach().cpu().contiguous().clone()
+    blob = save_tensors(tensors)
+    atomic_write_bytes(folder / f"{key}.safetensors", blob)
+    atomic_write_json(folder / f"{key}.json", {
+        "key": key, "encoders": list(result.encoders), "heads": list(result.heads),
+        "tensors": {"bytes": len(blob), "blake2b": bytes_digest(blob)},
+        "history": result.history.to_dict(orient="split"), "code": code_digest(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})  # last: marks the entry complete
+
+
+def load(folder: Path, key: str, features: dict[str, FeatureSet], config, device):
+    """The ``PretrainResult`` of entry ``key``; ``PretrainCacheCorrupt`` naming the file when it fails a check."""
+    from sercore import train
+
+    meta_path, blob_path = folder / f"{key}.json", folder / f"{key}.safetensors"
+    try:
+        record = json.loads(meta_path.read_text())
+        history = pd.DataFrame(**record["history"])
+        want = record["tensors"]
+    except _BROKEN as err:
+        raise PretrainCacheCorrupt(f"{meta_path}: unreadable ({type(err).__name__}: {err})") from None
+    blob = blob_path.read_bytes() if blob_path.is_file() else b""
+    if len(blob) != want.get("bytes") or bytes_digest(blob) != want.get("blake2b"):
+        raise PretrainCacheCorrupt(f"{blob_path}: size or checksum differs from {meta_path.name}")
+    try:
+        tensors = load_tensors(blob)
+        with train._INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+            encoders = {v: _filled(train.default_encoder(features[v]), tensors, f"encoder/{v}/", device)
+                        for v in record["encoders"]}
+            heads = {v: _filled(train.ProjectionHead(train._output_dim(encoders[v], features[v]),
+                                                     config.proj_hidden, config.proj_dim),
+                                tensors, f"head/{v}/", device) for v in record["heads"]}
+    except _BROKEN as err:
+        raise PretrainCacheCorrupt(f"{blob_path}: does not fit the encoders ({type(err).__name__}: {err})") from None
+    return train.PretrainResult(encoders, history, heads)
+
+
+def _filled(module: torch.nn.Module, tensors: dict, prefix: str, device) -> torch.nn.Module:
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    module.load_state_dict(state, strict=True)
+    return module.to(device).eval()
+
+
+def _load_sound(folder: Path, key: str, features, config, device, *, locked: bool):
+    """The entry when complete and sound, else None; holding the lock, a broken entry is moved aside."""
+    if not (folder / f"{key}.json").is_file():
+        return None
+    try:
+        return load(folder, key, features, config, device)
+    except PretrainCacheCorrupt as err:
+        if locked:
+            stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+            for suffix in (".json", ".safetensors"):
+                if (folder / f"{key}{suffix}").exists():
+                    (folder / f"{key}{suffix}").rename(folder / f"{key}.corrupt-{stamp}{suffix}")
+            warnings.warn(f"pre-training cache: {err}; moved the entry aside ({key}.corrupt-{stamp}.*) and "
+                          "training again", stacklevel=4)
+        return None

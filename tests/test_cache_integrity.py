@@ -1,0 +1,191 @@
+"""Feature cache that cannot go stale and checks itself: content keys, package versions, corrupt entries moved
+aside and rebuilt, concurrent processes filling one entry, the digest memo."""
+
+import json
+import multiprocessing as mp
+import os
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_cache import SR, FakeFixed, FakeSeq, direct, run, write_corpus
+
+from sercore import cache, digests
+from sercore.cache import CacheCorrupt, cache_path, load_cached
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "wav")
+
+
+@pytest.fixture
+def memo_now(monkeypatch):
+    """Remember digests of files written a moment ago (the tests write and read within one second)."""
+    monkeypatch.setattr(digests, "RACY_SECONDS", 0.0)
+
+
+def _rewrite_same_size(path, keep_mtime: bool):
+    """Different audio, same number of samples (so the same file size); optionally the old mtime restored."""
+    st = os.stat(path)
+    wave, sr = sf.read(path, dtype="float32")
+    sf.write(path, (0.5 * wave[::-1]).astype(np.float32), sr, subtype="FLOAT")
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.path.getsize(path) == st.st_size
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True])
+def test_same_size_audio_edit_is_a_miss_with_new_features(corpus, tmp_path, memo_now, keep_mtime):
+    run(corpus, FakeFixed(), tmp_path / "c")
+    run(corpus, FakeFixed(), tmp_path / "c")  # the digests are remembered now
+    before = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+    _rewrite_same_size(corpus.path[2], keep_mtime)
+    view = FakeFixed()
+    fs = run(corpus, view, tmp_path / "c")
+    assert view.calls == 10 and cache_path(corpus, view, cache_root=tmp_path / "c") != before
+    want = direct(corpus, FakeFixed)["u02"]
+    np.testing.assert_allclose(fs.numpy_fixed(fs.positions(["u02"]))[0], want, rtol=2e-3, atol=1e-4)
+
+
+def test_rerun_hashes_neither_audio_nor_data_again(corpus, tmp_path, memo_now, monkeypatch):
+    run(corpus, FakeFixed(), tmp_path / "c")
+    run(corpus, FakeFixed(), tmp_path / "c")  # verifies data.npy once and remembers it
+    hashed = []
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda p: hashed.append(os.path.basename(p)) or real(p))
+    view = FakeFixed()
+    run(corpus, view, tmp_path / "c")
+    assert view.calls == 0 and hashed == []
+    assert (tmp_path / "c" / cache.DIGESTS).is_file()
+
+
+class FakeVersioned(FakeFixed):
+    name, packages, encoder = "fakever", ("numpy",), "mlp"
+
+
+def test_package_version_is_part_of_the_key(corpus, tmp_path, monkeypatch):
+    fs = run(corpus, FakeVersioned(), tmp_path / "c")
+    assert fs.meta["packages"]["numpy"] == np.__version__ and fs.meta["encoder"] == "mlp"
+    before = cache_path(corpus, FakeVersioned(), cache_root=tmp_path / "c")
+    real = cache.metadata.version
+    monkeypatch.setattr(cache.metadata, "version", lambda name: "0.0-other" if name == "numpy" else real(name))
+    view = FakeVersioned()
+    run(corpus, view, tmp_path / "c")
+    assert view.calls == 10 and cache_path(corpus, view, cache_root=tmp_path / "c") != before
+
+
+def _truncate(folder):
+    path = folder / "data.npy"
+    path.write_bytes(path.read_bytes()[:-7])
+    return "data.npy"
+
+
+def _overwrite(folder):
+    path = folder / "data.npy"
+    st = os.stat(path)
+    with open(path, "r+b") as f:  # same size, header intact: only the numbers change
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\xff\x7b" * 4)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return "data.npy"
+
+
+def _reverse_ids(folder):
+    np.save(folder / "ids.npy", np.load(folder / "ids.npy")[::-1])
+    return "ids.npy"
+
+
+def _reverse_lengths(folder):
+    np.save(folder / "lengths.npy", np.load(folder / "lengths.npy")[::-1])
+    return "lengths.npy"
+
+
+def _garble_meta(folder):
+    (folder / "meta.json").write_text("{not json")
+    return "meta.json"
+
+
+DAMAGE = {"truncated": (_truncate, FakeFixed), "overwritten": (_overwrite, FakeFixed),
+          "reversed_ids": (_reverse_ids, FakeFixed), "reversed_lengths": (_reverse_lengths, FakeSeq),
+          "garbled_meta": (_garble_meta, FakeSeq)}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_entry_is_moved_aside_and_rebuilt(corpus, tmp_path, memo_now, case):
+    damage, view_cls = DAMAGE[case]
+    ref = run(corpus, view_cls(), tmp_path / "c")
+    run(corpus, view_cls(), tmp_path / "c")  # data.npy verified and remembered: the memo must not hide damage
+    folder = cache_path(corpus, view_cls(), cache_root=tmp_path / "c")
+    ref_data = np.asarray(ref.data).copy()
+    name = damage(folder)
+    with pytest.raises(CacheCorrupt, match=name):
+        load_cached(folder)
+    view = view_cls()
+    with pytest.warns(UserWarning, match=rf"{folder / name}.*moved the entry to .*\.corrupt-"):
+        fs = run(corpus, view, tmp_path / "c")
+    assert view.calls == 10
+    np.testing.assert_array_equal(fs.ids, ref.ids)
+    np.testing.assert_array_equal(np.asarray(fs.data), ref_data)
+    aside = list(folder.parent.glob(f"{folder.name}.corrupt-*"))
+    assert len(aside) == 1 and (aside[0] / name).is_file()
+    view = view_cls()
+    run(corpus, view, tmp_path / "c")  # sound again: a plain hit
+    assert view.calls == 0
+
+
+def test_entry_of_an_older_format_is_rebuilt(corpus, tmp_path):
+    run(corpus, FakeFixed(), tmp_path / "c")
+    folder = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["files"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="meta.json: no size and checksum"):
+        run(corpus, FakeFixed(), tmp_path / "c")
+
+
+class FakeSlow(FakeFixed):
+    """Slow enough that two processes started together overlap."""
+
+    name = "fakeslow"
+
+    def extract(self, wave, sr=SR):
+        time.sleep(0.05)
+        return super().extract(wave, sr)
+
+
+def _fill(manifest, root, barrier, out):
+    barrier.wait()
+    view = FakeSlow()
+    fs = run(manifest, view, root, chunk_size=2)
+    np.save(out, np.asarray(fs.data, dtype=np.float32))
+    with open(f"{out}.calls", "w") as f:
+        f.write(str(view.calls))
+
+
+def test_two_processes_filling_one_entry_wait_for_each_other(corpus, tmp_path):
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")  # two processes either way
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_fill, args=(corpus, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    calls = sorted(int((tmp_path / f"out{i}.npy.calls").read_text()) for i in range(2))
+    assert calls == [0, 10]  # one extracted, the other waited and found the entry complete
+    ref = direct(corpus, FakeFixed)
+    got = [np.load(tmp_path / f"out{i}.npy") for i in range(2)]
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_allclose(got[0], np.stack([ref[u] for u in sorted(ref)]), rtol=2e-3, atol=1e-4)
+    assert not list((tmp_path / "c").rglob("*.tmp-*"))
+
+
+def test_digest_memo_that_cannot_be_used_only_warns(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"abc")
+    memo = digests.DigestMemo(tmp_path)  # a folder: SQLite cannot open it
+    with pytest.warns(UserWarning, match="cannot be used"):
+        got = memo.digests([tmp_path / "f.bin", tmp_path / "missing.bin"])
+    assert got == {str(tmp_path / "f.bin"): digests.bytes_digest(b"abc"), str(tmp_path / "missing.bin"): None}
