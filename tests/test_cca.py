@@ -202,7 +202,7 @@ def test_debiased_cka_matches_gram_formula_and_removes_the_small_sample_bias(rng
     assert debiased_cka(X, Y) == pytest.approx(debiased_cka(Y, X), abs=1e-12)
     assert debiased_cka(X, 3.0 * X - 1.0) == pytest.approx(1.0, abs=1e-9)
     A, B = rng.standard_normal((50, 64)), rng.standard_normal((50, 64))  # independent, few samples
-    assert linear_cka(A, B) > 0.4  # measured ~0.56: linear CKA's bias at n < d
+    assert linear_cka(A, B) > 0.4  # measured ~0.55: linear CKA's bias at n < d
     assert abs(debiased_cka(A, B)) < 0.05
     with pytest.raises(ValueError, match="4 samples"):
         debiased_cka(A[:3], B[:3])
@@ -225,7 +225,7 @@ def test_matched_baseline_follows_the_used_directions_not_the_width(rng):
     other = rng.standard_normal((N, 8)) @ rng.standard_normal((8, 128))
     base = matched_baseline(low, other, n_repeats=5)
     iso = random_baseline(N, 128, 128, n_repeats=2)
-    assert base["pwcca_mean"] < 0.2 < 0.4 < iso["pwcca_mean"]  # measured ~0.12 and ~0.43
+    assert base["pwcca_mean"] < 0.2 < 0.4 < iso["pwcca_mean"]  # measured ~0.10 and ~0.43
     assert pwcca(low, other).score == pytest.approx(base["pwcca_mean"], abs=4 * base["pwcca_std"] + 0.01)
     assert abs(base["debiased_cka_mean"]) < 0.02 and abs(iso["debiased_cka_mean"]) < 0.02
     assert base["n_repeats"] == 5 and base["dx"] == 128

@@ -98,7 +98,7 @@ def alignment_note(df: pd.DataFrame) -> str:
     parts.append(reduction)
     if "n_repeats" in df:
         parts.append(f"baseline: random vectors with the same n, width and singular values, "
-                     f"{_span(df['n_repeats'])} draws (mean ± sd); (±x) = score minus baseline")
+                     f"{_span(df['n_repeats'])} draws (mean ± sd); (+x) under a score = score minus its baseline")
     return " | ".join(parts)
 
 
