@@ -352,6 +352,7 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
                      errorbar=(lambda v, b=bounds: mean_ci_t(v, bounds=b)[1:]) if data["run"].nunique() > 1
                      else None)
         ax.set_title(f"{name} ({data['run'].nunique()} run(s))")
+        ax.set_ylabel("validation UAR" if y == "val_uar" else y)
         ax.legend(title="", fontsize=8)
         if bounds:
             ax.set_ylim(*bounds)
