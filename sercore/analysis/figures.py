@@ -85,7 +85,8 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
                      value: str = "test_uar", x: str = "fraction", condition_col: str = "condition",
                      view_col: str = "view", alpha: float = 0.05, title: str | None = None) -> list[Path]:
     """``value`` against ``x`` for conditions ``a`` and ``b``, one panel per view: mean with Student-t 95% CI
-    bands (cut to [0, 1] for bounded metrics), and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all panels and x values) above each x.
+    bands (cut to [0, 1] for bounded metrics), and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all
+    panels and x values) above each x.
 
     ``results``: tidy rows ``view, condition, fraction, repetition, test_uar`` (one per run). Also saves the
     test table ``<stem>_stats`` and the summary ``<stem>_summary`` (CSV + Markdown). Returns all paths.
@@ -133,8 +134,9 @@ def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "targ
 def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
                    condition_col: str = "condition", col: str | None = "fraction", order: Sequence[str] | None = None,
                    title: str | None = None) -> list[Path]:
-    """Mean ``value`` per condition as bars with Student-t 95% CIs, cut to [0, 1] for bounded metrics (one panel per ``col`` value, e.g. the
-    labelled fraction): paper B's comparison of pre-training variants against their baselines.
+    """Mean ``value`` per condition as bars with Student-t 95% CIs, cut to [0, 1] for bounded metrics (one panel
+    per ``col`` value, e.g. the labelled fraction): paper B's comparison of pre-training variants against their
+    baselines.
 
     ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.experiment.fold_means`).
     """

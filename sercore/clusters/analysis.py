@@ -140,7 +140,8 @@ class SpeakerClusterAnalysis:
     ``global_`` — global clusters scored against ``emotion`` (k = number of emotions) and against ``speaker``
     (k = number of speakers), one row per target;
     ``labels_`` — per-utterance cluster index of the main setting (local to each speaker, -1 when skipped);
-    ``global_labels_`` (the emotion-target clusters), ``global_speaker_labels_``; ``skipped_`` — speaker/setting pairs that could not be clustered and why.
+    ``global_labels_`` (the emotion-target clusters), ``global_speaker_labels_`` (-1 when skipped);
+    ``skipped_`` — speaker/setting pairs that could not be clustered and why.
     """
 
     def __init__(self, *, k="n_emotions", k_grid=(2, 3, 4, 6, 8), n_permutations: int = 200,
