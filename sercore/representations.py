@@ -3,37 +3,55 @@
 ``pre-trained``: Pairwise-CL encoders after pre-training, before any label is seen; ``supervised``: the same
 encoders trained from scratch on all training labels; ``random``: freshly initialised encoders (MLP inputs
 still z-normalised with the training fold's statistics). Every representation is the 128-d encoder output.
+
+:func:`alignment_table` compares the views pair by pair (PWCCA, linear and debiased CKA) on the test set or, when
+the test set is too small for the representations' width, on every utterance of the fold, next to a random-vector
+baseline of the same size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .analysis import pairwise_similarity
+from .analysis import MEASURES, pairwise_similarity
 from .featureset import FeatureSet
 from .protocols import fold_data
 from .train import (FinetuneConfig, PretrainConfig, default_encoder, embed, normalize_if_needed,
                     pretrain_pairwise, supervised_baseline)
 
 MODELS = ("pre-trained", "supervised", "random")
+SAMPLES = ("test", "all", "auto")
 
 
 @dataclass
 class FoldRepresentations:
-    """``vectors[(model, view)]``: ``[N, 128]`` on the fold's test utterances ``ids`` with ``labels``."""
+    """``vectors[(model, view)]``: ``[N, 128]`` on the fold's test utterances ``ids`` with ``labels``;
+    ``other_vectors[(model, view)]``: the same encoders on the fold's training and validation utterances
+    ``other_ids`` (empty when not computed)."""
 
     fold: int
     ids: list[str]
     labels: list[str]
     vectors: dict[tuple[str, str], np.ndarray]
+    other_ids: list[str] = field(default_factory=list)
+    other_vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
-    def by_model(self, model: str) -> dict[str, np.ndarray]:
-        """``{view: [N, 128]}`` of one model kind."""
-        return {view: z for (m, view), z in self.vectors.items() if m == model}
+    def by_model(self, model: str, *, samples: str = "test") -> dict[str, np.ndarray]:
+        """``{view: [N, 128]}`` of one model kind on the test set (``samples="test"``) or on the test set
+        followed by the training and validation utterances (``"all"``)."""
+        if samples not in ("test", "all"):
+            raise ValueError(f"samples must be 'test' or 'all'; got {samples!r}")
+        if samples == "all" and not self.other_ids:
+            raise ValueError(f"fold {self.fold}: no training/validation representations to use samples='all'")
+        out = {view: z for (m, view), z in self.vectors.items() if m == model}
+        if samples == "all":
+            out = {view: np.concatenate([z, self.other_vectors[(model, view)]]) for view, z in out.items()}
+        return out
 
 
 def fold_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.DataFrame,
@@ -44,51 +62,107 @@ def fold_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.
     """Encode the test set of ``fold`` with pre-trained, supervised and random encoders of every view.
 
     Pre-training uses all ``features`` (the fold's training/validation pool, never its test group); the
-    supervised encoders use all labels of the training groups, model selection on the validation group.
+    supervised encoders use all labels of the training groups, model selection on the validation group. The
+    fold's labelled training and validation utterances are encoded too (``other_ids``/``other_vectors``), for
+    alignment on all utterances when the test set is small.
     """
     views = list(views or features)
     data = fold_data(manifest, task, splits, fold)
     seed = (finetune_config or FinetuneConfig()).seed
+    other_ids = list(data.train_ids) + list(data.val_ids)
     vectors: dict[tuple[str, str], np.ndarray] = {}
+    other: dict[tuple[str, str], np.ndarray] = {}
+
+    def encode(model, view, encoder):
+        vectors[(model, view)] = embed(encoder, features[view], data.test_ids, device)
+        if other_ids:
+            other[(model, view)] = embed(encoder, features[view], other_ids, device)
+
     if "pre-trained" in models:
         encoders = pretrain_pairwise(features, data.pool_train, data.pool_val, config=pretrain_config,
                                      device=device).encoders
         for view in views:
-            vectors[("pre-trained", view)] = embed(encoders[view], features[view], data.test_ids, device)
+            encode("pre-trained", view, encoders[view])
     for view in views:
         if "supervised" in models:
             result = supervised_baseline(features[view], data.train_ids, data.train_labels, data.val_ids,
                                          data.val_labels, config=finetune_config, device=device)
-            vectors[("supervised", view)] = embed(result.model.encoder, features[view], data.test_ids, device)
+            encode("supervised", view, result.model.encoder)
         if "random" in models:
             encoder = default_encoder(features[view], seed=seed)
             normalize_if_needed(encoder, features[view], data.pool_train)
-            vectors[("random", view)] = embed(encoder, features[view], data.test_ids, device)
-    return FoldRepresentations(fold, list(data.test_ids), list(data.test_labels), vectors)
+            encode("random", view, encoder)
+    return FoldRepresentations(fold, list(data.test_ids), list(data.test_labels), vectors, other_ids, other)
 
 
-def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_repeats: int = 10) -> pd.DataFrame:
-    """PWCCA and linear CKA for every pair of views, per fold and model kind, plus the random-vectors baseline.
+def choose_samples(n_test: int, width: int, n_all: int, samples: str = "auto", *, per_dim: int = 10) -> str:
+    """``"test"`` or ``"all"``: ``"auto"`` takes all utterances when the test set has fewer than ``per_dim``
+    samples per dimension (``n_test < per_dim * width``) and there are more utterances than the test set."""
+    if samples not in SAMPLES:
+        raise ValueError(f"samples must be one of {SAMPLES}; got {samples!r}")
+    if samples == "auto":
+        return "all" if n_test < per_dim * width and n_all > n_test else "test"
+    return samples
 
-    Columns ``fold, condition, view_a, view_b, pwcca, cka``; ``condition`` is a model kind or
-    ``random vectors`` (independent Gaussian tables of the same shapes, paper A's "Random" row).
+
+def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_repeats: int = 10,
+                    samples: str = "auto", variance: float | None = 0.99, per_dim: int = 10) -> pd.DataFrame:
+    """PWCCA, linear CKA and debiased CKA for every pair of views, per fold and model kind, with baselines.
+
+    ``samples``: ``"test"`` (each fold's test set, as paper A), ``"all"`` (test, training and validation
+    utterances of the fold: the encoders have seen the latter, so this measures alignment on the data they
+    were fitted to) or ``"auto"`` (all when the test set has fewer than ``per_dim`` samples per dimension of
+    the representations, see :func:`choose_samples`). ``variance``: PWCCA's SVD step. When the samples cannot
+    hold both widths (``2 width > n - 1``) PWCCA keeps at most ``(n - 1) // 2`` directions (``max_dims``).
+
+    Every row carries its baseline: random vectors with the same number of samples, width and singular values
+    as the pair's representations (:func:`sercore.analysis.matched_baseline`, ``n_repeats`` draws), as
+    ``<m>_baseline`` (mean), ``<m>_baseline_sd`` (spread) and ``<m>_minus_baseline``, for ``m`` in
+    ``pwcca, cka, debiased_cka``. The ``random vectors`` rows (paper A's "Random" row) hold, per fold and pair,
+    those baselines averaged over the model kinds.
+
+    Columns ``fold, condition, pair, view_a, view_b, pwcca, cka, debiased_cka``, the baseline columns, and
+    ``samples`` (the choice made), ``n_samples`` (rows used), ``n_test``, ``width``, ``variance``, ``max_dims``
+    (0 when not needed), ``n_repeats``: enough for a caption (:func:`sercore.analysis.alignment_note`).
     """
     frames = []
     for rep in reps:
         models = list(dict.fromkeys(m for m, _ in rep.vectors))
-        kw = _reduction(len(rep.ids), max(z.shape[1] for z in rep.vectors.values()))
-        for model in models:
-            table = pairwise_similarity(rep.by_model(model), seed=seed, **kw)
-            frames.append(table.assign(fold=rep.fold, condition=model, **kw))
-        table = pairwise_similarity(rep.by_model(models[0]), random=True, seed=seed, n_repeats=n_repeats, **kw)
-        frames.append(table.assign(fold=rep.fold, condition="random vectors", **kw))
+        width = max(z.shape[1] for z in rep.vectors.values())
+        n_test = len(rep.ids)
+        choice = choose_samples(n_test, width, n_test + len(rep.other_ids), samples, per_dim=per_dim)
+        if choice == "all" and not rep.other_ids:
+            warnings.warn(f"fold {rep.fold}: samples='all' asked but only test representations exist; using "
+                          f"the test set (n={n_test})")
+            choice = "test"
+        n = n_test + (len(rep.other_ids) if choice == "all" else 0)
+        kw = _reduction(n, width)
+        info = dict(fold=rep.fold, samples=choice, n_samples=n, n_test=n_test, width=width,
+                    variance=np.nan if variance is None else variance, max_dims=kw.get("max_dims", 0),
+                    n_repeats=n_repeats)
+        tables = [pairwise_similarity(rep.by_model(model, samples=choice), baseline=True, seed=seed,
+                                      n_repeats=n_repeats, variance=variance, **kw).assign(condition=model, **info)
+                  for model in models]
+        frames += tables + [_random_rows(tables).assign(condition="random vectors", **info)]
     out = pd.concat(frames, ignore_index=True)
     out["pair"] = out["view_a"] + "-" + out["view_b"]
-    return out[["fold", "condition", "pair", "view_a", "view_b", "pwcca", "cka"] + (["max_dims"] if "max_dims" in out else [])]
+    first = ["fold", "condition", "pair", "view_a", "view_b", *MEASURES]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def _random_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per pair: every model kind's baseline (mean and spread) averaged over the kinds, as the scores of the
+    ``random vectors`` condition (their own baseline is themselves: ``minus_baseline`` = 0)."""
+    both = pd.concat(tables)
+    cols = [c for c in both.columns if c.endswith(("_baseline", "_baseline_sd"))]
+    rows = both.groupby(["view_a", "view_b"], sort=False)[cols].mean().reset_index()
+    for m in MEASURES:
+        rows[m], rows[f"{m}_minus_baseline"] = rows[f"{m}_baseline"], 0.0
+    return rows
 
 
 def _reduction(n_samples: int, width: int) -> dict:
-    """CCA needs rank_x + rank_y < n_samples: with fewer test utterances than that, keep the top principal
+    """CCA needs rank_x + rank_y < n_samples: with fewer utterances than that, keep the top principal
     directions of each representation (SVCCA-style), recorded in the table's ``max_dims`` column."""
     if 2 * width <= n_samples - 1:
         return {}

@@ -1,11 +1,13 @@
-"""PWCCA and linear CKA: known values, invariances, an independent computation, and degenerate inputs."""
+"""PWCCA (plain and after SVD), linear and debiased CKA: known values, invariances, independent computations,
+degenerate inputs, and the random-vector baselines."""
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 from scipy.linalg import qr
 
-from sercore.analysis import cca_correlations, linear_cka, pairwise_similarity, pwcca, random_baseline
+from sercore.analysis import (cca_correlations, debiased_cka, linear_cka, matched_baseline, matched_random,
+                             pairwise_similarity, pwcca, random_baseline)
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +55,9 @@ def test_identical_inputs_give_one(rng):
 def test_invertible_map_pwcca_one_but_cka_only_for_orthogonal_and_isotropic(rng):
     X = rng.standard_normal((N, DX))
     A = rng.standard_normal((DX, DX))  # invertible with probability 1, strongly anisotropic
-    assert pwcca(X, X @ A + 3.0).score == pytest.approx(1.0, abs=1e-9)
-    assert pwcca(X @ A, X).score == pytest.approx(1.0, abs=1e-9)
+    assert pwcca(X, X @ A + 3.0, variance=None).score == pytest.approx(1.0, abs=1e-9)
+    assert pwcca(X @ A, X, variance=None).score == pytest.approx(1.0, abs=1e-9)
+    assert pwcca(X @ A, X).rank_x < DX  # the SVD step drops X @ A's weakest directions: no longer invariant
     Q, _ = np.linalg.qr(rng.standard_normal((DX, DX)))
     assert linear_cka(X, 5.0 * X @ Q - 2.0) == pytest.approx(1.0, abs=1e-9)
     assert linear_cka(X, X @ A) < 0.9  # CKA is not invariant to general linear maps (measured ~0.71)
@@ -64,9 +67,9 @@ def test_correlations_and_weights_match_textbook_cca(rng):
     X = rng.standard_normal((N, DX))
     Y = X @ rng.standard_normal((DX, DY)) + 2.0 * rng.standard_normal((N, DY))
     rho, w, score = _reference_pwcca(X, Y)
-    r = pwcca(X, Y)
+    r = pwcca(X, Y, variance=None)
     assert np.allclose(r.correlations, rho, atol=1e-8)
-    assert np.allclose(cca_correlations(X, Y), rho, atol=1e-8)
+    assert np.allclose(cca_correlations(X, Y, variance=None), rho, atol=1e-8)
     assert np.allclose(r.weights, w, atol=1e-8)
     assert r.score == pytest.approx(score, abs=1e-8)
     assert 0.3 < r.score < 0.99
@@ -86,7 +89,7 @@ def test_unequal_widths_either_order_and_weight_sides(rng):
     X = rng.standard_normal((N, 8))
     Y = np.column_stack([X @ rng.standard_normal((8, 8)), rng.standard_normal((N, 12))])
     for A, B in ((X, Y), (Y, X)):  # the reference code fails when the second layer is narrower
-        r = pwcca(A, B)
+        r = pwcca(A, B, variance=None)
         assert r.correlations.shape == r.weights.shape == (8,)
         assert r.score == pytest.approx(1.0, abs=1e-9)  # the narrow side lies inside the wide one
     Z = X[:, :5] @ rng.standard_normal((5, 20)) + 0.7 * rng.standard_normal((N, 20))
@@ -155,3 +158,74 @@ def test_pairwise_similarity_rows(rng):
                                                                                   ("b", "c")]
     rand = pairwise_similarity(reps, random=True, n_repeats=2)
     assert (df["pwcca"] > rand["pwcca"] + 0.2).all() and (df["cka"] > rand["cka"]).all()
+    assert (df["debiased_cka"] > rand["debiased_cka"] + 0.2).all()
+    with_base = pairwise_similarity(reps, baseline=True, n_repeats=3)
+    assert np.allclose(with_base["pwcca"], df["pwcca"])
+    assert np.allclose(with_base["pwcca_minus_baseline"], with_base["pwcca"] - with_base["pwcca_baseline"])
+    assert (with_base["pwcca_baseline_sd"] > 0).all() and (with_base["cka_minus_baseline"] > 0.2).all()
+
+
+def test_variance_step_keeps_the_directions_that_explain_it(rng):
+    Z = rng.standard_normal((N, 3))
+    X = Z @ rng.standard_normal((3, 20)) + 0.01 * rng.standard_normal((N, 20))  # 3 strong directions + noise
+    Y = Z @ rng.standard_normal((3, 10)) + 0.01 * rng.standard_normal((N, 10))
+    r = pwcca(X, Y)
+    assert (r.rank_x, r.rank_y) == (3, 3) and r.score > 0.99
+    full = pwcca(X, Y, variance=None)
+    assert (full.rank_x, full.rank_y) == (20, 10) and full.score < r.score  # the noise pairs pull it down
+    assert pwcca(X, Y, variance=1.0).rank_x == 20
+    assert len(cca_correlations(X, Y)) == 3
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="variance"):
+            pwcca(X, Y, variance=bad)
+
+
+def _gram_debiased_cka(X, Y):
+    """Nguyen et al.'s formula on n x n Gram matrices of the raw (uncentred) tables."""
+    n = len(X)
+
+    def hsic(K, L):
+        K, L, one = K.copy(), L.copy(), np.ones(n)
+        np.fill_diagonal(K, 0.0)
+        np.fill_diagonal(L, 0.0)
+        return (np.trace(K @ L) + (one @ K @ one) * (one @ L @ one) / ((n - 1) * (n - 2))
+                - 2.0 / (n - 2) * (one @ K @ L @ one)) / (n * (n - 3))
+
+    K, L = X @ X.T, Y @ Y.T
+    return hsic(K, L) / np.sqrt(hsic(K, K) * hsic(L, L))
+
+
+def test_debiased_cka_matches_gram_formula_and_removes_the_small_sample_bias(rng):
+    X = rng.standard_normal((40, 12)) + 5.0
+    Y = X[:, :4] @ rng.standard_normal((4, 9)) + rng.standard_normal((40, 9))
+    assert debiased_cka(X, Y) == pytest.approx(_gram_debiased_cka(X, Y), abs=1e-10)
+    assert debiased_cka(X, Y) == pytest.approx(debiased_cka(Y, X), abs=1e-12)
+    assert debiased_cka(X, 3.0 * X - 1.0) == pytest.approx(1.0, abs=1e-9)
+    A, B = rng.standard_normal((50, 64)), rng.standard_normal((50, 64))  # independent, few samples
+    assert linear_cka(A, B) > 0.4  # measured ~0.55: linear CKA's bias at n < d
+    assert abs(debiased_cka(A, B)) < 0.05
+    with pytest.raises(ValueError, match="4 samples"):
+        debiased_cka(A[:3], B[:3])
+    with pytest.raises(ValueError, match="no variance"):
+        debiased_cka(A, np.ones((50, 2)))
+
+
+def test_matched_random_keeps_the_spectrum_and_loses_the_samples(rng):
+    A = rng.standard_normal((200, 6)) @ rng.standard_normal((6, 30)) + 4.0  # rank 6, offset
+    R = matched_random(A, np.random.default_rng(1))
+    assert R.shape == A.shape and np.allclose(R.mean(0), 0.0, atol=1e-10)
+    s_a = np.linalg.svd(A - A.mean(0), compute_uv=False)
+    assert np.allclose(np.linalg.svd(R, compute_uv=False), s_a, atol=1e-8)
+    assert pwcca(A, R).rank_x == pwcca(A, R).rank_y
+    assert pwcca(A, R).score < 0.4  # no correspondence left between the rows
+
+
+def test_matched_baseline_follows_the_used_directions_not_the_width(rng):
+    low = rng.standard_normal((N, 8)) @ rng.standard_normal((8, 128))  # 128 wide, 8 directions
+    other = rng.standard_normal((N, 8)) @ rng.standard_normal((8, 128))
+    base = matched_baseline(low, other, n_repeats=5)
+    iso = random_baseline(N, 128, 128, n_repeats=2)
+    assert base["pwcca_mean"] < 0.2 < 0.4 < iso["pwcca_mean"]  # measured ~0.10 and ~0.43
+    assert pwcca(low, other).score == pytest.approx(base["pwcca_mean"], abs=4 * base["pwcca_std"] + 0.01)
+    assert abs(base["debiased_cka_mean"]) < 0.02 and abs(iso["debiased_cka_mean"]) < 0.02
+    assert base["n_repeats"] == 5 and base["dx"] == 128

@@ -117,3 +117,22 @@ def test_bad_inputs_raise_clear_errors():
         ana.fit(np.zeros_like(X), spk, emo)
     with pytest.raises(ValueError, match="k must be"):
         SpeakerClusterAnalysis(k=1)
+
+
+def test_global_speaker_clusters_use_the_number_of_speakers():
+    # 5 well-separated speakers, 3 emotions: k = 3 cannot recover the speakers, k = 5 does
+    X, spk, emo = _corpus(n_speakers=5, n_emotions=3, per=8, emotion_scale=0.3, speaker_scale=4.0, seed=2)
+    ana = SpeakerClusterAnalysis(k_grid=(), n_permutations=20, seed=0).fit(X, spk, emo)
+    g = ana.global_.set_index("target")
+    assert g.loc["emotion", "k"] == 3 and g.loc["speaker", "k"] == 5
+    assert g.loc["speaker", "ari"] > 0.99 and g.loc["speaker", "p_ari"] == pytest.approx(1 / 21)
+    assert adjusted_rand_score(spk, ana.global_speaker_labels_) > 0.99
+    assert len(np.unique(ana.global_labels_)) == 3
+
+
+def test_global_clustering_with_one_speaker_is_skipped_for_the_speaker_only():
+    X, spk, emo = _corpus(n_speakers=1, n_emotions=3, per=10)
+    with pytest.warns(UserWarning, match="against speaker skipped"):
+        ana = SpeakerClusterAnalysis(k_grid=(), n_permutations=5).fit(X, spk, emo)
+    assert list(ana.global_["target"]) == ["emotion"]
+    assert (ana.global_speaker_labels_ == -1).all() and (ana.global_labels_ >= 0).all()

@@ -7,6 +7,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid,
+                              learning_curves,
                               maps_table, ood_figure, pairwise_similarity, save_table, similarity_heatmap,
                               sparse_label_figure, speaker_emotion_map, temperature_figure)
 
@@ -113,7 +114,8 @@ def test_similarity_heatmap_and_tables(tmp_path):
         frames.append(pairwise_similarity(reps, random=True, n_repeats=1).assign(condition="random", fold=fold))
     df = pd.concat(frames)
     paths = similarity_heatmap(df, tmp_path / "table3", caption=CAPTION)
-    _check_files(paths, 6)
+    _check_files(paths, 8)  # figure + pwcca, cka, debiased_cka tables (no baseline columns: no caption note)
+    assert (tmp_path / "table3_pwcca.md").read_text().startswith(CAPTION + "\n")
     t = pd.read_csv(tmp_path / "table3_pwcca.csv").set_index("condition")
     assert list(t.columns) == ["w2v2-mel", "w2v2-egemaps", "mel-egemaps"]
     assert t.loc["pairwise-cl", "w2v2-mel"] == pytest.approx(
@@ -149,3 +151,32 @@ def test_condition_bars(tmp_path):
     _check_files(condition_bars(results, tmp_path / "flat", caption=CAPTION, col=None), 2)
     with pytest.raises(ValueError, match="test_wa"):
         condition_bars(results, tmp_path / "x", caption=CAPTION, value="test_wa")
+
+
+def test_learning_curves_from_hand_made_histories(tmp_path):
+    pre = {f"fold {f}": pd.DataFrame(dict(epoch=np.arange(1, 6 + f), train_loss=np.linspace(4, 2, 5 + f),
+                                          val_loss=[4.0, 3.0, 2.5, 2.7, 2.9, 3.1][:5 + f], seconds=1.0))
+           for f in range(2)}  # fold 1 ran one epoch longer
+    fine = pd.DataFrame(dict(epoch=[1, 2, 3, 4], train_loss=[1.5, 1.2, 1.0, 0.9], val_uar=[0.3, 0.55, 0.5, 0.45],
+                             val_wa=[0.3, 0.5, 0.5, 0.5], lr=1e-3))
+    paths = learning_curves(tmp_path / "curves", caption=CAPTION, pretrain=pre, finetune=fine)
+    _check_files(paths, 4)
+    best = pd.read_csv(tmp_path / "curves_best.csv")
+    assert best[["stage", "run", "epochs", "best_epoch"]].values.tolist() == [
+        ["pre-training", "fold 0", 5, 3], ["pre-training", "fold 1", 6, 3], ["fine-tuning", "0", 4, 2]]
+    assert best["best"].tolist() == pytest.approx([2.5, 2.5, 0.55])
+    only_fine = learning_curves(tmp_path / "fine", caption=CAPTION, finetune=[fine, fine.assign(val_uar=0.99)])
+    _check_files(only_fine, 4)
+    with pytest.raises(ValueError, match="val_loss"):
+        learning_curves(tmp_path / "x", caption=CAPTION, pretrain=fine)
+    with pytest.raises(ValueError, match="pretrain and/or finetune"):
+        learning_curves(tmp_path / "x", caption=CAPTION)
+
+
+def test_error_bars_of_bounded_metrics_stay_in_0_1(tmp_path):
+    from sercore.analysis.figures import _ci
+    near_one = [1.0, 1.0, 0.97, 1.0]
+    assert _ci("test_uar")(near_one)[1] == 1.0 and _ci("test_loss")(near_one)[1] > 1.0
+    results = pd.DataFrame(dict(condition=["a"] * 4 + ["b"] * 4, fraction=0.1, test_uar=near_one + near_one[::-1]))
+    paths = condition_bars(results, tmp_path / "bars", caption=CAPTION)
+    _check_files(paths, 2)

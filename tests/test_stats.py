@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from sercore.analysis import (average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1,
-                              mann_whitney, mean_ci_t, summary_table, temperature_table, uar, wa)
+                              mann_whitney, mean_ci_t, metric_bounds, summary_table, temperature_table, uar, wa)
 
 Y_TRUE = ["neu"] * 4 + ["ang"] * 2
 Y_PRED = ["neu", "neu", "neu", "ang", "ang", "neu"]
@@ -117,3 +117,23 @@ def test_temperature_and_summary_tables():
     assert table["average_rank_test"].tolist() == [2.0, 1.0, 3.0]  # rows sorted: tau 0.1, tau 0.5, supervised
     s = summary_table(pd.DataFrame(rows), by=["view", "condition"], value="test_uar")
     assert s.loc[(s.view == "mel") & (s.condition == "pairwise"), "n"].item() == 4
+
+
+def test_bounded_metrics_have_clipped_intervals():
+    near_one = [1.0, 1.0, 0.97, 1.0]
+    m, lo, hi = mean_ci_t(near_one)
+    assert hi > 1.0  # the plain Student-t interval leaves [0, 1]
+    assert mean_ci_t(near_one, bounds=(0, 1)) == pytest.approx((m, lo, 1.0))
+    assert mean_ci_t([0.0, 0.02, 0.0], bounds=(0, 1))[1] == 0.0
+    assert metric_bounds("test_uar") == metric_bounds("val_wa") == metric_bounds("macro_f1") == (0.0, 1.0)
+    assert metric_bounds("train_loss") is None and metric_bounds("pwcca_minus_baseline") is None
+    with pytest.raises(ValueError, match="bounds"):
+        mean_ci_t(near_one, bounds=(1, 0))
+    est, lo, hi = bootstrap_ci([0.9, 1.0, 1.0, 0.95, 1.0, 1.0], method="BCa", bounds=(0, 1))
+    assert 0.0 <= lo <= est <= hi <= 1.0
+    rows = pd.DataFrame(dict(view="mel", test_uar=near_one, train_loss=[2.0, 2.0, 1.97, 2.0]))
+    s = summary_table(rows, by=["view"])
+    assert s["ci_high"].iloc[0] == 1.0 and s["ci_low"].iloc[0] == pytest.approx(lo_t := mean_ci_t(near_one)[1])
+    assert lo_t < 1.0
+    assert summary_table(rows, by=["view"], bounds=None)["ci_high"].iloc[0] > 1.0
+    assert summary_table(rows, by=["view"], value="train_loss")["ci_high"].iloc[0] > 2.0  # unbounded metric

@@ -21,12 +21,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .stats import compare_conditions, mean_ci_t  # noqa: E402
-from .tables import _require, save_table, similarity_table, summary_table, temperature_table  # noqa: E402
+from .stats import compare_conditions, mean_ci_t, metric_bounds  # noqa: E402
+from .tables import (_require, alignment_note, save_table, similarity_table, summary_table,  # noqa: E402
+                     temperature_table)
 
 __all__ = ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure",
            "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
-           "confusion_figure", "condition_bars"]
+           "confusion_figure", "condition_bars", "learning_curves"]
 
 
 def describe(*, dataset: str, views: Sequence[str] | str, models: Sequence[str] | str | dict | None = None,
@@ -65,6 +66,12 @@ def save_figure(fig, path_stem, *, caption: str | None = None) -> list[Path]:
     return paths
 
 
+def _ci(value: str):
+    """seaborn ``errorbar``: the Student-t 95% CI of the mean, cut to [0, 1] for bounded metrics."""
+    bounds = metric_bounds(value)
+    return lambda v: mean_ci_t(v, bounds=bounds)[1:]
+
+
 def _fraction_axis(ax, xs: np.ndarray) -> None:
     """Log scale with a tick at every measured fraction (shown in % when all are ≤ 1)."""
     if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() >= 4:
@@ -78,7 +85,8 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
                      value: str = "test_uar", x: str = "fraction", condition_col: str = "condition",
                      view_col: str = "view", alpha: float = 0.05, title: str | None = None) -> list[Path]:
     """``value`` against ``x`` for conditions ``a`` and ``b``, one panel per view: mean with Student-t 95% CI
-    bands, and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all panels and x values) above each x.
+    bands (cut to [0, 1] for bounded metrics), and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all
+    panels and x values) above each x.
 
     ``results``: tidy rows ``view, condition, fraction, repetition, test_uar`` (one per run). Also saves the
     test table ``<stem>_stats`` and the summary ``<stem>_summary`` (CSV + Markdown). Returns all paths.
@@ -91,7 +99,7 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
     views = list(dict.fromkeys(data[view_col]))
     xs = np.sort(data[x].unique()).astype(float)
     g = sns.relplot(data=data, x=x, y=value, hue=condition_col, hue_order=[a, b], col=view_col, col_order=views,
-                    kind="line", marker="o", errorbar=lambda v: mean_ci_t(v)[1:], height=3.2, aspect=1.1,
+                    kind="line", marker="o", errorbar=_ci(value), height=3.2, aspect=1.1,
                     facet_kws=dict(sharey=False))
     for view, ax in g.axes_dict.items():
         _fraction_axis(ax, xs)
@@ -126,8 +134,9 @@ def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "targ
 def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
                    condition_col: str = "condition", col: str | None = "fraction", order: Sequence[str] | None = None,
                    title: str | None = None) -> list[Path]:
-    """Mean ``value`` per condition as bars with Student-t 95% CIs (one panel per ``col`` value, e.g. the
-    labelled fraction): paper B's comparison of pre-training variants against their baselines.
+    """Mean ``value`` per condition as bars with Student-t 95% CIs, cut to [0, 1] for bounded metrics (one panel
+    per ``col`` value, e.g. the labelled fraction): paper B's comparison of pre-training variants against their
+    baselines.
 
     ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.experiment.fold_means`).
     """
@@ -135,7 +144,7 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
     _require(results, [condition_col, value] + ([col] if col else []), "condition_bars")
     order = list(order or results.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
     g = sns.catplot(data=results, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
-                    aspect=1.3, errorbar=lambda v: mean_ci_t(v)[1:], color="tab:blue", sharex=True)
+                    aspect=1.3, errorbar=_ci(value), color="tab:blue", sharex=True)
     g.set_axis_labels(value, "")
     if col:
         g.set_titles(col_template=f"{col} = {{col_name}}")
@@ -204,28 +213,57 @@ def speaker_emotion_map(maps: pd.DataFrame, path_stem, *, caption: str, col: str
                          palette=palette, caption=caption, path_stem=path_stem, title=title)
 
 
-def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str, values: Sequence[str] = ("pwcca", "cka"),
+def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str,
+                       values: Sequence[str] = ("pwcca", "cka", "debiased_cka"),
                        condition_col: str = "condition") -> list[Path]:
     """Paper A Table 3 as heat maps (conditions × view pairs, mean over folds), one panel per measure in
-    ``values`` present in ``df``; also saves each table as ``<stem>_<value>`` (CSV + Markdown)."""
+    ``values`` present in ``df``; also saves each table as ``<stem>_<value>`` (CSV + Markdown).
+
+    With the baseline columns of :func:`sercore.representations.alignment_table`, each cell also shows the
+    score minus its baseline and the ``random vectors`` row its spread (mean ± sd over the draws), those tables
+    are saved as ``<stem>_<value>_minus_baseline``, and the caption is extended with
+    :func:`sercore.analysis.alignment_note` (samples used, PWCCA's reduction, the baseline).
+    """
     _check_caption(caption)
     values = [v for v in values if v in df.columns]
     if not values:
         raise ValueError(f"similarity_heatmap: none of the measures {values} is a column of the table")
+    note = alignment_note(df)
+    caption = f"{caption} | {note}" if note else caption
     tables = {v: similarity_table(df, v, condition_col=condition_col) for v in values}
-    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.6 * len(tables[values[0]]) + 1.8),
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.7 * len(tables[values[0]]) + 1.8),
                              squeeze=False)
+    extra = {}
     for i, (ax, v) in enumerate(zip(axes[0], values)):
-        sns.heatmap(tables[v], annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=False,
-                    yticklabels=i == 0)  # the panels share their rows: labels once, on the left
-        ax.set_title(v.upper())
+        annot, fmt = True, ".3f"
+        if f"{v}_baseline_sd" in df.columns:
+            delta = similarity_table(df, f"{v}_minus_baseline", condition_col=condition_col)
+            spread = similarity_table(df, f"{v}_baseline_sd", condition_col=condition_col)
+            extra[f"{v}_minus_baseline"] = delta
+            annot, fmt = _with_baseline(tables[v], delta, spread), ""
+        vmin = min(0.0, float(np.nanmin(tables[v].to_numpy())))
+        sns.heatmap(tables[v], annot=annot, fmt=fmt, vmin=vmin, vmax=1, cmap="viridis", ax=ax, cbar=False,
+                    yticklabels=i == 0, annot_kws=dict(fontsize=8))  # shared rows: labels once, on the left
+        ax.set_title(v.replace("_", " ").upper())
         ax.set_ylabel("")
         ax.tick_params(axis="y", rotation=0)
     stem = Path(path_stem)
     paths = save_figure(fig, stem, caption=caption)
-    for v, t in tables.items():
+    for v, t in {**tables, **extra}.items():
         paths += save_table(t, stem.with_name(f"{stem.name}_{v}"), caption=caption)
     return paths
+
+
+def _with_baseline(scores: pd.DataFrame, delta: pd.DataFrame, spread: pd.DataFrame,
+                   random_row: str = "random vectors") -> np.ndarray:
+    """Cell texts: ``score`` over ``(score − baseline)``; on the random-vectors row ``mean`` over ``± sd``."""
+    text = np.empty(scores.shape, dtype=object)
+    for i, row in enumerate(scores.index):
+        for j, col in enumerate(scores.columns):
+            second = (f"± {spread.loc[row, col]:.3f}" if row == random_row
+                      else f"({delta.loc[row, col]:+.3f})")
+            text[i, j] = f"{scores.loc[row, col]:.3f}\n{second}"
+    return text
 
 
 def temperature_figure(results: pd.DataFrame, path_stem, *, caption: str, **table_kw) -> list[Path]:
@@ -265,3 +303,74 @@ def confusion_figure(matrix: pd.DataFrame, path_stem, *, caption: str, normalize
     fig, ax = plt.subplots(figsize=(0.7 * len(m.columns) + 2, 0.6 * len(m) + 1.5))
     sns.heatmap(m, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", ax=ax, cbar=False)
     return save_figure(fig, path_stem, caption=caption)
+
+
+def _histories(histories, required: Sequence[str], where: str) -> pd.DataFrame:
+    """One tidy frame with a ``run`` column from a history, a list of histories or ``{run name: history}``."""
+    if isinstance(histories, pd.DataFrame):
+        histories = {0: histories} if "run" not in histories.columns else dict(tuple(histories.groupby("run")))
+    elif not isinstance(histories, dict):
+        histories = dict(enumerate(histories))
+    if not histories:
+        raise ValueError(f"{where}: no history given")
+    frames = []
+    for run, h in histories.items():
+        _require(h, list(required), f"{where} (run {run})")
+        if h.empty:
+            raise ValueError(f"{where}: the history of run {run} is empty")
+        frames.append(h.drop(columns="run", errors="ignore").assign(run=str(run)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
+                    title: str | None = "Learning curves") -> list[Path]:
+    """Pre-training loss on the training and validation sets, and fine-tuning validation UAR, per epoch.
+
+    ``pretrain``: ``PretrainResult.history`` (columns ``epoch, train_loss, val_loss``), a list of them, or
+    ``{run name: history}`` (e.g. one per fold); ``finetune``: ``FinetuneResult.history`` (``epoch, val_uar``)
+    in the same forms. At least one is needed; each makes one panel. Several runs are drawn as the mean per
+    epoch with its Student-t 95% CI (UAR cut to [0, 1]); a run that stopped early simply ends. The best epoch
+    of each run (lowest validation loss, highest validation UAR) is listed in the saved table
+    ``<stem>_best`` (CSV + Markdown). Returns all paths.
+    """
+    _check_caption(caption)
+    if pretrain is None and finetune is None:
+        raise ValueError("learning_curves: give pretrain and/or finetune histories")
+    panels, best = [], []
+    if pretrain is not None:
+        h = _histories(pretrain, ["epoch", "train_loss", "val_loss"], "learning_curves(pretrain)")
+        long = h.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="set",
+                      value_name="loss")
+        long["set"] = long["set"].map({"train_loss": "train", "val_loss": "validation"})
+        panels.append(("pre-training", long, "loss", None))
+        best.append(_best_epochs(h, "val_loss", "pre-training", np.argmin))
+    if finetune is not None:
+        h = _histories(finetune, ["epoch", "val_uar"], "learning_curves(finetune)")
+        panels.append(("fine-tuning", h.assign(set="validation"), "val_uar", (0.0, 1.0)))
+        best.append(_best_epochs(h, "val_uar", "fine-tuning", np.argmax))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (name, data, y, bounds) in zip(axes[0], panels):
+        sns.lineplot(data=data, x="epoch", y=y, hue="set", marker="o", markersize=3, ax=ax,
+                     errorbar=(lambda v, b=bounds: mean_ci_t(v, bounds=b)[1:]) if data["run"].nunique() > 1
+                     else None)
+        ax.set_title(f"{name} ({data['run'].nunique()} run(s))")
+        ax.set_ylabel("validation UAR" if y == "val_uar" else y)
+        ax.legend(title="", fontsize=8)
+        if bounds:
+            ax.set_ylim(*bounds)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    stem = Path(path_stem)
+    return save_figure(fig, stem, caption=caption) + save_table(pd.concat(best, ignore_index=True),
+                                                                stem.with_name(stem.name + "_best"), caption=caption)
+
+
+def _best_epochs(h: pd.DataFrame, column: str, stage: str, pick) -> pd.DataFrame:
+    """Per run: epochs run, the best epoch by ``column`` (``pick`` = ``np.argmin``/``np.argmax``), its value."""
+    rows = []
+    for run, g in h.groupby("run", sort=False):
+        i = int(pick(g[column].to_numpy()))
+        rows.append(dict(stage=stage, run=run, epochs=len(g), best_epoch=int(g["epoch"].iloc[i]), metric=column,
+                         best=float(g[column].iloc[i])))
+    return pd.DataFrame(rows)

@@ -13,8 +13,11 @@ import pandas as pd
 from scipy import stats as st
 from sklearn import metrics as skm
 
-__all__ = ["uar", "wa", "macro_f1", "confusion", "mean_ci_t", "bootstrap_ci", "mann_whitney", "holm",
-           "compare_conditions", "average_ranks"]
+__all__ = ["uar", "wa", "macro_f1", "confusion", "mean_ci_t", "bootstrap_ci", "metric_bounds", "mann_whitney",
+           "holm", "compare_conditions", "average_ranks"]
+
+# Metrics that live in [0, 1], named alone or with a split prefix (``test_uar``, ``val_wa``...).
+BOUNDED = ("uar", "wa", "f1", "macro_f1", "accuracy", "acc", "purity", "nmi", "recall", "precision")
 
 
 def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +65,29 @@ def _values(values, name="values") -> np.ndarray:
     return v
 
 
-def mean_ci_t(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: Student-t confidence interval of the mean.
+def metric_bounds(name: str) -> tuple[float, float] | None:
+    """``(0, 1)`` for a metric bounded to [0, 1] (UAR, WA, F1, accuracy, purity, NMI; also ``test_uar``,
+    ``val_wa``...), else ``None``."""
+    base = str(name).lower()
+    for prefix in ("train_", "val_", "test_"):
+        base = base.removeprefix(prefix)
+    return (0.0, 1.0) if base in BOUNDED else None
+
+
+def _clip(low: float, high: float, bounds) -> tuple[float, float]:
+    """The interval cut to ``bounds = (lo, hi)`` (a mean of values in [0, 1] cannot lie outside it)."""
+    if bounds is None:
+        return low, high
+    lo, hi = bounds
+    if lo > hi:
+        raise ValueError(f"bounds must be (low, high) with low <= high; got {bounds}")
+    return float(np.clip(low, lo, hi)), float(np.clip(high, lo, hi))
+
+
+def mean_ci_t(values, confidence: float = 0.95, *, bounds: tuple[float, float] | None = None
+              ) -> tuple[float, float, float]:
+    """``(mean, low, high)``: Student-t confidence interval of the mean, cut to ``bounds`` when given
+    (e.g. ``(0, 1)`` for UAR, WA, F1: see :func:`metric_bounds`).
 
     With one value the interval is undefined and ``low``/``high`` are NaN; with identical values it is a point.
     """
@@ -75,15 +99,17 @@ def mean_ci_t(values, confidence: float = 0.95) -> tuple[float, float, float]:
     if sem == 0.0:
         return m, m, m
     low, high = st.t.interval(confidence, v.size - 1, loc=m, scale=sem)
-    return m, float(low), float(high)
+    return (m, *_clip(float(low), float(high), bounds))
 
 
 def bootstrap_ci(data, metric: Callable | None = None, *, n_boot: int = 1000, confidence: float = 0.95,
-                 seed: int = 0, method: str = "percentile") -> tuple[float, float, float]:
-    """``(estimate, low, high)``: bootstrap confidence interval (``scipy.stats.bootstrap``).
+                 seed: int = 0, method: str = "percentile", bounds: tuple[float, float] | None = None
+                 ) -> tuple[float, float, float]:
+    """``(estimate, low, high)``: bootstrap confidence interval (``scipy.stats.bootstrap``), cut to ``bounds``.
 
     ``data`` is either a 1-D array of values (``metric`` defaults to the mean) or a pair
     ``(y_true, y_pred)`` resampled together (``metric(y_true, y_pred)``, e.g. :func:`uar`, required).
+    ``bounds``: e.g. ``(0, 1)`` for a bounded metric (BCa intervals can otherwise leave the range).
     """
     if isinstance(data, tuple):
         if metric is None:
@@ -100,7 +126,7 @@ def bootstrap_ci(data, metric: Callable | None = None, *, n_boot: int = 1000, co
         return float(est), float("nan"), float("nan")
     res = st.bootstrap(sample, metric, n_resamples=n_boot, confidence_level=confidence, vectorized=False,
                        method=method, random_state=np.random.default_rng(seed), **kw)
-    return float(est), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return (float(est), *_clip(float(res.confidence_interval.low), float(res.confidence_interval.high), bounds))
 
 
 def mann_whitney(a, b) -> dict:

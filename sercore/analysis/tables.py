@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .stats import average_ranks, mean_ci_t
+from .stats import average_ranks, mean_ci_t, metric_bounds
 
-__all__ = ["save_table", "summary_table", "similarity_table", "temperature_table"]
+__all__ = ["save_table", "summary_table", "similarity_table", "temperature_table", "alignment_note"]
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 
@@ -39,15 +39,20 @@ def save_table(df: pd.DataFrame, path_stem, *, caption: str | None = None, float
 
 
 def summary_table(results: pd.DataFrame, *, by: Sequence[str], value: str = "test_uar",
-                  confidence: float = 0.95) -> pd.DataFrame:
-    """Mean, Student-t CI and count of ``value`` per group of ``by`` (e.g. view × condition × fraction)."""
+                  confidence: float = 0.95, bounds="auto") -> pd.DataFrame:
+    """Mean, Student-t CI and count of ``value`` per group of ``by`` (e.g. view × condition × fraction).
+
+    ``bounds``: the CI is cut to this range; ``"auto"`` (default) uses :func:`metric_bounds` of ``value``
+    ([0, 1] for UAR, WA, F1...), ``None`` leaves it as is.
+    """
     by = list(by)
+    bounds = metric_bounds(value) if isinstance(bounds, str) and bounds == "auto" else bounds
     _require(results, by + [value], "summary_table")
     rows = []
     for key, g in results.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         v = g[value].dropna().to_numpy()
-        m, lo, hi = mean_ci_t(v, confidence) if len(v) else (np.nan,) * 3
+        m, lo, hi = mean_ci_t(v, confidence, bounds=bounds) if len(v) else (np.nan,) * 3
         rows.append(dict(zip(by, key), mean=m, ci_low=lo, ci_high=hi, n=len(v)))
     return pd.DataFrame(rows)
 
@@ -63,6 +68,38 @@ def similarity_table(df: pd.DataFrame, value: str = "pwcca", *, condition_col: s
     table = d.pivot_table(index=condition_col, columns="pair", values=value, aggfunc="mean", sort=False)
     table.columns.name = None
     return table
+
+
+def _span(values) -> str:
+    lo, hi = int(np.min(values)), int(np.max(values))
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def alignment_note(df: pd.DataFrame) -> str:
+    """A caption line stating the samples, PWCCA's reduction and the baseline of an alignment table
+    (:func:`sercore.representations.alignment_table`); ``""`` when the table lacks those columns."""
+    if not {"samples", "n_samples", "n_test", "width"} <= set(df.columns):
+        return ""
+    parts = []
+    for choice, g in df.groupby("samples", sort=True):
+        folds = g["fold"].nunique() if "fold" in g else 1
+        if choice == "all":
+            parts.append(f"samples: all utterances of the fold (n={_span(g['n_samples'])}; test sets n="
+                         f"{_span(g['n_test'])}, too few for width {_span(g['width'])}), {folds} fold(s)")
+        else:
+            parts.append(f"samples: test set (n={_span(g['n_samples'])}, width {_span(g['width'])}), "
+                         f"{folds} fold(s)")
+    if "variance" in df and df["variance"].notna().any():
+        reduction = f"PWCCA after SVD to {100 * df['variance'].dropna().iloc[0]:g} % of the variance"
+    else:
+        reduction = "PWCCA on all directions"
+    if "max_dims" in df and (df["max_dims"] > 0).any():
+        reduction += f", at most {_span(df.loc[df['max_dims'] > 0, 'max_dims'])} directions"
+    parts.append(reduction)
+    if "n_repeats" in df:
+        parts.append(f"baseline: random vectors with the same n, width and singular values, "
+                     f"{_span(df['n_repeats'])} draws (mean ± sd); (+x) under a score = score minus its baseline")
+    return " | ".join(parts)
 
 
 def temperature_table(results: pd.DataFrame, *, config_cols: Sequence[str] = ("condition", "temperature", "frozen"),

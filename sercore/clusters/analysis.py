@@ -3,7 +3,8 @@
 ``SpeakerClusterAnalysis`` clusters each speaker's (L2-normalised) embeddings with k-means and scores the
 clusters against the emotion labels (purity, NMI, ARI). Significance comes from a permutation null: the
 clustering is fixed and the emotion labels are shuffled within the speaker, ``p = (1 + #{null >= observed}) /
-(1 + n_permutations)``. The same is done for global clusters over all speakers (labels shuffled globally).
+(1 + n_permutations)``. The same is done for global clusters over all speakers (labels shuffled globally), with
+k = the number of emotions against the emotions and k = the number of speakers against the speakers.
 It only sees ``X``, so any view (speaker, eGeMAPS, wav2vec2 means...) can be compared.
 """
 
@@ -136,9 +137,11 @@ class SpeakerClusterAnalysis:
     ``summary_`` — per setting: ``n_speakers``, ``k_mean``, ``<metric>_mean``/``_std``, ``frac_sig_<metric>`` (fraction
     of speakers with p < ``alpha``) and ``p_mean_<metric>``, a pooled p-value of the mean over speakers (its null
     averages the speakers' within-speaker nulls at each permutation index);
-    ``global_`` — global clusters (k = number of emotions) scored against ``emotion`` and against ``speaker``;
+    ``global_`` — global clusters scored against ``emotion`` (k = number of emotions) and against ``speaker``
+    (k = number of speakers), one row per target;
     ``labels_`` — per-utterance cluster index of the main setting (local to each speaker, -1 when skipped);
-    ``global_labels_``; ``skipped_`` — speaker/setting pairs that could not be clustered and why.
+    ``global_labels_`` (the emotion-target clusters), ``global_speaker_labels_`` (-1 when skipped);
+    ``skipped_`` — speaker/setting pairs that could not be clustered and why.
     """
 
     def __init__(self, *, k="n_emotions", k_grid=(2, 3, 4, 6, 8), n_permutations: int = 200,
@@ -207,25 +210,27 @@ class SpeakerClusterAnalysis:
         return pd.DataFrame(out)
 
     def _fit_global(self, X, speakers, emotions, rng) -> pd.DataFrame:
-        k = len(np.unique(emotions))
-        self.global_labels_ = np.full(len(X), -1, dtype=np.int64)
-        reason = _skip_reason(k, len(X), len(np.unique(X, axis=0)), k)
-        if reason:
-            warnings.warn(f"SpeakerClusterAnalysis: global clustering skipped ({reason})")
-            return pd.DataFrame(columns=["target", "k", "n", *METRICS, *(f"p_{m}" for m in METRICS)])
-        clusters = self.global_labels_ = kmeans_labels(X, k, seed=self.seed, n_init=self.n_init)
-        rows = []
+        n_distinct = len(np.unique(X, axis=0))
+        rows, labels = [], {}
         for target, values in (("emotion", emotions), ("speaker", speakers)):
             _, codes = np.unique(values, return_inverse=True)
+            k = int(codes.max()) + 1
+            labels[target] = np.full(len(X), -1, dtype=np.int64)
+            reason = _skip_reason(k, len(X), n_distinct, k, what=f"{target}")
+            if reason:
+                warnings.warn(f"SpeakerClusterAnalysis: global clustering against {target} skipped ({reason})")
+                continue
+            clusters = labels[target] = kmeans_labels(X, k, seed=self.seed, n_init=self.n_init)
             p, _ = permutation_test(clusters, codes, n_permutations=self.n_permutations, rng=rng)
             rows.append({"target": target, "k": k, "n": len(X), **_score_row(clusters, codes, values),
                          **{f"p_{m}": p[m] for m in METRICS}})
-        return pd.DataFrame(rows)
+        self.global_labels_, self.global_speaker_labels_ = labels["emotion"], labels["speaker"]
+        return pd.DataFrame(rows, columns=["target", "k", "n", *METRICS, *(f"p_{m}" for m in METRICS)])
 
 
-def _skip_reason(k: int, n: int, n_distinct: int, n_emotions: int) -> str:
+def _skip_reason(k: int, n: int, n_distinct: int, n_emotions: int, what: str = "emotion") -> str:
     if n_emotions < 2:
-        return "only one emotion: nothing to compare clusters with"
+        return f"only one {what}: nothing to compare clusters with"
     if n <= k:
         return f"{n} utterance(s) for k={k} clusters (need more than k)"
     if n_distinct < k:

@@ -1,0 +1,43 @@
+"""fold_representations encodes every split of a fold; alignment_table then picks the samples (tiny models)."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from sercore.protocols import fold_data
+from sercore.representations import MODELS, alignment_table, fold_representations
+from sercore.train import FinetuneConfig, PretrainConfig
+from test_protocols import make_corpus
+
+
+@pytest.fixture(scope="module")
+def reps():
+    manifest, task, splits, features = make_corpus()
+    with threadpool_limits(limits=1):
+        rep = fold_representations(manifest, task, splits, features, 0, views=["fixed", "seq"],
+                                   pretrain_config=PretrainConfig(max_epochs=1, batch_size=32),
+                                   finetune_config=FinetuneConfig(max_epochs=2))
+    return rep, fold_data(manifest, task, splits, 0)
+
+
+def test_every_split_is_encoded(reps):
+    rep, data = reps
+    assert rep.ids == list(data.test_ids) and rep.other_ids == list(data.train_ids) + list(data.val_ids)
+    assert set(rep.vectors) == set(rep.other_vectors) == {(m, v) for m in MODELS for v in ("fixed", "seq")}
+    for key, z in rep.vectors.items():
+        assert z.shape == (len(rep.ids), 128) and rep.other_vectors[key].shape == (len(rep.other_ids), 128)
+    both = rep.by_model("supervised", samples="all")["seq"]
+    assert np.array_equal(both[:len(rep.ids)], rep.vectors[("supervised", "seq")])
+
+
+def test_alignment_table_takes_all_utterances_of_a_small_fold(reps):
+    rep, _ = reps
+    with threadpool_limits(limits=1):
+        t = alignment_table([rep], n_repeats=2)
+    n = len(rep.ids) + len(rep.other_ids)
+    assert (t["samples"] == "all").all() and (t["n_samples"] == n).all() and (t["max_dims"] == (n - 1) // 2).all()
+    assert set(t["condition"]) == set(MODELS) | {"random vectors"} and len(t) == 4
+    assert t[["pwcca", "cka", "pwcca_baseline"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert np.isfinite(t["debiased_cka"]).all()
+    test_only = alignment_table([rep], samples="test", n_repeats=2)
+    assert (test_only["n_samples"] == len(rep.ids)).all()
