@@ -66,18 +66,20 @@ def _figure(png: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{png}" alt="{escape(alt)}">'
 
 
-def _wide_table(df: pd.DataFrame, columns: list, cell, corner: str) -> str:
-    """HTML table: one row per corpus, one column per entry of ``columns``; ``cell(row)`` renders a value."""
+def _wide_table(df: pd.DataFrame, datasets: list[str], cell) -> str:
+    """HTML table: one row per corpus of ``datasets`` (``–`` where it has no value), one column per ``_col``
+    of ``df``; ``cell(row)`` renders a value."""
+    columns = list(dict.fromkeys(df["_col"]))
     head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
     rows = []
-    for dataset in sorted(df["dataset"].unique()):
+    for dataset in datasets:
         part = df[df["dataset"] == dataset]
         cells = []
         for col in columns:
             hit = part[part["_col"] == col]
             cells.append(f"<td>{cell(hit.iloc[0])}</td>" if len(hit) else "<td class='na'>–</td>")
         rows.append(f"<tr><td>{escape(dataset)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th>{escape(corner)}</th>{head}</tr>{''.join(rows)}</table>"
+    return f"<table><tr><th>corpus</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def _pivot(df: pd.DataFrame, value: str, text) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -90,20 +92,20 @@ def _pivot(df: pd.DataFrame, value: str, text) -> tuple[pd.DataFrame, pd.DataFra
     return values, annot
 
 
-def _probe_section(probes: pd.DataFrame) -> str:
+def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
     head = (f"<h2>Linear-probe emotion UAR per view</h2><p class='findings'>{escape(results.probe_findings(probes))}</p>"
             "<p class='note'>Standardised logistic regression on each view's features, mean test UAR over folds "
             "(notebook 00).</p>")
     if probes.empty:
         return head
     df = probes.assign(_col=probes["view"])
-    table = _wide_table(df, list(dict.fromkeys(df["_col"])), lambda r: _num_link(r["uar"], r["link"], ".3f"), "corpus")
+    table = _wide_table(df, datasets, lambda r: _num_link(r["uar"], r["link"], ".3f"))
     values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
     png = heatmap_png(values, annot, title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
     return head + table + _figure(png, "heat map of linear-probe UAR, corpora × views")
 
 
-def _cluster_section(clusters: pd.DataFrame) -> str:
+def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
     head = (f"<h2>Emotional clusters in speaker embeddings</h2>"
             f"<p class='findings'>{escape(results.cluster_findings(clusters))}</p>"
             "<p class='note'>Per-speaker k-means (k = the speaker's number of emotions) against emotion labels: mean "
@@ -115,15 +117,14 @@ def _cluster_section(clusters: pd.DataFrame) -> str:
     def mark(r):
         return "*" if r["significant"] is True or r["significant"] == 1 else ""
 
-    table = _wide_table(df, list(dict.fromkeys(df["_col"])),
-                        lambda r: _num_link(r["nmi"], r["link"], ".3f", mark(r))
-                        + (f" <small>(p={r['p']:.3f})</small>" if pd.notna(r["p"]) else ""), "corpus")
+    table = _wide_table(df, datasets, lambda r: _num_link(r["nmi"], r["link"], ".3f", mark(r))
+                        + (f" <small>(p={r['p']:.3f})</small>" if pd.notna(r["p"]) else ""))
     values, annot = _pivot(df, "nmi", lambda r: f"{r['nmi']:.2f}{mark(r)}")
     png = heatmap_png(values, annot, title="per-speaker cluster NMI (* significant)", cmap="magma", vmin=0)
     return head + table + _figure(png, "heat map of per-speaker cluster NMI, corpora × views")
 
 
-def _sparse_section(sparse: pd.DataFrame) -> str:
+def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
     head = (f"<h2>Pairwise-CL minus supervised UAR with sparse labels</h2>"
             f"<p class='findings'>{escape(results.sparse_findings(sparse))}</p>"
             "<p class='note'>Mean test UAR of Pairwise-CL pre-training + fine-tuning minus supervised training, per "
@@ -133,8 +134,7 @@ def _sparse_section(sparse: pd.DataFrame) -> str:
         return head
     df = sparse.sort_values(["view", "fraction"])
     df = df.assign(_col=df["view"].astype(str) + " " + (100 * df["fraction"]).map("{:g}%".format))
-    table = _wide_table(df, list(dict.fromkeys(df["_col"])),
-                        lambda r: _num_link(r["gain"], r["link"], "+.3f", r["mark"]), "corpus")
+    table = _wide_table(df, datasets, lambda r: _num_link(r["gain"], r["link"], "+.3f", r["mark"]))
     values, annot = _pivot(df, "gain", lambda r: f"{r['gain']:+.2f}{'*' if r['mark'] == '*' else ''}")
     limit = max(float(values.abs().max().max()), 0.01)
     png = heatmap_png(values, annot, title="Pairwise-CL − supervised UAR (* significant)", cmap="RdBu",
@@ -166,12 +166,13 @@ def write_benchmark_page(results_root: str | Path, folders: list[Path] | None = 
     """Write ``results_root/index.html`` across every corpus run under ``results_root`` (or ``folders``)."""
     root = Path(results_root).resolve()
     tables = results.gather(root, folders)
+    datasets = list(tables["facts"]["dataset"])
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     body = [f"<!doctype html><html><head><meta charset='utf-8'><title>sercore benchmark</title>"
             f"<style>{_CSS}</style></head><body><h1>sercore benchmark across corpora</h1>",
             f"<p class='findings'>{escape(results.overall_findings(tables))}</p>",
-            _facts_section(tables["facts"], root), _probe_section(tables["probes"]),
-            _cluster_section(tables["clusters"]), _sparse_section(tables["sparse"]),
+            _facts_section(tables["facts"], root), _probe_section(tables["probes"], datasets),
+            _cluster_section(tables["clusters"], datasets), _sparse_section(tables["sparse"], datasets),
             f"<p class='note'>Written {stamp} by run_all.py from the tables the notebooks saved; every number links "
             "to its notebook.</p></body></html>"]
     path = root / PAGE

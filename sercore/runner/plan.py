@@ -98,11 +98,15 @@ def check_views(views: list[str] | None) -> list[str]:
     return [f"unknown view(s) {unknown}; available views: {', '.join(known)}"] if unknown else []
 
 
-def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, views=None, size: str = "default",
-                    workers: int = 1, n_folds: int | None = None, dataset_params=None) -> list[Path]:
-    """Every check that needs no corpus loading; returns the notebooks or raises :class:`BadArguments`
-    listing all problems at once."""
-    problems = []
+def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, params: dict | None = None,
+                    size: str = "default", workers: int = 1) -> list[Path]:
+    """Every check that needs no corpus loading (notebooks, corpora, and the notebook ``params`` ``views``,
+    ``n_folds``, ``dataset_params``); returns the notebooks or raises :class:`BadArguments` listing all
+    problems at once."""
+    params = params or {}
+    n_folds, dataset_params = params.get("n_folds"), params.get("dataset_params")
+    problems = [f"parameter {key!r} cannot be overridden (use --data / --results instead)"
+                for key in RESERVED_PARAMS if key in params]
     try:
         notebooks = discover_notebooks(notebooks_dir, names)
     except (FileNotFoundError, ValueError) as err:
@@ -112,13 +116,13 @@ def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, views=None, 
         problems.append(f"size must be one of {SIZES}, got {size!r}")
     if workers < 1:
         problems.append(f"workers must be >= 1, got {workers}")
-    if n_folds is not None and n_folds < 2:
+    if n_folds is not None and (not isinstance(n_folds, int) or n_folds < 2):
         problems.append(f"n_folds must be >= 2 (or left out for the automatic choice), got {n_folds}")
     if dataset_params is not None and not isinstance(dataset_params, dict):
         problems.append(f"dataset_params must be a JSON object, e.g. '{{\"on_error\": \"skip\"}}', got {dataset_params!r}")
     if not corpora:
         problems.append("no corpus given")
-    problems += check_corpora(corpora) + check_views(views)
+    problems += check_corpora(corpora) + check_views(params.get("views"))
     if problems:
         raise BadArguments("\n".join(problems))
     return notebooks

@@ -139,10 +139,12 @@ def gather(results_root: str | Path, folders: list[Path] | None = None) -> dict[
 # ----------------------------------------------------------------------------------------------- findings
 
 
-def _best_counts(df: pd.DataFrame, value: str) -> tuple[str, int, int]:
-    """The view that is best on most corpora, on how many, out of how many corpora."""
-    best = df.loc[df.groupby("dataset")[value].idxmax(), "view"].value_counts()
-    return str(best.index[0]), int(best.iloc[0]), int(df["dataset"].nunique())
+def _best_views(df: pd.DataFrame, value: str, verb: str) -> str:
+    """``"<view> is <verb> on k of n corpora"``: the view(s) with the highest ``value`` on most corpora."""
+    wins = df.loc[df.groupby("dataset")[value].idxmax(), "view"].astype(str).value_counts()
+    top = sorted(wins[wins == wins.max()].index)
+    who = top[0] + " is" if len(top) == 1 else " and ".join(top) + " are each"
+    return f"{who} {verb} on {int(wins.max())} of {df['dataset'].nunique()} corpora"
 
 
 def probe_findings(probes: pd.DataFrame) -> str:
@@ -150,9 +152,8 @@ def probe_findings(probes: pd.DataFrame) -> str:
     probes = probes.dropna(subset=["uar"]) if len(probes) else probes
     if probes.empty:
         return "No linear-probe results (notebook 00) yet."
-    view, wins, n = _best_counts(probes, "uar")
     return (f"Linear-probe emotion UAR {probes['uar'].min():.2f}–{probes['uar'].max():.2f} over "
-            f"{len(probes)} corpus × view setting(s); {view} is best on {wins} of {n} corpora.")
+            f"{len(probes)} corpus × view setting(s); {_best_views(probes, 'uar', 'best')}.")
 
 
 def cluster_findings(clusters: pd.DataFrame) -> str:
@@ -160,11 +161,10 @@ def cluster_findings(clusters: pd.DataFrame) -> str:
     clusters = clusters.dropna(subset=["nmi"]) if len(clusters) else clusters
     if clusters.empty:
         return "No per-speaker cluster results (notebook 01) yet."
-    view, wins, n = _best_counts(clusters, "nmi")
     sig = int(clusters["significant"].fillna(False).astype(bool).sum())
     return (f"Per-speaker emotion clusters significant (pooled permutation p < {ALPHA:g}) in {sig} of "
             f"{len(clusters)} corpus × view setting(s); NMI {clusters['nmi'].min():.2f}–{clusters['nmi'].max():.2f}, "
-            f"highest with {view} on {wins} of {n} corpora.")
+            f"{_best_views(clusters, 'nmi', 'highest')}.")
 
 
 def sparse_findings(sparse: pd.DataFrame) -> str:

@@ -28,9 +28,7 @@ def run_corpora(notebooks_dir: str | Path, results_dir: str | Path, corpora: lis
     """Run the selected notebooks on every corpus; returns one summary per corpus (``summary["failed"]``
     lists the steps that failed). ``strict`` makes any bad file an error (injected as ``strict``)."""
     extra = dict(extra_params or {})
-    notebooks = check_arguments(notebooks_dir, names, corpora, views=extra.get("views"), size=size,
-                                workers=workers, n_folds=extra.get("n_folds"),
-                                dataset_params=extra.get("dataset_params"))
+    notebooks = check_arguments(notebooks_dir, names, corpora, params=extra, size=size, workers=workers)
     if strict:
         extra["strict"] = True
     loader_options = extra.get("dataset_params") or {}  # notebooks get them too, through extra
