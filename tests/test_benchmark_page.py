@@ -191,7 +191,7 @@ def test_findings_computed_from_the_numbers(three_corpora):
                                   f"{sig} of 4 corpus × view setting(s)")
     assert 1 <= sig <= 3  # the strong-signal views are significant, emodb's random mel view is not
     assert findings[0] == (f"3 corpora, 4,775 utterances; Pairwise-CL ≥ supervised in 5 of 8 settings "
-                           f"(2 significant); significant per-speaker emotion clusters in {sig} of 4 settings; "
+                           f"(2 significantly better); significant per-speaker emotion clusters in {sig} of 4 settings; "
                            f"1 failed step(s).")
 
 

@@ -28,7 +28,8 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;co
         "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}a{color:#1a55a8;text-decoration:none}"
         "a:hover{text-decoration:underline}.findings{font-size:1.05em;background:#f4f8ff;border-left:4px solid #4a7fd0;"
         "padding:.4em .8em}.sig{font-weight:bold}.na{color:#999}img{max-width:100%;height:auto;display:block}"
-        ".note{color:#666;font-size:.9em}")
+        ".note{color:#666;font-size:.9em}.row{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}"
+        ".row img{max-width:36em}.text{text-align:left}")
 
 
 def _num_link(value: float, link: str, fmt: str, mark: str = "") -> str:
@@ -60,6 +61,10 @@ def heatmap_png(values: pd.DataFrame, annot: pd.DataFrame, *, title: str, cmap: 
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _row(*parts: str) -> str:
+    return f"<div class='row'>{''.join(f'<div>{p}</div>' for p in parts)}</div>"
 
 
 def _figure(png: str, alt: str) -> str:
@@ -102,7 +107,7 @@ def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
     table = _wide_table(df, datasets, lambda r: _num_link(r["uar"], r["link"], ".3f"))
     values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
     png = heatmap_png(values, annot, title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
-    return head + table + _figure(png, "heat map of linear-probe UAR, corpora × views")
+    return head + _row(table, _figure(png, "heat map of linear-probe UAR, corpora × views"))
 
 
 def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
@@ -121,7 +126,7 @@ def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
                         + (f" <small>(p={r['p']:.3f})</small>" if pd.notna(r["p"]) else ""))
     values, annot = _pivot(df, "nmi", lambda r: f"{r['nmi']:.2f}{mark(r)}")
     png = heatmap_png(values, annot, title="per-speaker cluster NMI (* significant)", cmap="magma", vmin=0)
-    return head + table + _figure(png, "heat map of per-speaker cluster NMI, corpora × views")
+    return head + _row(table, _figure(png, "heat map of per-speaker cluster NMI, corpora × views"))
 
 
 def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
@@ -139,7 +144,7 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
     limit = max(float(values.abs().max().max()), 0.01)
     png = heatmap_png(values, annot, title="Pairwise-CL − supervised UAR (* significant)", cmap="RdBu",
                       center=0, vmin=-limit, vmax=limit)
-    return head + table + _figure(png, "heat map of Pairwise-CL minus supervised UAR, corpora × views and fractions")
+    return head + table + _figure(png, "heat map of Pairwise-CL minus supervised UAR, corpora × views and fractions")  # wide: below
 
 
 def _facts_section(facts: pd.DataFrame, root: Path) -> str:
@@ -153,9 +158,9 @@ def _facts_section(facts: pd.DataFrame, root: Path) -> str:
             bad = _a(f"{name}/{BAD_FILES_CSV}", bad)
         nums = "".join(f"<td>{'–' if pd.isna(f[k]) else f'{int(f[k]):,}'}</td>" for k in ("utterances", "speakers", "folds"))
         failed = ", ".join(f["failed"]) or "none"
-        rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td><td>{escape(failed)}</td></tr>")
+        rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td><td class='text'>{escape(failed)}</td></tr>")
     return ("<h2>Corpora</h2><table><tr><th>corpus</th><th>utterances</th><th>speakers</th><th>folds</th>"
-            "<th>bad files</th><th>notebooks</th><th>failed</th></tr>" + "".join(rows) + "</table>")
+            "<th>bad files</th><th>notebooks</th><th class='text'>failed</th></tr>" + "".join(rows) + "</table>")
 
 
 def _a(href: str, text: str) -> str:

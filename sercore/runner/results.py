@@ -188,7 +188,7 @@ def overall_findings(tables: dict[str, pd.DataFrame]) -> str:
     sparse, clusters = tables["sparse"], tables["clusters"]
     if len(sparse):
         parts.append(f"Pairwise-CL ≥ supervised in {int((sparse['gain'] >= 0).sum())} of {len(sparse)} settings "
-                     f"({int(((sparse['mark'] == '*') & (sparse['gain'] > 0)).sum())} significant)")
+                     f"({int(((sparse['mark'] == '*') & (sparse['gain'] > 0)).sum())} significantly better)")
     if len(clusters):
         parts.append(f"significant per-speaker emotion clusters in "
                      f"{int(clusters['significant'].fillna(False).astype(bool).sum())} of {len(clusters)} settings")
