@@ -105,7 +105,7 @@ def _link(rel: str, text: str | None = None) -> str:
     return f'<a href="{quote(rel)}">{escape(text or rel)}</a>'
 
 
-def _bad_line(summary: dict, bad: str | None) -> str:
+def _bad_line(summary: dict) -> str:
     n = summary.get("bad_files")
     return f"Bad files skipped: {'?' if n is None else n}, listed with their reasons in "
 
@@ -117,7 +117,7 @@ def _index_html(summary: dict, sections: list[dict], steps: list[dict], findings
              f"<h1>Results: {escape(summary['dataset'])}</h1><p class='findings'>{escape(findings)}</p>",
              f"<p>Run started {summary['started']}, {summary['seconds']:.1f} s; failed: {escape(failed)}.</p>"]
     if bad:
-        parts.append(f"<p>{escape(_bad_line(summary, bad))}{_link(bad)}.</p>")
+        parts.append(f"<p>{escape(_bad_line(summary))}{_link(bad)}.</p>")
     parts += [f"<p class='failed'>Step {escape(s['notebook'])} failed: {escape(str(s['error']))}</p>" for s in steps]
     parts.append("<table><tr><th>notebook</th><th>status</th><th>time (s)</th><th>figures</th>"
                  "<th>tables</th><th>params</th></tr>")
@@ -141,7 +141,7 @@ def _index_md(summary: dict, sections: list[dict], steps: list[dict], findings: 
              f"Run started {summary['started']}, {summary['seconds']:.1f} s; failed: "
              f"{', '.join(summary['failed']) or 'none'}.", ""]
     if bad:
-        lines += [f"{_bad_line(summary, bad)}[{bad}]({quote(bad)}).", ""]
+        lines += [f"{_bad_line(summary)}[{bad}]({quote(bad)}).", ""]
     lines += [f"Step {s['notebook']} failed: {s['error']}" for s in steps]
     lines += ["| notebook | status | time (s) |", "|---|---|---|"]
     for s in sections:
