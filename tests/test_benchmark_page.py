@@ -249,7 +249,8 @@ def test_multi_corpus_run_writes_benchmark_page(tmp_path, monkeypatch):
                                    size="tiny")
     assert [s["dataset"] for s in summaries] == ["default", "emodb"] and all(s["ok"] for s in summaries)
     for name in ("default", "emodb"):
-        assert (tmp_path / "res" / name / "index.html").is_file() and (tmp_path / "res" / name / "bad_files.csv").is_file()
+        assert (tmp_path / "res" / name / "index.html").is_file()
+        assert (tmp_path / "res" / name / "bad_files.csv").is_file()
     parsed = assert_resolves(tmp_path / "res" / "index.html")
     anchors = {text.strip(): href for href, text in parsed.anchors}
     assert anchors["0.620"] == "default/00_overview/00_overview.html" and anchors["0.410"] == \

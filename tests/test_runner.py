@@ -40,7 +40,8 @@ print("SEEN", dataset, seed, quick, lr, views, os.getcwd() == output_dir)
 """
 FAIL = "x = 1\nraise RuntimeError('deliberate failure')\n"
 STABLE = "same-sercore-source"
-NOTE_BAD = "json.dump([{'path': '/data/c.wav', 'reason': 'too short (0.1 s)', 'step': 'features'}], open('bad_files.json', 'w'))\n"
+NOTE_BAD = ("json.dump([{'path': '/data/c.wav', 'reason': 'too short (0.1 s)', 'step': 'features'}], "
+            "open('bad_files.json', 'w'))\n")
 
 
 def load_toy(root, *, on_error: str = "skip") -> pd.DataFrame:
@@ -129,7 +130,7 @@ def test_parameters_injected_and_visible(first_run):
     assert "strict" not in src
     out_dir = first_run["out"] / "b_good"
     # the notebook saw the injected values and ran with its results folder as working directory
-    assert f"SEEN toy 3 True 0.5 ['mel', 'egemaps'] True" in first_run["good_stdout"]
+    assert "SEEN toy 3 True 0.5 ['mel', 'egemaps'] True" in first_run["good_stdout"]
     assert first_run["good_record"]["params"]["output_dir"] == str(out_dir)
 
 

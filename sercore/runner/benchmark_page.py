@@ -98,7 +98,8 @@ def _pivot(df: pd.DataFrame, value: str, text) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
-    head = (f"<h2>Linear-probe emotion UAR per view</h2><p class='findings'>{escape(results.probe_findings(probes))}</p>"
+    head = (f"<h2>Linear-probe emotion UAR per view</h2>"
+            f"<p class='findings'>{escape(results.probe_findings(probes))}</p>"
             "<p class='note'>Standardised logistic regression on each view's features, mean test UAR over folds "
             "(notebook 00).</p>")
     if probes.empty:
@@ -144,7 +145,7 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
     limit = max(float(values.abs().max().max()), 0.01)
     png = heatmap_png(values, annot, title="Pairwise-CL − supervised UAR (* significant)", cmap="RdBu",
                       center=0, vmin=-limit, vmax=limit)
-    return head + table + _figure(png, "heat map of Pairwise-CL minus supervised UAR, corpora × views and fractions")  # wide: below
+    return head + table + _figure(png, "heat map of Pairwise-CL minus supervised UAR, corpora × views × fractions")
 
 
 def _facts_section(facts: pd.DataFrame, root: Path) -> str:
@@ -156,9 +157,11 @@ def _facts_section(facts: pd.DataFrame, root: Path) -> str:
         bad = "–" if pd.isna(f["bad_files"]) else str(int(f["bad_files"]))
         if (root / name / BAD_FILES_CSV).is_file():
             bad = _a(f"{name}/{BAD_FILES_CSV}", bad)
-        nums = "".join(f"<td>{'–' if pd.isna(f[k]) else f'{int(f[k]):,}'}</td>" for k in ("utterances", "speakers", "folds"))
+        nums = "".join(f"<td>{'–' if pd.isna(f[k]) else f'{int(f[k]):,}'}</td>"
+                       for k in ("utterances", "speakers", "folds"))
         failed = ", ".join(f["failed"]) or "none"
-        rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td><td class='text'>{escape(failed)}</td></tr>")
+        rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td>"
+                    f"<td class='text'>{escape(failed)}</td></tr>")
     return ("<h2>Corpora</h2><table><tr><th>corpus</th><th>utterances</th><th>speakers</th><th>folds</th>"
             "<th>bad files</th><th>notebooks</th><th class='text'>failed</th></tr>" + "".join(rows) + "</table>")
 

@@ -145,7 +145,8 @@ def bad_files_summary(dataset: str, records: list[dict]) -> list[str]:
     if not records:
         return [f"{dataset}: no bad files"]
     kinds = Counter(f"{r['step']}: {reason_kind(r['reason'])}" for r in records)
-    lines = [f"{dataset}: {len(records)} bad file(s) skipped ({'; '.join(f'{k} x{n}' for k, n in kinds.most_common())})"]
+    counts = "; ".join(f"{k} x{n}" for k, n in kinds.most_common())
+    lines = [f"{dataset}: {len(records)} bad file(s) skipped ({counts})"]
     lines += [f"  {r['path']}  [{r['step']}] {r['reason']}" for r in records[:_SHOWN]]
     if len(records) > _SHOWN:
         lines.append(f"  ... {len(records) - _SHOWN} more in {BAD_FILES_CSV}")

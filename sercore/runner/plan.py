@@ -119,7 +119,8 @@ def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, params: dict
     if n_folds is not None and (not isinstance(n_folds, int) or n_folds < 2):
         problems.append(f"n_folds must be >= 2 (or left out for the automatic choice), got {n_folds}")
     if dataset_params is not None and not isinstance(dataset_params, dict):
-        problems.append(f"dataset_params must be a JSON object, e.g. '{{\"on_error\": \"skip\"}}', got {dataset_params!r}")
+        problems.append(f"dataset_params must be a JSON object, e.g. '{{\"on_error\": \"skip\"}}', "
+                        f"got {dataset_params!r}")
     if not corpora:
         problems.append("no corpus given")
     problems += check_corpora(corpora) + check_views(params.get("views"))

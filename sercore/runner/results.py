@@ -163,7 +163,8 @@ def cluster_findings(clusters: pd.DataFrame) -> str:
         return "No per-speaker cluster results (notebook 01) yet."
     sig = int(clusters["significant"].fillna(False).astype(bool).sum())
     return (f"Per-speaker emotion clusters significant (pooled permutation p < {ALPHA:g}) in {sig} of "
-            f"{len(clusters)} corpus × view setting(s); NMI {clusters['nmi'].min():.2f}–{clusters['nmi'].max():.2f}, "
+            f"{len(clusters)} corpus × view setting(s); "
+            f"NMI {clusters['nmi'].min():.2f}–{clusters['nmi'].max():.2f}, "
             f"{_best_views(clusters, 'nmi', 'highest')}.")
 
 
