@@ -258,4 +258,5 @@ def test_multi_corpus_run_writes_benchmark_page(tmp_path, monkeypatch):
     assert anchors["default"] == "default/index.html" and anchors["emodb"] == "emodb/index.html"
     assert parsed.findings[0].startswith("2 corpora, 14 utterances")
     index = (tmp_path / "res" / "emodb" / "index.html").read_text()
+    assert_resolves(tmp_path / "res" / "emodb" / "index.html")  # its files, and ../index.html
     assert "6 utterances, 4 speakers, 2 folds; 0 bad file(s) skipped; best linear-probe UAR 0.41 (egemaps)" in index

@@ -1,7 +1,8 @@
 """The index page of one corpus's results: ``results/<dataset>/index.html`` and ``index.md``.
 
 One row per results sub-folder (notebook or not) with its status, time, figures, tables and ``params.json``;
-a link to ``bad_files.csv``; and a findings line computed from the run and the notebooks' tables.
+a link to ``bad_files.csv`` and to the benchmark page ``../index.html`` (written after every run); and a
+findings line computed from the run and the notebooks' tables.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def _index_html(summary: dict, sections: list[dict], steps: list[dict], findings
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>sercore results: "
              f"{escape(summary['dataset'])}</title><style>{_CSS}</style></head><body>",
              f"<h1>Results: {escape(summary['dataset'])}</h1><p class='findings'>{escape(findings)}</p>",
-             f"<p>Run started {summary['started']}, {summary['seconds']:.1f} s; failed: {escape(failed)}.</p>"]
+             f"<p>Run started {summary['started']}, {summary['seconds']:.1f} s; failed: {escape(failed)}. "
+             f"All corpora: <a href='../index.html'>benchmark page</a>.</p>"]
     if bad:
         parts.append(f"<p>{escape(_bad_line(summary))}{_link(bad)}.</p>")
     parts += [f"<p class='failed'>Step {escape(s['notebook'])} failed: {escape(str(s['error']))}</p>" for s in steps]
