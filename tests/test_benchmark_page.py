@@ -59,12 +59,16 @@ class Page(HTMLParser):
             self.anchors[-1][1] += data
 
 
-def assert_resolves(page_path: Path) -> Page:
-    """Every link of the page is a file beside it; every image an embedded PNG."""
+def assert_resolves(page_path: Path, *, embedded: bool = True) -> Page:
+    """Every link of the page is a file beside it; every image an embedded PNG (or, unless ``embedded``, a
+    file beside it)."""
     page = Page(page_path.read_text(encoding="utf-8"))
     for href in page.links:
         assert "://" not in href and (page_path.parent / unquote(href)).is_file(), href
     for src in page.images:
+        if not embedded and not src.startswith("data:"):
+            assert (page_path.parent / unquote(src)).is_file(), src
+            continue
         assert src.startswith("data:image/png;base64,"), src[:40]
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     return page
@@ -258,5 +262,5 @@ def test_multi_corpus_run_writes_benchmark_page(tmp_path, monkeypatch):
     assert anchors["default"] == "default/index.html" and anchors["emodb"] == "emodb/index.html"
     assert parsed.findings[0].startswith("2 corpora, 14 utterances")
     index = (tmp_path / "res" / "emodb" / "index.html").read_text()
-    assert_resolves(tmp_path / "res" / "emodb" / "index.html")  # its files, and ../index.html
+    assert_resolves(tmp_path / "res" / "emodb" / "index.html", embedded=False)  # its files, and ../index.html
     assert "6 utterances, 4 speakers, 2 folds; 0 bad file(s) skipped; best linear-probe UAR 0.41 (egemaps)" in index

@@ -157,6 +157,10 @@ def test_bad_files_csv_linked_and_findings(first_run):
         {"path": str(first_run["base"] / "corpus" / "bad_1.wav"), "step": "loader",
          "reason": "file name is not like <speaker>_<n>.wav"}]
     assert 'href="bad_files.csv"' in html and "[bad_files.csv](bad_files.csv)" in first_run["index_md"]
+    from test_benchmark_page import assert_resolves
+
+    assert_resolves(out / "index.html", embedded=False)  # every figure, table, the CSV and ../index.html
+    assert_resolves(out.parent / "index.html")  # the benchmark page written after the run
     assert first_run["summary"]["bad_files"] == 2 and first_run["summary"]["steps"][0]["utterances"] == 4
     # the findings line is computed from the run: 1 of 2 ok, the corpus size, the bad files
     assert ("<p class='findings'>1 of 2 notebook(s) ok, failed: a_fail; 4 utterances, 2 speakers; "
