@@ -290,6 +290,7 @@ def marked(tmp_path):
     (["--data", "toy=GOOD", "--views", "mel", "nope"], "unknown view(s) ['nope']; available views: "),
     (["--data", "toy=GOOD", "--notebooks", "nope"], "unknown notebook(s) ['nope']"),
     (["--data", "toy=GOOD", "toyb=EMPTY"], "toyb at "),  # a root with the wrong layout, found by the loader
+    (["--data", "toy=GOOD", "toyb=EMPTY", "--strict"], "toyb at "),  # the same under --strict
     (["--data", "toy=GOOD", "toy=GOOD"], "given twice"),
     (["--data", "toy=GOOD", "--dataset", "toyb"], "either --data"),
     (["--data", "toy=GOOD", "--param", "output_dir=/tmp"], "'output_dir' cannot be overridden"),

@@ -48,8 +48,8 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
     """Load ``corpus`` once; returns the step record (``utterances``, ``speakers``, ``bad_files`` count) and
     the loader's bad-file records.
 
-    A corpus error (wrong layout, unusable CSV) without ``strict`` raises :class:`BadArguments`; any other
-    failure, and under ``strict`` any bad file, is recorded as a failed step.
+    A corpus error (wrong layout, unusable CSV: the loader fails even with bad files skipped) raises
+    :class:`BadArguments`; any other failure, and under ``strict`` any bad file, is recorded as a failed step.
     """
     from sercore.data.manifest import ManifestError
 
@@ -57,10 +57,7 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
     start, bad = time.perf_counter(), []
     say(f"start  corpus ({corpus.name}{', size=' + size if corpus.name == 'default' else ''})")
     try:
-        import sercore.data
-
-        manifest = sercore.data.load_dataset(corpus.name, root=corpus.root,
-                                             **loader_params(corpus, size=size, strict=strict))
+        manifest = _load(corpus, size=size, strict=strict)
         bad = [dict(r, step=r.get("step") or "loader") for r in getattr(manifest, "attrs", {}).get("bad_files", [])]
         if strict and bad:
             raise StrictError(f"{corpus.name}: bad file {bad[0]['path']}: {bad[0]['reason']}"
@@ -69,7 +66,7 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
         if hasattr(manifest, "columns") and "speaker" in manifest.columns:
             record["speakers"] = int(manifest["speaker"].nunique())
     except ManifestError as exc:
-        if not strict:
+        if not strict or _unusable(corpus, size):
             raise BadArguments(f"{corpus.name} at {corpus.root}: {exc}") from exc
         record.update(status="failed", error=f"ManifestError: {exc}")
     except Exception as exc:  # reported like a notebook failure
@@ -77,6 +74,23 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
     record["seconds"] = round(time.perf_counter() - start, 2)
     say(finish_line(record))
     return record, bad
+
+
+def _load(corpus: Corpus, *, size: str, strict: bool):
+    import sercore.data
+
+    return sercore.data.load_dataset(corpus.name, root=corpus.root, **loader_params(corpus, size=size, strict=strict))
+
+
+def _unusable(corpus: Corpus, size: str) -> bool:
+    """True when the corpus fails even with bad files skipped: a wrong layout, not a bad file."""
+    from sercore.data.manifest import ManifestError
+
+    try:
+        _load(corpus, size=size, strict=False)
+    except ManifestError:
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- bad files
