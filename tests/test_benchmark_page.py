@@ -204,7 +204,9 @@ def test_corpus_facts_and_missing_tables(three_corpora):
     assert facts.loc["tess", "folds"] == 2 and facts.loc["emodb", "folds"] == 5
     assert facts.loc["ravdess", "bad_files"] == 2 and list(facts.index) == ["emodb", "ravdess", "tess"]
     html = three_corpora["html"]
-    assert "<td>tess</td><td class='na'>–</td>" in html  # tess has no cluster or sparse-label results
+    assert "<td class='text'>tess</td><td class='na'>–</td>" in html  # tess has no per-speaker cluster results
+    assert "<td class='text'>tess</td><td class='text'></td><td class='na'>–</td>" in html  # nor sparse-label ones
+    assert html.count("<td class='text'>emodb</td><td class='text'>") == 2  # one row per view of notebook 03
 
 
 def test_findings_of_small_tables():

@@ -38,25 +38,32 @@ def _num_link(value: float, link: str, fmt: str, mark: str = "") -> str:
     return f'<a href="{quote(link)}"{cls}>{escape(text)}</a>'
 
 
-def heatmap_png(values: pd.DataFrame, annot: pd.DataFrame, *, title: str, cmap: str, center=None,
-                vmin=None, vmax=None) -> str:
-    """A seaborn heat map of ``values`` (rows corpora, columns views) annotated with ``annot``; base64 PNG."""
+def heatmap_png(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], *, title: str, cmap: str, center=None,
+                vmin=None, vmax=None, per_row: int = 2) -> str:
+    """Seaborn heat maps, one per ``(panel title, values, annotations)`` (rows corpora, columns views), up to
+    ``per_row`` side by side, on one colour scale; returns the figure as a base64 PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    width = min(14.0, 2.2 + 1.1 * values.shape[1])
-    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.45 * values.shape[0]))
-    sns.heatmap(values.astype(float), annot=annot.to_numpy(), fmt="", cmap=cmap, center=center, vmin=vmin,
-                vmax=vmax, linewidths=0.5, linecolor="white", cbar_kws={"shrink": 0.8}, ax=ax)
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    ax.tick_params(axis="x", rotation=30 if values.shape[1] > 4 else 0)
-    ax.tick_params(axis="y", rotation=0)
-    fig.tight_layout()
+    n_rows, n_cols = panels[0][1].shape
+    grid_cols = min(per_row, len(panels))
+    grid_rows = -(-len(panels) // grid_cols)
+    fig, axes = plt.subplots(grid_rows, grid_cols, squeeze=False, layout="constrained",
+                             figsize=(1.8 + grid_cols * (1.0 + 0.9 * n_cols), 0.5 + grid_rows * (0.9 + 0.45 * n_rows)))
+    for ax, (name, values, annot) in zip(axes.flat, panels):
+        sns.heatmap(values.astype(float), annot=annot.to_numpy(), fmt="", cmap=cmap, center=center, vmin=vmin,
+                    vmax=vmax, linewidths=0.5, linecolor="white", cbar=False, ax=ax)
+        ax.set_title(name, fontsize=10)
+        ax.set(xlabel="", ylabel="")
+        ax.tick_params(axis="x", rotation=30 if n_cols > 4 else 0)
+        ax.tick_params(axis="y", rotation=0)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(axes.flat[0].collections[0], ax=axes, shrink=0.8)
+    fig.suptitle(title, fontsize=11, x=0.02, ha="left")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
@@ -71,20 +78,19 @@ def _figure(png: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{png}" alt="{escape(alt)}">'
 
 
-def _wide_table(df: pd.DataFrame, datasets: list[str], cell) -> str:
-    """HTML table: one row per corpus of ``datasets`` (``–`` where it has no value), one column per ``_col``
-    of ``df``; ``cell(row)`` renders a value."""
+def _table(df: pd.DataFrame, rows: list[tuple], row_names: list[str], cell) -> str:
+    """HTML table: one row per key of ``rows`` (matched against ``df["_row"]``, ``–`` where there is no
+    value), one column per ``df["_col"]``; ``cell(record)`` renders a value."""
     columns = list(dict.fromkeys(df["_col"]))
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
-    rows = []
-    for dataset in datasets:
-        part = df[df["dataset"] == dataset]
-        cells = []
-        for col in columns:
-            hit = part[part["_col"] == col]
-            cells.append(f"<td>{cell(hit.iloc[0])}</td>" if len(hit) else "<td class='na'>–</td>")
-        rows.append(f"<tr><td>{escape(dataset)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th>corpus</th>{head}</tr>{''.join(rows)}</table>"
+    head = "".join(f"<th class='text'>{escape(n)}</th>" for n in row_names)
+    head += "".join(f"<th>{escape(str(c))}</th>" for c in columns)
+    found = {(r["_row"], r["_col"]): r for r in df.to_dict("records")}
+    body = []
+    for key in rows:
+        cells = "".join(f"<td>{cell(found[key, c])}</td>" if (key, c) in found else "<td class='na'>–</td>"
+                        for c in columns)
+        body.append("<tr>" + "".join(f"<td class='text'>{escape(str(k))}</td>" for k in key) + cells + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _pivot(df: pd.DataFrame, value: str, text) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,10 +110,10 @@ def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
             "(notebook 00).</p>")
     if probes.empty:
         return head
-    df = probes.assign(_col=probes["view"])
-    table = _wide_table(df, datasets, lambda r: _num_link(r["uar"], r["link"], ".3f"))
+    df = probes.assign(_col=probes["view"], _row=[(d,) for d in probes["dataset"]])
+    table = _table(df, [(d,) for d in datasets], ["corpus"], lambda r: _num_link(r["uar"], r["link"], ".3f"))
     values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
-    png = heatmap_png(values, annot, title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
+    png = heatmap_png([("", values, annot)], title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
     return head + _row(table, _figure(png, "heat map of linear-probe UAR, corpora × views"))
 
 
@@ -118,15 +124,17 @@ def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
             f"NMI over speakers; * = pooled permutation p &lt; {results.ALPHA:g} (notebook 01).</p>")
     if clusters.empty:
         return head
-    df = clusters.assign(_col=clusters["view"])
+    df = clusters.assign(_col=clusters["view"], _row=[(d,) for d in clusters["dataset"]])
 
     def mark(r):
         return "*" if r["significant"] is True or r["significant"] == 1 else ""
 
-    table = _wide_table(df, datasets, lambda r: _num_link(r["nmi"], r["link"], ".3f", mark(r))
-                        + (f" <small>(p={r['p']:.3f})</small>" if pd.notna(r["p"]) else ""))
+    table = _table(df, [(d,) for d in datasets], ["corpus"],
+                   lambda r: _num_link(r["nmi"], r["link"], ".3f", mark(r))
+                   + (f" <small>(p={r['p']:.3f})</small>" if pd.notna(r["p"]) else ""))
     values, annot = _pivot(df, "nmi", lambda r: f"{r['nmi']:.2f}{mark(r)}")
-    png = heatmap_png(values, annot, title="per-speaker cluster NMI (* significant)", cmap="magma", vmin=0)
+    png = heatmap_png([("", values, annot)], title="per-speaker cluster NMI (* significant)", cmap="magma",
+                      vmin=0, vmax=1)
     return head + _row(table, _figure(png, "heat map of per-speaker cluster NMI, corpora × views"))
 
 
@@ -138,14 +146,30 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
             "(notebook 03).</p>")
     if sparse.empty:
         return head
-    df = sparse.sort_values(["view", "fraction"])
-    df = df.assign(_col=df["view"].astype(str) + " " + (100 * df["fraction"]).map("{:g}%".format))
-    table = _wide_table(df, datasets, lambda r: _num_link(r["gain"], r["link"], "+.3f", r["mark"]))
-    values, annot = _pivot(df, "gain", lambda r: f"{r['gain']:+.2f}{'*' if r['mark'] == '*' else ''}")
-    limit = max(float(values.abs().max().max()), 0.01)
-    png = heatmap_png(values, annot, title="Pairwise-CL − supervised UAR (* significant)", cmap="RdBu",
-                      center=0, vmin=-limit, vmax=limit)
-    return head + table + _figure(png, "heat map of Pairwise-CL minus supervised UAR, corpora × views × fractions")
+    df = sparse.assign(_row=list(zip(sparse["dataset"], sparse["view"])),
+                       _col=(100 * sparse["fraction"]).map("{:g}%".format)).sort_values("fraction")
+    views = list(dict.fromkeys(sparse["view"]))
+    present, rows = set(df["_row"]), []
+    for d in datasets:  # a corpus without results keeps one row of dashes
+        rows += [(d, v) for v in views if (d, v) in present] or [(d, "")]
+    table = _table(df, rows, ["corpus", "view"], lambda r: _num_link(r["gain"], r["link"], "+.3f", r["mark"]))
+    limit = max(float(df["gain"].abs().max()), 0.01)
+    panels = []
+    for fraction, part in df.groupby("fraction", sort=True):
+        values, annot = _pivot(part.assign(_col=part["view"]), "gain",
+                               lambda r: f"{r['gain']:+.2f}{'*' if r['mark'] == '*' else ''}")
+        panels.append((f"{100 * fraction:g}% labelled", values.reindex(columns=views), annot.reindex(columns=views)))
+    panels = _same_rows(panels)
+    png = heatmap_png(panels, title="Pairwise-CL − supervised UAR (* significant)", cmap="RdBu", center=0,
+                      vmin=-limit, vmax=limit)
+    return head + table + _figure(png, "heat maps of Pairwise-CL minus supervised UAR, corpora × views, "
+                                       "one per labelled fraction")
+
+
+def _same_rows(panels):
+    """Panels reindexed to the union of their corpora, so the heat maps line up."""
+    index = sorted(set().union(*(set(v.index) for _, v, _ in panels)))
+    return [(name, v.reindex(index), a.reindex(index).fillna("")) for name, v, a in panels]
 
 
 def _facts_section(facts: pd.DataFrame, root: Path) -> str:
