@@ -405,3 +405,14 @@ def test_quick_mode_defaults_to_the_small_corpus(monkeypatch, args, size):
     assert run_all.main(args) == 0
     assert seen["size"] == size and seen["quick"] == ("--quick" in args)
     assert seen["corpora"] == [runner.Corpus("default", None)] and seen["strict"] is False
+
+
+def test_alias_names_the_results_folder(marked, monkeypatch):
+    """``--data emo-db=ROOT`` runs the registered ``emodb`` into ``results/emodb/``."""
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: [0] * 3)
+    monkeypatch.setattr(runner.suite, "execute_all", lambda js, workers: {
+        Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0,
+                                   "params": j["params"]} for j in js})
+    assert run_all.main(marked["base"] + ["--data", f"emo-db={marked['good']}"]) == 0
+    summary = json.loads((Path(marked["base"][3]) / "emodb" / "run_summary.json").read_text())
+    assert summary["dataset"] == "emodb" and summary["notebooks"][0]["params"]["dataset"] == "emodb"

@@ -31,8 +31,10 @@ def run_corpora(notebooks_dir: str | Path, results_dir: str | Path, corpora: lis
     notebooks = check_arguments(notebooks_dir, names, corpora, params=extra, size=size, workers=workers)
     if strict:
         extra["strict"] = True
+    from sercore.data.registry import dataset_info
+
     loader_options = extra.get("dataset_params") or {}  # notebooks get them too, through extra
-    corpora = [Corpus(c.name, c.root, {**loader_options, **c.params}) for c in corpora]
+    corpora = [Corpus(dataset_info(c.name).name, c.root, {**loader_options, **c.params}) for c in corpora]
     if not notebooks:
         say(f"no notebooks in {Path(notebooks_dir).resolve()}")
     results_root = Path(results_dir).resolve()
