@@ -110,7 +110,8 @@ def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
             "(notebook 00).</p>")
     if probes.empty:
         return head
-    df = probes.assign(_col=probes["view"], _row=[(d,) for d in probes["dataset"]])
+    df = probes.sort_values("view", kind="stable")
+    df = df.assign(_col=df["view"], _row=[(d,) for d in df["dataset"]])
     table = _table(df, [(d,) for d in datasets], ["corpus"], lambda r: _num_link(r["uar"], r["link"], ".3f"))
     values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
     png = heatmap_png([("", values, annot)], title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
@@ -124,7 +125,8 @@ def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
             f"NMI over speakers; * = pooled permutation p &lt; {results.ALPHA:g} (notebook 01).</p>")
     if clusters.empty:
         return head
-    df = clusters.assign(_col=clusters["view"], _row=[(d,) for d in clusters["dataset"]])
+    df = clusters.sort_values("view", kind="stable")
+    df = df.assign(_col=df["view"], _row=[(d,) for d in df["dataset"]])
 
     def mark(r):
         return "*" if r["significant"] is True or r["significant"] == 1 else ""
@@ -148,7 +150,7 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
         return head
     df = sparse.assign(_row=list(zip(sparse["dataset"], sparse["view"])),
                        _col=(100 * sparse["fraction"]).map("{:g}%".format)).sort_values("fraction")
-    views = list(dict.fromkeys(sparse["view"]))
+    views = sorted(dict.fromkeys(sparse["view"]))
     present, rows = set(df["_row"]), []
     for d in datasets:  # a corpus without results keeps one row of dashes
         rows += [(d, v) for v in views if (d, v) in present] or [(d, "")]
