@@ -4,9 +4,12 @@
     python run_all.py --quick                           # smoke test: first fold, tiny budgets, small corpus
     python run_all.py --size tiny --quick --notebooks 03_sparse_labels
     python run_all.py --dataset iemocap --data-root /data/IEMOCAP_full_release --device cuda --workers 2
+    python run_all.py --data emodb=/data/emodb ravdess=/data/RAVDESS default --quick   # several corpora
 
-Each notebook runs with its results folder as working directory; see ``sercore/runner.py``.
-Exit status: 0 when every step succeeded, 1 when one failed, 2 on bad arguments.
+Each corpus gets ``results/<dataset>/``; ``results/index.html`` compares the corpora. Each notebook runs with
+its results folder as working directory; see ``sercore/runner/``.
+Exit status: 0 when every step succeeded, 1 when one failed, 2 on bad arguments (an unknown notebook,
+dataset or view, a missing or wrong data root), checked before any notebook starts.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Execute the sercore notebooks with papermill and index the results.")
     p.add_argument("--dataset", default="default", help="corpus name (default: the synthetic corpus)")
     p.add_argument("--data-root", default=None, help="folder of the corpus (not needed for 'default')")
+    p.add_argument("--data", nargs="+", metavar="NAME=ROOT",
+                   help="several corpora, each NAME=ROOT ('default' needs no root); replaces --dataset/--data-root")
+    p.add_argument("--strict", action="store_true",
+                   help="any bad file is an error naming it (default: skipped and listed in bad_files.csv)")
+    p.add_argument("--n-folds", type=int, help="number of speaker-disjoint folds (injected only when given)")
     p.add_argument("--size", default=None, choices=("default", "small", "tiny"),
                    help="synthetic corpus size (default: 'default'; 'small' with --quick)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook stems or file names (default: all)")
@@ -57,26 +65,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def corpora_of(args) -> list:
+    """The corpora asked for: ``--data NAME=ROOT ...`` or ``--dataset`` with ``--data-root``."""
+    from sercore.runner import BadArguments, Corpus, parse_corpus
+
+    if args.data:
+        if args.dataset != "default" or args.data_root is not None:
+            raise BadArguments("give either --data NAME=ROOT ... or --dataset/--data-root, not both")
+        return [parse_corpus(text) for text in args.data]
+    root = None if args.data_root is None else str(Path(args.data_root).expanduser().resolve())
+    return [Corpus(args.dataset, root)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the notebooks, return the exit status."""
+    """Parse ``argv``, run the notebooks on each corpus, return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from sercore import runner
 
     size = args.size or ("small" if args.quick else "default")
-    extra = {k: getattr(args, k) for k in runner.OPTIONAL_PARAMS if getattr(args, k) is not None}
+    extra = {k: getattr(args, k) for k in runner.OPTIONAL_PARAMS if getattr(args, k, None) is not None}
     extra.update(dict(args.param))
     try:
-        summary = runner.run(args.notebooks_dir, args.results, dataset=args.dataset, data_root=args.data_root,
-                             size=size, quick=args.quick, device=args.device, seed=args.seed,
-                             offline=args.offline, names=args.notebooks, extra_params=extra,
-                             workers=args.workers, force=args.force, progress_bar=args.progress_bar,
-                             timeout=args.timeout)
-    except (ValueError, FileNotFoundError) as exc:
+        summaries = runner.run_corpora(args.notebooks_dir, args.results, corpora_of(args), size=size,
+                                       quick=args.quick, device=args.device, seed=args.seed, offline=args.offline,
+                                       names=args.notebooks, extra_params=extra, workers=args.workers,
+                                       force=args.force, progress_bar=args.progress_bar, timeout=args.timeout,
+                                       strict=args.strict)
+    except runner.BadArguments as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return 2
-    if summary["failed"]:
-        print(f"run_all.py: failed: {', '.join(summary['failed'])}", file=sys.stderr)
+    failed = [f"{s['dataset']}/{name}" for s in summaries for name in s["failed"]]
+    if failed:
+        print(f"run_all.py: failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 

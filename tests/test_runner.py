@@ -1,5 +1,6 @@
 """run_all.py / sercore.runner on tiny notebooks generated in tmp folders (kernel start-up is the cost:
-six executions in all)."""
+six executions in all). A toy corpus is registered for the module: its loader skips (or, under
+``on_error="raise"``, raises on) files named ``bad*``, and raises a ``ManifestError`` on a folder without WAVs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import pandas as pd
+
 import sercore.data
 from sercore import runner
+from sercore.data import registry
+from sercore.data.manifest import ManifestError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = importlib.util.spec_from_file_location("run_all", ROOT / "run_all.py")
@@ -35,6 +40,40 @@ print("SEEN", dataset, seed, quick, lr, views, os.getcwd() == output_dir)
 """
 FAIL = "x = 1\nraise RuntimeError('deliberate failure')\n"
 STABLE = "same-sercore-source"
+NOTE_BAD = ("json.dump([{'path': '/data/c.wav', 'reason': 'too short (0.1 s)', 'step': 'features'}], "
+            "open('bad_files.json', 'w'))\n")
+
+
+def load_toy(root, *, on_error: str = "skip") -> pd.DataFrame:
+    """The toy corpus: one utterance per ``*.wav`` of ``root``; ``bad*`` files are bad."""
+    bad = registry.BadFiles("toy", on_error)
+    rows = []
+    for path in sorted(Path(root).glob("*.wav")):
+        if path.name.startswith("bad"):
+            bad.add(path, "file name is not like <speaker>_<n>.wav")
+        else:
+            rows.append({"utt_id": path.stem, "speaker": path.stem.split("_")[0]})
+    if not rows:
+        raise ManifestError(f"toy: no WAV files in {root}; expected <root>/<speaker>_<n>.wav")
+    return bad.attach(pd.DataFrame(rows))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toy_dataset():
+    """``toy`` and ``toyb`` registered for this module only."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("toy", "toyb"):
+            mp.setitem(registry._REGISTRY, name, registry.DatasetInfo(name, load_toy, "<root>/<speaker>_<n>.wav"))
+            mp.setitem(registry._ALIASES, name, name)
+        yield
+
+
+def toy_root(folder: Path, bad: int = 0) -> Path:
+    """A toy corpus folder: two speakers, two files each, and ``bad`` misnamed files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ["s1_1", "s1_2", "s2_1", "s2_2"] + [f"bad_{i}" for i in range(1, bad + 1)]:
+        (folder / f"{name}.wav").write_bytes(b"")
+    return folder
 
 
 def make_notebook(path: Path, code: str, params: str = PARAMS) -> Path:
@@ -66,11 +105,13 @@ def first_run(tmp_path_factory):
     """A failing notebook (sorted first) and a good one, run once through the CLI."""
     base = tmp_path_factory.mktemp("runner")
     make_notebook(base / "nbs" / "a_fail.ipynb", FAIL)
-    make_notebook(base / "nbs" / "b_good.ipynb", GOOD)
+    make_notebook(base / "nbs" / "b_good.ipynb", GOOD + NOTE_BAD)
+    make_notebook(base / "nbs" / "_template.ipynb", FAIL)  # a template: never run unless named
     argv = ["--notebooks-dir", str(base / "nbs"), "--results", str(base / "res"), "--dataset", "toy",
-            "--seed", "3", "--quick", "--views", "mel", "egemaps", "--param", "lr=0.5"]
+            "--data-root", str(toy_root(base / "corpus", bad=1)), "--seed", "3", "--quick", "--views", "mel",
+            "egemaps", "--param", "lr=0.5", "--n-folds", "3"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "source_hash", lambda package_dir=None: STABLE)
+        mp.setattr(runner.plan, "source_hash", lambda package_dir=None: STABLE)
         code = run_all.main(argv)
     out = base / "res" / "toy"
     return {"base": base, "argv": argv, "code": code, "out": out,
@@ -84,11 +125,12 @@ def first_run(tmp_path_factory):
 def test_parameters_injected_and_visible(first_run):
     src = first_run["good_injected"]
     assert "seed = 3" in src and "quick = True" in src and "dataset = \"toy\"" in src
-    assert "views = [\"mel\", \"egemaps\"]" in src and "lr = 0.5" in src
-    assert "epochs" not in src and "folds" not in src  # optional parameters only when given
+    assert "views = [\"mel\", \"egemaps\"]" in src and "lr = 0.5" in src and "n_folds = 3" in src
+    assert "epochs" not in src and "folds = " not in src.replace("n_folds", "")  # optional ones only when given
+    assert "strict" not in src
     out_dir = first_run["out"] / "b_good"
     # the notebook saw the injected values and ran with its results folder as working directory
-    assert f"SEEN toy 3 True 0.5 ['mel', 'egemaps'] True" in first_run["good_stdout"]
+    assert "SEEN toy 3 True 0.5 ['mel', 'egemaps'] True" in first_run["good_stdout"]
     assert first_run["good_record"]["params"]["output_dir"] == str(out_dir)
 
 
@@ -104,12 +146,31 @@ def test_outputs_html_and_index(first_run):
     assert 'href="b_good/tables/scores.csv"' in html and 'href="b_good/params.json"' in html
     assert "(b_good/curve.png)" in md and "(b_good/tables/scores.csv)" in md and "[b_good](b_good/b_good.html)" in md
     assert first_run["good_record"]["status"] == "ok" and first_run["good_record"]["seconds"] > 0
+    assert not (out / "_template").exists()  # templates are not run
+
+
+def test_bad_files_csv_linked_and_findings(first_run):
+    out, html = first_run["out"], first_run["index_html"]
+    rows = pd.read_csv(out / "bad_files.csv")
+    assert rows.to_dict("records") == [
+        {"path": "/data/c.wav", "step": "features", "reason": "too short (0.1 s)"},  # written by the notebook
+        {"path": str(first_run["base"] / "corpus" / "bad_1.wav"), "step": "loader",
+         "reason": "file name is not like <speaker>_<n>.wav"}]
+    assert 'href="bad_files.csv"' in html and "[bad_files.csv](bad_files.csv)" in first_run["index_md"]
+    from test_benchmark_page import assert_resolves
+
+    assert_resolves(out / "index.html", embedded=False)  # every figure, table, the CSV and ../index.html
+    assert_resolves(out.parent / "index.html")  # the benchmark page written after the run
+    assert first_run["summary"]["bad_files"] == 2 and first_run["summary"]["steps"][0]["utterances"] == 4
+    # the findings line is computed from the run: 1 of 2 ok, the corpus size, the bad files
+    assert ("<p class='findings'>1 of 2 notebook(s) ok, failed: a_fail; 4 utterances, 2 speakers; "
+            "2 bad file(s) skipped.</p>") in html
 
 
 def test_failing_notebook_kept_others_run(first_run):
     assert first_run["code"] == 1
     summary = first_run["summary"]
-    assert summary["failed"] == ["a_fail"] and not summary["ok"]
+    assert summary["failed"] == ["a_fail"] and not summary["ok"]  # the template _template did not run
     status = {r["notebook"]: r["status"] for r in summary["notebooks"]}
     assert status == {"a_fail": "failed", "b_good": "ok"}
     record = summary["notebooks"][0]
@@ -124,10 +185,10 @@ def test_failing_notebook_kept_others_run(first_run):
 
 def test_skip_then_rerun_on_change_or_force(first_run, monkeypatch):
     """Runs after the read-only checks above; executes b_good twice."""
-    monkeypatch.setattr(runner, "source_hash", lambda package_dir=None: STABLE)
+    monkeypatch.setattr(runner.plan, "source_hash", lambda package_dir=None: STABLE)
     base, out = first_run["base"], first_run["out"] / "b_good"
-    kwargs = dict(dataset="toy", seed=3, quick=True, size="small",  # what the CLI's --quick injects
-                  names=["b_good"], extra_params={"views": ["mel", "egemaps"], "lr": 0.5})
+    kwargs = dict(dataset="toy", data_root=base / "corpus", seed=3, quick=True, size="small",  # as the CLI's --quick
+                  names=["b_good"], extra_params={"views": ["mel", "egemaps"], "lr": 0.5, "n_folds": 3})
     started = runner.read_record(out)["started"]
     again = runner.run(base / "nbs", base / "res", **kwargs)
     assert again["notebooks"][0]["status"] == "skipped" and runner.read_record(out)["started"] == started
@@ -208,18 +269,111 @@ def test_corpus_failure_blocks_notebooks(tmp_path, monkeypatch):
     assert "disk full" in index and "<td>e</td><td class='blocked'>blocked" in index
 
 
-def test_bad_arguments(tmp_path, capsys):
-    make_notebook(tmp_path / "nbs" / "f.ipynb", "print(1)")
-    base = ["--notebooks-dir", str(tmp_path / "nbs"), "--results", str(tmp_path / "res"), "--dataset", "toy"]
-    assert run_all.main(base + ["--notebooks", "nope"]) == 2
+MARKER = "open(os.path.join({folder!r}, 'ran'), 'w').close()\n"
+
+
+@pytest.fixture()
+def marked(tmp_path):
+    """A notebook that leaves a marker file when it runs, a good toy corpus, and the base arguments."""
+    (tmp_path / "marks").mkdir()
+    make_notebook(tmp_path / "nbs" / "f.ipynb", "import os\n" + MARKER.format(folder=str(tmp_path / "marks")))
+    good = toy_root(tmp_path / "good")
+    return {"base": ["--notebooks-dir", str(tmp_path / "nbs"), "--results", str(tmp_path / "res")],
+            "good": str(good), "empty": str((tmp_path / "empty")), "ran": tmp_path / "marks" / "ran"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "toy=GOOD", "toyb=/nonexistent/corpus"], "data root /nonexistent/corpus of 'toyb' does not exist"),
+    (["--data", "toy=GOOD", "toyb"], "dataset 'toyb' needs a data root"),
+    (["--dataset", "toyb"], "dataset 'toyb' needs a data root"),
+    (["--data", "toy=GOOD", "nosuch=GOOD"], "unknown dataset 'nosuch'; known: "),
+    (["--data", "toy=GOOD", "--views", "mel", "nope"], "unknown view(s) ['nope']; available views: "),
+    (["--data", "toy=GOOD", "--notebooks", "nope"], "unknown notebook(s) ['nope']"),
+    (["--data", "toy=GOOD", "toyb=EMPTY"], "toyb at "),  # a root with the wrong layout, found by the loader
+    (["--data", "toy=GOOD", "toyb=EMPTY", "--strict"], "toyb at "),  # the same under --strict
+    (["--data", "toy=GOOD", "toy=GOOD"], "given twice"),
+    (["--data", "toy=GOOD", "--dataset", "toyb"], "either --data"),
+    (["--data", "toy=GOOD", "--param", "output_dir=/tmp"], "'output_dir' cannot be overridden"),
+    (["--data", "toy=GOOD", "--n-folds", "1"], "n_folds must be >= 2"),
+    (["--data", "toy=GOOD", "--param", "dataset_params=[1]"], "dataset_params must be a JSON object"),
+])
+def test_bad_arguments_exit_2_before_any_notebook(marked, capsys, args, message):
+    (Path(marked["empty"])).mkdir(exist_ok=True)
+    args = [a.replace("GOOD", marked["good"]).replace("EMPTY", marked["empty"]) for a in args]
+    assert run_all.main(marked["base"] + args) == 2
     err = capsys.readouterr().err
-    assert "unknown notebook(s) ['nope']" in err and "available: ['f']" in err
-    assert run_all.main(base + ["--param", "output_dir=/tmp"]) == 2
+    assert err.startswith("run_all.py: error: ") and message in err
+    assert not marked["ran"].exists()  # no notebook started, not even for the good corpus
+
+
+def test_every_problem_in_one_message(marked, capsys):
+    assert run_all.main(marked["base"] + ["--data", "nosuch", "toyb", "--views", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("run_all.py: error:") == 1
+    assert "unknown dataset 'nosuch'" in err and "'toyb' needs a data root" in err and "unknown view(s)" in err
+
+
+def test_parse_param_and_missing_notebooks_dir(tmp_path):
     assert run_all.main(["--notebooks-dir", str(tmp_path / "missing")]) == 2
     assert run_all.parse_param("temps=[0.1, 0.5]") == ("temps", [0.1, 0.5])
     assert run_all.parse_param("name=mel") == ("name", "mel")
     with pytest.raises(SystemExit):
-        run_all.main(base + ["--param", "no-equals"])
+        run_all.main(["--param", "no-equals"])
+
+
+def test_strict_bad_file_fails_the_corpus_step_naming_it(tmp_path, marked, capsys):
+    root = toy_root(tmp_path / "withbad", bad=2)
+    assert run_all.main(marked["base"] + ["--dataset", "toy", "--data-root", str(root), "--strict"]) == 1
+    summary = json.loads((tmp_path / "res" / "toy" / "run_summary.json").read_text())
+    assert summary["failed"] == ["corpus", "f"] and summary["notebooks"][0]["status"] == "blocked"
+    assert f"{root / 'bad_1.wav'}" in summary["steps"][0]["error"] and not marked["ran"].exists()
+    assert "toy/corpus" in capsys.readouterr().err
+    # without --strict the same corpus runs, and the bad files are listed
+    assert run_all.main(marked["base"] + ["--dataset", "toy", "--data-root", str(root)]) == 0
+    rows = pd.read_csv(tmp_path / "res" / "toy" / "bad_files.csv")
+    assert rows["path"].tolist() == [str(root / "bad_1.wav"), str(root / "bad_2.wav")]
+    assert set(rows["step"]) == {"loader"} and marked["ran"].exists()
+    out = capsys.readouterr().out
+    assert "toy: 2 bad file(s) skipped (loader: file name is not like <speaker>_<n>.wav x2)" in out
+    assert str(root / "bad_1.wav") in out
+
+
+def test_strict_and_loader_options_reach_corpus_step_and_notebooks(marked, monkeypatch):
+    seen, jobs = [], []
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: seen.append(kw) or
+                        load_toy(root, on_error=kw.get("on_error", "skip")))
+    monkeypatch.setattr(runner.suite, "execute_all", lambda js, workers: jobs.extend(js) or {
+        Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0} for j in js})
+    code = run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", "--strict", "--n-folds", "2",
+                                          "--param", 'dataset_params={"on_error": "skip", "calm": "merge"}'])
+    assert code == 0
+    assert seen == [{"on_error": "raise", "calm": "merge"}]  # --strict wins over the option
+    params = jobs[0]["params"]
+    assert params["strict"] is True and params["n_folds"] == 2 and params["dataset_params"]["calm"] == "merge"
+
+
+def test_bad_files_of_every_step_collected(tmp_path):
+    (tmp_path / "nb1").mkdir()
+    (tmp_path / "nb2").mkdir()
+    entry = tmp_path / "cache" / "egemaps-abc"
+    entry.mkdir(parents=True)
+    (entry / "meta.json").write_text(json.dumps({"skipped": [{"utt_id": "u3", "path": "/d/u3.wav",
+                                                              "reason": "silent audio"}]}))
+    (tmp_path / "nb1" / "params.json").write_text(json.dumps({
+        "params": {}, "feature_cache": {"egemaps": str(entry)},
+        "bad_files": [{"path": "/d/u4.wav", "reason": "too short (0.05 s)", "step": "audio"}]}))
+    (tmp_path / "nb2" / "params.json").write_text(json.dumps({"params": {}, "feature_cache": [str(entry)]}))
+    loader = [{"path": "/d/x.wav", "reason": "unreadable audio (Format not recognised)", "step": "loader"}]
+    records = runner.collect_bad_files(tmp_path, loader)
+    assert [(r["step"], r["path"]) for r in records] == [("audio", "/d/u4.wav"), ("features", "/d/u3.wav"),
+                                                         ("loader", "/d/x.wav")]  # the cache entry once
+    path = runner.write_bad_files(tmp_path, records)
+    assert path.read_text().splitlines()[0] == "path,step,reason" and len(path.read_text().splitlines()) == 4
+    lines = runner.bad_files_summary("emodb", records)
+    assert lines[0] == ("emodb: 3 bad file(s) skipped (audio: too short x1; features: silent audio x1; "
+                        "loader: unreadable audio x1)")
+    assert runner.bad_files_summary("emodb", []) == ["emodb: no bad files"]
+    assert runner.notebook_bad_files(tmp_path / "missing") == []
 
 
 def test_ensure_kernel_runs_this_interpreter(tmp_path, monkeypatch):
@@ -246,6 +400,19 @@ def test_ensure_kernel_runs_this_interpreter(tmp_path, monkeypatch):
                                         (["--quick", "--size", "tiny"], "tiny")])
 def test_quick_mode_defaults_to_the_small_corpus(monkeypatch, args, size):
     seen = {}
-    monkeypatch.setattr(runner, "run", lambda *a, **kw: seen.update(kw) or {"failed": []})
+    monkeypatch.setattr(runner, "run_corpora", lambda *a, **kw: seen.update(kw, corpora=a[2]) or
+                        [{"dataset": "default", "failed": []}])
     assert run_all.main(args) == 0
     assert seen["size"] == size and seen["quick"] == ("--quick" in args)
+    assert seen["corpora"] == [runner.Corpus("default", None)] and seen["strict"] is False
+
+
+def test_alias_names_the_results_folder(marked, monkeypatch):
+    """``--data emo-db=ROOT`` runs the registered ``emodb`` into ``results/emodb/``."""
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: [0] * 3)
+    monkeypatch.setattr(runner.suite, "execute_all", lambda js, workers: {
+        Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0,
+                                   "params": j["params"]} for j in js})
+    assert run_all.main(marked["base"] + ["--data", f"emo-db={marked['good']}"]) == 0
+    summary = json.loads((Path(marked["base"][3]) / "emodb" / "run_summary.json").read_text())
+    assert summary["dataset"] == "emodb" and summary["notebooks"][0]["params"]["dataset"] == "emodb"

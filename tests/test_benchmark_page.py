@@ -1,0 +1,268 @@
+"""The benchmark page across corpora (``results/index.html``) from synthetic results folders laid out as the
+notebooks write them (tables saved by the same functions the notebooks call), and one real multi-corpus run
+of a small notebook through ``run_corpora``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+import sercore.data
+from sercore import runner
+from sercore.analysis import save_table
+from sercore.analysis.stats import compare_conditions
+from sercore.clusters.analysis import SpeakerClusterAnalysis
+from sercore.runner import results
+
+VIEWS = ("egemaps", "mel")
+
+
+class Page(HTMLParser):
+    """Links, images, findings paragraphs and the text of each link of an HTML page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.links, self.images, self.findings, self.anchors = [], [], [], []
+        self._in_findings, self._href = False, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a":
+            self.links.append(attrs["href"])
+            self._href = attrs["href"]
+            self.anchors.append([attrs["href"], ""])
+        elif tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "p" and attrs.get("class") == "findings":
+            self._in_findings = True
+            self.findings.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._href = None
+        elif tag == "p":
+            self._in_findings = False
+
+    def handle_data(self, data):
+        if self._in_findings:
+            self.findings[-1] += data
+        if self._href is not None:
+            self.anchors[-1][1] += data
+
+
+def assert_resolves(page_path: Path, *, embedded: bool = True) -> Page:
+    """Every link of the page is a file beside it; every image an embedded PNG (or, unless ``embedded``, a
+    file beside it)."""
+    page = Page(page_path.read_text(encoding="utf-8"))
+    for href in page.links:
+        assert "://" not in href and (page_path.parent / unquote(href)).is_file(), href
+    for src in page.images:
+        if not embedded and not src.startswith("data:"):
+            assert (page_path.parent / unquote(src)).is_file(), src
+            continue
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    return page
+
+
+def _notebook_folder(root: Path, dataset: str, stem: str, html: bool) -> Path:
+    folder = root / dataset / stem
+    folder.mkdir(parents=True, exist_ok=True)
+    if html:
+        (folder / f"{stem}.html").write_text(f"<html><body>{stem}</body></html>")
+    return folder
+
+
+def write_probes(root, dataset, uar: dict, *, html=True, n_folds=5):
+    folder = _notebook_folder(root, dataset, "00_dataset_overview", html)
+    rows = [dict(view=v, fold=f, target="emotion", metric=m, value=u + (0.01 if f % 2 else -0.01) * (f < 4))
+            for v, u in uar.items() for f in range(n_folds) for m in ("test_uar", "test_wa")]
+    rows += [dict(view=v, fold=np.nan, target="speaker", metric="cv_accuracy", value=0.9) for v in uar]
+    save_table(pd.DataFrame(rows), folder / "probes")
+    speakers = [f"s{i}" for i in range(2 * n_folds)]
+    splits = pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, fold=f, split="test", group=s)
+                           for f in range(n_folds) for s in speakers for k in range(3)])
+    splits.to_csv(folder / "splits.csv", index=False)
+
+
+def write_clusters(root, dataset, strength: dict, *, html=True, seed=0):
+    """Cluster summaries of ``SpeakerClusterAnalysis`` on embeddings whose emotion signal is ``strength``."""
+    folder = _notebook_folder(root, dataset, "01_speaker_clusters", html)
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat([f"s{i}" for i in range(4)], 18)
+    emotions = np.tile(np.repeat(["ang", "hap", "sad"], 6), 4)
+    centres = rng.normal(size=(3, 8))
+    parts = []
+    for view, s in strength.items():
+        X = s * centres[pd.factorize(emotions, sort=True)[0]] + rng.normal(size=(len(emotions), 8))
+        model = SpeakerClusterAnalysis(n_permutations=40, k_grid=(), seed=seed).fit(X, speakers, emotions)
+        parts.append(model.summary_.assign(view=view))
+    save_table(pd.concat(parts, ignore_index=True), folder / "clusters_summary")
+
+
+def write_sparse(root, dataset, shift: dict, *, html=True):
+    """``sparse_labels_stats`` as notebook 03 saves it: per view and fraction, Pairwise-CL shifted by ``shift``
+    against supervised over five repetitions; a shift of ±0.1 separates them completely."""
+    folder = _notebook_folder(root, dataset, "03_sparse_labels", html)
+    rows = []
+    for (view, fraction), d in shift.items():
+        for rep in range(5):
+            base = 0.5 + 0.01 * rep
+            rows.append(dict(view=view, fraction=fraction, repetition=rep, condition="supervised", test_uar=base))
+            rows.append(dict(view=view, fraction=fraction, repetition=rep, condition="pairwise-cl",
+                             test_uar=base + d))
+    stats = compare_conditions(pd.DataFrame(rows), by=["view", "fraction"], a="pairwise-cl", b="supervised")
+    save_table(stats, folder / "sparse_labels_stats")
+    return stats
+
+
+def write_summary(root, dataset, *, utterances, speakers, bad, failed=()):
+    folder = root / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {"dataset": dataset, "steps": [{"notebook": "corpus", "status": "ok", "utterances": utterances,
+                                              "speakers": speakers, "bad_files": bad}],
+               "notebooks": [], "failed": list(failed)}
+    (folder / "run_summary.json").write_text(json.dumps(summary))
+    pd.DataFrame({"path": [f"/d/{i}.wav" for i in range(bad)], "step": "loader", "reason": "unreadable"}) \
+        .to_csv(folder / "bad_files.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def three_corpora(tmp_path_factory):
+    """emodb: every table; ravdess: every table, notebook 03 without HTML; tess: only the probes."""
+    root = tmp_path_factory.mktemp("results")
+    write_summary(root, "emodb", utterances=535, speakers=10, bad=0)
+    write_probes(root, "emodb", {"egemaps": 0.65, "mel": 0.55})
+    write_clusters(root, "emodb", {"egemaps": 3.0, "mel": 0.0})
+    emodb = write_sparse(root, "emodb", {("egemaps", 0.1): 0.1, ("egemaps", 0.25): 0.015,
+                                         ("mel", 0.1): -0.1, ("mel", 0.25): 0.0})
+    write_summary(root, "ravdess", utterances=1440, speakers=24, bad=2, failed=["02_temperature_grid"])
+    write_probes(root, "ravdess", {"egemaps": 0.45, "mel": 0.48})
+    write_clusters(root, "ravdess", {"egemaps": 3.0, "mel": 2.5}, seed=1)
+    ravdess = write_sparse(root, "ravdess", {("egemaps", 0.1): 0.1, ("egemaps", 0.25): -0.02,
+                                             ("mel", 0.1): -0.015, ("mel", 0.25): 0.02}, html=False)
+    write_summary(root, "tess", utterances=2800, speakers=2, bad=0)
+    write_probes(root, "tess", {"egemaps": 0.80, "mel": 0.70}, n_folds=2)
+    (root / "not_a_corpus").mkdir()  # a folder without run_summary.json is no corpus
+    page = runner.write_benchmark_page(root)
+    return {"root": root, "page": page, "parsed": assert_resolves(page), "html": page.read_text(),
+            "stats": pd.concat([emodb.assign(dataset="emodb"), ravdess.assign(dataset="ravdess")])}
+
+
+def test_every_link_and_image_resolves(three_corpora):
+    parsed = three_corpora["parsed"]
+    assert len(parsed.images) == 3  # one heat map per comparison
+    assert "emodb/index.html" not in parsed.links  # no index page was written for these fixtures
+    assert "ravdess/bad_files.csv" in parsed.links and "not_a_corpus" not in three_corpora["html"]
+
+
+def test_each_number_links_to_its_notebook(three_corpora):
+    anchors = {text.strip(): href for href, text in three_corpora["parsed"].anchors}
+    assert anchors["0.650"] == "emodb/00_dataset_overview/00_dataset_overview.html"  # mean over folds
+    assert anchors["0.800"] == "tess/00_dataset_overview/00_dataset_overview.html"
+    stats = three_corpora["stats"]
+    row = stats[(stats["dataset"] == "ravdess") & (stats["view"] == "egemaps") & (stats["fraction"] == 0.1)].iloc[0]
+    text = f"{row['mean_a'] - row['mean_b']:+.3f} {row['mark']}"
+    assert anchors[text] == "ravdess/03_sparse_labels/sparse_labels_stats.csv"  # no HTML: the CSV itself
+    nmi = [href for href, _ in three_corpora["parsed"].anchors if "01_speaker_clusters" in href]
+    assert len(nmi) == 4 and all(h.endswith("01_speaker_clusters.html") for h in nmi)
+
+
+def test_findings_computed_from_the_numbers(three_corpora):
+    findings = three_corpora["parsed"].findings
+    assert len(findings) == 4  # the page, then each of the three tables
+    stats = three_corpora["stats"]
+    gain = stats["mean_a"] - stats["mean_b"]
+    ge, better = int((gain >= 0).sum()), int(((stats["mark"] == "*") & (gain > 0)).sum())
+    worse = int(((stats["mark"] == "*") & (gain < 0)).sum())
+    assert (ge, len(stats), better, worse) == (5, 8, 2, 1)  # what the fixture was built to show
+    assert findings[3] == ("Pairwise-CL ≥ supervised in 5 of 8 settings, significantly better in 2, "
+                           "significantly worse in 1.")
+    assert findings[1] == ("Linear-probe emotion UAR 0.45–0.80 over 6 corpus × view setting(s); egemaps is best "
+                           "on 2 of 3 corpora.")
+    clusters = results.gather(three_corpora["root"])["clusters"]
+    sig = int(clusters["significant"].sum())
+    assert findings[2].startswith(f"Per-speaker emotion clusters significant (pooled permutation p < 0.05) in "
+                                  f"{sig} of 4 corpus × view setting(s)")
+    assert 1 <= sig <= 3  # the strong-signal views are significant, emodb's random mel view is not
+    assert findings[0] == (f"3 corpora, 4,775 utterances; Pairwise-CL ≥ supervised in 5 of 8 settings "
+                           f"(2 significantly better); significant per-speaker emotion clusters in {sig} of 4 settings; "
+                           f"1 failed step(s).")
+
+
+def test_corpus_facts_and_missing_tables(three_corpora):
+    facts = results.gather(three_corpora["root"])["facts"].set_index("dataset")
+    assert facts.loc["tess", "folds"] == 2 and facts.loc["emodb", "folds"] == 5
+    assert facts.loc["ravdess", "bad_files"] == 2 and list(facts.index) == ["emodb", "ravdess", "tess"]
+    html = three_corpora["html"]
+    assert "<td class='text'>tess</td><td class='na'>–</td>" in html  # tess has no per-speaker cluster results
+    assert "<td class='text'>tess</td><td class='text'></td><td class='na'>–</td>" in html  # nor sparse-label ones
+    assert html.count("<td class='text'>emodb</td><td class='text'>") == 2  # one row per view of notebook 03
+
+
+def test_findings_of_small_tables():
+    sparse = pd.DataFrame({"view": ["a"] * 4, "fraction": [0.1] * 4, "gain": [0.02, -0.01, 0.0, 0.05],
+                           "mark": ["*", "*", "ns", "ns"], "link": "x", "dataset": ["d1", "d1", "d2", "d2"]})
+    assert results.sparse_findings(sparse) == ("Pairwise-CL ≥ supervised in 3 of 4 settings, significantly "
+                                               "better in 1, significantly worse in 1.")
+    assert results.sparse_findings(sparse.iloc[[3]]) == ("Pairwise-CL ≥ supervised in 1 of 1 settings, "
+                                                         "significantly better in 0.")
+    probes = pd.DataFrame({"dataset": ["d1", "d1", "d2", "d2"], "view": ["x", "y", "x", "y"],
+                           "uar": [0.3, 0.4, 0.6, 0.5]})
+    assert results.probe_findings(probes) == ("Linear-probe emotion UAR 0.30–0.60 over 4 corpus × view "
+                                              "setting(s); x and y are each best on 1 of 2 corpora.")
+    assert results.probe_findings(probes.assign(uar=[0.3, 0.4, 0.6, 0.7])).endswith("y is best on 2 of 2 corpora.")
+    assert results.probe_findings(probes.iloc[:0]) == "No linear-probe results (notebook 00) yet."
+
+
+def test_empty_results_root(tmp_path):
+    page = runner.write_benchmark_page(tmp_path)
+    parsed = assert_resolves(page)
+    assert parsed.findings[0] == "No corpus has been run yet." and not parsed.images
+
+
+OVERVIEW = """\
+import pandas as pd
+uar = {"default": 0.62, "emodb": 0.41}[dataset]
+pd.DataFrame([dict(view=v, fold=0, target="emotion", metric="test_uar", value=uar + d)
+              for v, d in (("egemaps", 0.0), ("mel", -0.1))]).to_csv("probes.csv", index=False)
+pd.DataFrame([dict(utt_id=f"u{i}", speaker=f"s{i % 4}", fold=i % 2, split="test", group="g") for i in range(8)]
+             ).to_csv("splits.csv", index=False)
+"""
+
+
+def test_multi_corpus_run_writes_benchmark_page(tmp_path, monkeypatch):
+    """Two corpora (the generated one and an EmoDB folder, both loaders faked) through ``run_corpora``: each gets
+    its results folder and index page, and the benchmark page links both (two kernel executions)."""
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: [0] * {"default": 8}.get(name, 6))
+    cell = nbformat.v4.new_code_cell("dataset = 'x'\noutput_dir = '.'\n")
+    cell.metadata["tags"] = ["parameters"]
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(OVERVIEW)]),
+                   str(tmp_path / "nbs" / "00_overview.ipynb"))
+    (tmp_path / "emodb").mkdir()
+    summaries = runner.run_corpora(tmp_path / "nbs", tmp_path / "res",
+                                   [runner.parse_corpus("default"), runner.parse_corpus(f"emodb={tmp_path / 'emodb'}")],
+                                   size="tiny")
+    assert [s["dataset"] for s in summaries] == ["default", "emodb"] and all(s["ok"] for s in summaries)
+    for name in ("default", "emodb"):
+        assert (tmp_path / "res" / name / "index.html").is_file()
+        assert (tmp_path / "res" / name / "bad_files.csv").is_file()
+    parsed = assert_resolves(tmp_path / "res" / "index.html")
+    anchors = {text.strip(): href for href, text in parsed.anchors}
+    assert anchors["0.620"] == "default/00_overview/00_overview.html" and anchors["0.410"] == \
+        "emodb/00_overview/00_overview.html"
+    assert anchors["default"] == "default/index.html" and anchors["emodb"] == "emodb/index.html"
+    assert parsed.findings[0].startswith("2 corpora, 14 utterances")
+    index = (tmp_path / "res" / "emodb" / "index.html").read_text()
+    assert_resolves(tmp_path / "res" / "emodb" / "index.html", embedded=False)  # its files, and ../index.html
+    assert "6 utterances, 4 speakers, 2 folds; 0 bad file(s) skipped; best linear-probe UAR 0.41 (egemaps)" in index
