@@ -249,7 +249,7 @@ assert len(os.listdir({barrier!r})) == 2, "the other notebook did not run at the
                          "--size", "tiny", "--offline", "--workers", "2"])
     summary = json.loads((tmp_path / "res" / "default" / "run_summary.json").read_text())
     assert code == 0, summary
-    assert calls == [("default", {"size": "tiny"})]
+    assert calls == [("default", {"size": "tiny", "on_error": "skip"})]
     assert summary["steps"][0]["utterances"] == 7
     assert [r["status"] for r in summary["notebooks"]] == ["ok", "ok"]
     assert os.environ.get("SERCORE_OFFLINE") == offline_before  # the environment is restored after the run
