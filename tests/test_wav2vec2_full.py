@@ -83,3 +83,33 @@ def test_bf16_extraction_is_close_to_fp32_and_recorded(tmp_path, monkeypatch):
     assert fallback.provenance()["precision_note"] == "bf16 requested, ran in fp32: no bf16 here"
     with pytest.raises(Exception, match="layer 3 requested but .* has 3 layers"):
         get_view("wav2vec2", source=folder, layers=[3]).extract(wave)
+
+
+def _gpu_script(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_iemocap_epoch.py"
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, SERCORE_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_gpu_epoch_script_says_when_there_is_no_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the script would measure instead")
+    out = _gpu_script()
+    assert "no CUDA GPU available here, nothing measured" in out and "pre-training epoch:" not in out
+
+
+@pytest.mark.slow
+def test_gpu_epoch_script_dry_run_on_cpu():
+    out = _gpu_script("--dry-run", "--precision", "fp32")
+    assert "device cpu (CPU (dry run)), precision fp32; 12 of 40 utterances" in out, out
+    assert "min for 40 (paper: 13 min)" in out and "precision used fp32" in out, out
+    assert "wav2vec2 base extraction:" in out and "x real time" in out, out
