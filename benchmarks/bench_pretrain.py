@@ -328,7 +328,7 @@ def main(argv=None) -> None:
                         help="use the real mel features of the synthetic default corpus of this size")
     parser.add_argument("--batch-repeat", type=int, default=10, help="timed passes of the batching check")
     parser.add_argument("--part", choices=["all", "pretrain", "grid", "batching", "precision"], default="all")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.epochs, args.reps, args.ft_epochs, args.batch_repeat = 160, 1, 1, 2, 1

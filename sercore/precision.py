@@ -44,7 +44,8 @@ def bf16_support(device_type: str) -> tuple[bool, str]:
     capability = torch.backends.cpu.get_cpu_capability()
     if ran and native:
         return True, f"CPU with oneDNN bf16 kernels ({capability})"
-    return False, f"this CPU ({capability}) has no fast bf16 kernels (oneDNN bf16 unsupported): bf16 is emulated"
+    return False, (f"this CPU ({capability}) has no fast bf16 kernels (oneDNN bf16 unsupported; bf16 autocast "
+                   "would be emulated, several times slower than fp32)")
 
 
 def resolve_precision(precision: str, device) -> tuple[str, str]:
