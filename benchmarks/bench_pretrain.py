@@ -11,11 +11,16 @@
 3. Batching check: the mel encoder's conv stack for the K runs of a grid cell on one validation batch, K models
    one after another vs batched with ``torch.func.vmap`` over their stacked weights (torch runs that as one grouped
    convolution). A ratio at or below 1 means batching the runs cannot beat the loop.
+4. Precision (``--part precision``): pre-training throughput and the 48-run sparse-label grid (4 fractions × 3
+   repetitions × 2 views × pre-trained/from scratch, one sequential loop) with today's encoders in fp32 and in bf16,
+   against the baseline "today's fp32 conv1d path": ``ConvMelEncoder``, a frozen copy of the mel encoder as it
+   was before issue 16, in fp32. Without fast bf16 kernels (``sercore.precision``) the bf16 arm falls back to fp32
+   and says so.
 
 Features: random mel-like frames with IEMOCAP-like durations (log-normal, median 3.5 s, clipped to 1–15 s), or with
 ``--corpus SIZE`` the real mel features of the synthetic default corpus (generated/extracted into the cache when
 missing; functionals stay random). Each part runs in a forked child so its peak memory is its own.
-Usage: ``python benchmarks/bench_pretrain.py [--n 640] [--corpus small] [--workers 2] [--quick]``.
+Usage: ``python benchmarks/bench_pretrain.py [--n 640] [--corpus small] [--workers 2] [--part precision] [--quick]``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -37,8 +43,9 @@ from torch import nn
 from torch.func import vmap
 
 from sercore.featureset import FeatureSet
-from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid
-from sercore.train import FinetuneConfig, PretrainConfig, pretrain_pairwise
+from sercore.models.encoders import frame_mask, masked_mean
+from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, sparse_subset
+from sercore.train import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
 
 FRAMES_15S, N_MELS, N_FUNCTIONALS = 1500, 64, 88
 
@@ -230,6 +237,85 @@ def part_batching(args, manifest, lengths) -> None:
           f"-> batched/loop speed-up {separate / batched:.2f}x")
 
 
+class ConvMelEncoder(nn.Module):
+    """BASELINE, not sercore's encoder: a copy of the mel encoder as of issue 16 (``[B, T, n_mels]`` → Conv1d
+    blocks over time with masked BatchNorm, ReLU and max-pool → masked mean), kept to time today's fp32 conv1d path.
+    """
+
+    def __init__(self, n_mels: int = N_MELS, channels=(64, 80), kernel: int = 3, pool: int = 2, out_dim: int = 128):
+        super().__init__()
+        self.out_dim, self.pool_size = out_dim, pool
+        sizes = [n_mels, *channels, out_dim]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in sizes[1:])
+        self.pool = nn.MaxPool1d(pool, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        mask = frame_mask(lengths, x.shape[0], x.shape[1], x.device)
+        lens = mask.sum(1)
+        h = x.transpose(1, 2) * mask[:, None, :]
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            frames = conv(h).transpose(1, 2)
+            out = frames.new_zeros(frames.shape)
+            out[mask] = norm(frames[mask])
+            h = torch.relu(out.transpose(1, 2))
+            if i < len(self.convs) - 1:
+                h = self.pool(h)
+                lens = torch.div(lens + self.pool_size - 1, self.pool_size, rounding_mode="floor")
+                mask = torch.arange(h.shape[-1], device=x.device)[None, :] < lens[:, None]
+        return masked_mean(h, mask)
+
+
+def precision_arm(features, data, baseline: bool, precision: str, args, threads: int) -> tuple[float, float, str]:
+    """Pre-train (timed epochs) then run the 48 fine-tuning runs of the grid → (utt/s, grid seconds, note)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    mel = ConvMelEncoder() if baseline else default_encoder(features["mel"], seed=0)
+    pre = PretrainConfig(max_epochs=args.epochs + 1, patience=args.epochs + 1, precision=precision)
+    result = pretrain_pairwise(features, data.pool_train, data.pool_val, config=pre, encoders={"mel": mel},
+                               cache=False)
+    rate = len(data.pool_train) * args.epochs / result.history["seconds"].iloc[1:].sum()
+    config = FinetuneConfig(max_epochs=args.ft_epochs, precision=precision)
+    start = time.perf_counter()
+    for fraction in (0.02, 0.05, 0.10, 0.25):
+        for rep in range(3):
+            idx = sparse_subset(data.train_ids, data.train_labels, fraction, rep)
+            train = [data.train_ids[i] for i in idx]
+            labels = [data.train_labels[i] for i in idx]
+            for view in ("mel", "egemaps"):
+                torch.manual_seed(rep)
+                fresh = (ConvMelEncoder() if baseline and view == "mel" else default_encoder(features[view]))
+                for encoder in (result.encoders[view], fresh):  # pre-trained, from scratch (48 runs in all)
+                    finetune(encoder, features[view], train, labels, data.val_ids, data.val_labels,
+                             config=replace(config, seed=rep), test_ids=data.test_ids,
+                             test_labels=data.test_labels)
+    return rate, time.perf_counter() - start, result.metrics["precision_note"]
+
+
+def part_precision(args, manifest, lengths, frames, functionals) -> None:
+    from sercore.data import make_splits
+
+    ids = manifest["utt_id"].tolist()
+    features = {"mel": FeatureSet(ids, frames, lengths), "egemaps": FeatureSet(ids, functionals)}
+    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
+    data = fold_data(manifest, task, make_splits(manifest), 0)
+    threads = args.threads
+    print(f"precision: pre-training {len(data.pool_train)} utterances ({args.epochs} timed epochs) and the 48-run "
+          f"sparse-label grid ({len(data.train_ids)} labelled training utterances, {args.ft_epochs} epochs max), "
+          f"{threads} torch thread(s)")
+    arms = {"baseline conv1d fp32": (True, "fp32"), "sercore fp32": (False, "fp32"), "sercore bf16": (False, "bf16")}
+    results = {}
+    for name, (baseline, precision) in arms.items():
+        (rate, grid, note), _ = in_child(precision_arm, features, data, baseline, precision, args, threads)
+        results[name] = (rate, grid)
+        print(f"  {name:<22} pre-training {rate:8.1f} utt/s   grid {grid:7.1f} s {('(' + note + ')') if note else ''}")
+    base_rate, base_grid = results["baseline conv1d fp32"]
+    for name in ("sercore fp32", "sercore bf16"):
+        rate, grid = results[name]
+        print(f"{name} vs today's fp32 conv1d path: pre-training speed-up {rate / base_rate:.2f}x, "
+              f"grid speed-up {base_grid / grid:.2f}x (target >= 2x)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=640, help="utterances")
@@ -241,8 +327,8 @@ def main(argv=None) -> None:
     parser.add_argument("--corpus", choices=["tiny", "small", "default"], default=None,
                         help="use the real mel features of the synthetic default corpus of this size")
     parser.add_argument("--batch-repeat", type=int, default=10, help="timed passes of the batching check")
-    parser.add_argument("--part", choices=["all", "pretrain", "grid", "batching"], default="all")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--part", choices=["all", "pretrain", "grid", "batching", "precision"], default="all")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.epochs, args.reps, args.ft_epochs, args.batch_repeat = 160, 1, 1, 2, 1
@@ -258,6 +344,8 @@ def main(argv=None) -> None:
         part_grid(args, manifest, lengths, frames, functionals)
     if args.part in ("all", "batching"):
         part_batching(args, manifest, lengths)
+    if args.part in ("all", "precision"):
+        part_precision(args, manifest, lengths, frames, functionals)
 
 
 if __name__ == "__main__":

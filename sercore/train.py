@@ -25,6 +25,7 @@ from .config import cache_dir, seed_everything
 from .featureset import FeatureSet
 from .losses import pairwise_nt_xent
 from .models.encoders import EncoderClassifier, ProjectionHead, build
+from .precision import autocast, check_precision, resolve_precision
 
 # Seeding and building modules use torch's global RNG: threads (run_jobs on CUDA) take turns so runs repeat.
 _INIT_LOCK = threading.RLock()
@@ -49,6 +50,10 @@ class PretrainConfig:
     proj_dim: int = 128
     intra_view_negatives: bool = True  # SimCLR denominator (see sercore.losses)
     bucket_batches: int = 8  # variable views: sort each chunk of 8 shuffled batches by length (0: plain shuffle)
+    precision: str = "fp32"  # "bf16": forward passes in bfloat16 autocast where supported (sercore.precision)
+
+    def __post_init__(self):
+        check_precision(self.precision, "PretrainConfig.precision")
 
 
 @dataclass
@@ -67,15 +72,21 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     eval_batch_size: int = 256
     bucket_batches: int = 8  # as in PretrainConfig
+    precision: str = "fp32"  # as in PretrainConfig
+
+    def __post_init__(self):
+        check_precision(self.precision, "FinetuneConfig.precision")
 
 
 @dataclass
 class PretrainResult:
-    """Pre-trained view encoders (best validation loss), per-epoch history, and the projection heads."""
+    """Pre-trained view encoders (best validation loss), per-epoch history, the projection heads, and metrics
+    (``best_epoch``, ``best_val_loss``, ``epochs_run``, ``steps``, ``precision``, ``precision_note``)."""
 
     encoders: dict[str, nn.Module]
     history: pd.DataFrame
     heads: dict[str, nn.Module] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -159,15 +170,16 @@ def load_batch(features: FeatureSet, positions: np.ndarray, device, max_frames: 
     return x.to(device), (lengths.to(device) if lengths is not None else None)
 
 
-@torch.no_grad()
 def _outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, device, batch_size: int,
-             max_frames: int | None) -> torch.Tensor:
-    """``module(x, lengths)`` for all ``positions`` in eval mode, batched by similar length, in input order."""
+             max_frames: int | None, precision: str = "fp32") -> torch.Tensor:
+    """``module(x, lengths)`` (float32) for all ``positions`` in eval and inference mode, batched by similar length,
+    in input order; forward passes in ``precision`` (the precision actually used, see ``resolve_precision``)."""
     was_training = module.training
     module.eval()
     order = np.argsort(features.lengths[positions], kind="stable") if features.variable else np.arange(len(positions))
-    parts = [module(*load_batch(features, positions[order[idx]], device, max_frames)).float().cpu()
-             for idx in batch_indices(len(positions), batch_size)]
+    with torch.inference_mode(), autocast(precision, device):
+        parts = [module(*load_batch(features, positions[order[idx]], device, max_frames)).float().cpu()
+                 for idx in batch_indices(len(positions), batch_size)]
     module.train(was_training)
     out = torch.cat(parts)
     result = torch.empty_like(out)
@@ -176,10 +188,13 @@ def _outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, dev
 
 
 def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="cpu", *, batch_size: int = 256,
-          max_frames: int | None = None) -> np.ndarray:
-    """Representations ``[N, out_dim]`` (numpy float32) of ``ids`` from ``encoder`` in eval mode."""
+          max_frames: int | None = None, precision: str = "fp32") -> np.ndarray:
+    """Representations ``[N, out_dim]`` (numpy float32) of ``ids`` from ``encoder`` in eval mode.
+
+    ``precision="bf16"`` runs the forward passes in bfloat16 autocast where the device supports it."""
     encoder.to(device)
-    return _outputs(encoder, features, features.positions(list(ids)), device, batch_size, max_frames).numpy()
+    used, _ = resolve_precision(precision, device)
+    return _outputs(encoder, features, features.positions(list(ids)), device, batch_size, max_frames, used).numpy()
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
@@ -216,7 +231,10 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     ``encoders`` (optional) gives initial encoders for some views (copied, not changed); the others get
     ``default_encoder``.
     Stops after ``config.patience`` epochs without a lower validation loss and restores the best epoch.
-    History columns: ``epoch, train_loss, val_loss, seconds``.
+    Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
+    ``metrics["precision_note"]``); validation runs in inference mode.
+    History columns: ``epoch, train_loss, val_loss, seconds, steps`` (optimizer steps so far); ``metrics``:
+    ``best_epoch, best_val_loss, epochs_run, steps, precision, precision_note``.
     """
     config = config or PretrainConfig()
 
@@ -258,45 +276,55 @@ def _pretrain_pairwise(features, train_ids, val_ids, *, config, device, encoders
     val_pos = {v: features[v].positions(val_ids) for v in views}
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    best_loss, best_state, wait, rows = float("inf"), _state(model), 0, []
+    used, note = resolve_precision(config.precision, device)
+    best_loss, best_state, best_epoch, wait, steps, rows = float("inf"), _state(model), 0, 0, 0, []
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
         model.train()
-        train_loss = _pairwise_epoch(model, features, train_pos, config, device, generator, optimizer)
+        train_loss, n_steps = _pairwise_epoch(model, features, train_pos, config, device, generator, optimizer, used)
+        steps += n_steps
         model.eval()
-        with torch.no_grad():
-            val_loss = _pairwise_epoch(model, features, val_pos, config, device, None, None)
+        with torch.inference_mode():
+            val_loss, _ = _pairwise_epoch(model, features, val_pos, config, device, None, None, used)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                     "seconds": time.perf_counter() - start})
+                     "seconds": time.perf_counter() - start, "steps": steps})
         if val_loss < best_loss:
-            best_loss, best_state, wait = val_loss, _state(model), 0
+            best_loss, best_state, best_epoch, wait = val_loss, _state(model), epoch, 0
         else:
             wait += 1
             if wait >= config.patience:
                 break
     model.load_state_dict(best_state)
     model.eval()
+    metrics = {"best_epoch": best_epoch, "best_val_loss": best_loss, "epochs_run": len(rows), "steps": steps,
+               "precision": used, "precision_note": note}
     return PretrainResult({v: model[v]["encoder"] for v in views}, pd.DataFrame(rows),
-                          {v: model[v]["head"] for v in views})
+                          {v: model[v]["head"] for v in views}, metrics)
 
 
-def _pairwise_epoch(model, features, positions, config, device, generator, optimizer) -> float:
-    """One pass over ``positions`` (training when ``optimizer`` is given) → mean loss per utterance."""
+def _pairwise_epoch(model, features, positions, config, device, generator, optimizer,
+                    precision: str = "fp32") -> tuple[float, int]:
+    """One pass over ``positions`` (training when ``optimizer`` is given) → (mean loss per utterance, steps).
+
+    Forward passes run in ``precision`` autocast; the loss is computed in float32."""
     views = list(positions)
     n = len(positions[views[0]])
     lengths = _joint_lengths([features[v] for v in views], [positions[v] for v in views])
-    total = 0.0
+    total, steps = 0.0, 0
     for idx in batch_indices(n, config.batch_size, generator=generator, min_size=2, lengths=lengths,
                              bucket_batches=config.bucket_batches if optimizer is not None else 0):
-        zs = [model[v]["head"](model[v]["encoder"](*load_batch(features[v], positions[v][idx], device,
-                                                                config.max_frames))) for v in views]
-        loss = pairwise_nt_xent(zs, config.temperature, intra_view_negatives=config.intra_view_negatives)
+        with autocast(precision, device):
+            zs = [model[v]["head"](model[v]["encoder"](*load_batch(features[v], positions[v][idx], device,
+                                                                    config.max_frames))) for v in views]
+        loss = pairwise_nt_xent([z.float() for z in zs], config.temperature,
+                                intra_view_negatives=config.intra_view_negatives)
         if optimizer is not None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            steps += 1
         total += loss.item() * len(idx)
-    return total / n
+    return total / n, steps
 
 
 def _joint_lengths(features: Sequence[FeatureSet], positions: Sequence[np.ndarray]) -> np.ndarray | None:
@@ -332,9 +360,11 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
 
     Frozen: the representations are computed once and only the classifier is trained (the encoder, BatchNorm
     statistics included, is unchanged). Tuned: encoder and classifier are trained together. The LR is multiplied
-    by ``lr_decay`` after ``decay_patience`` epochs without a validation-UAR gain. ``metrics`` holds
-    ``val_uar, val_wa, test_uar, test_wa`` (NaN without a test set), ``best_epoch`` and ``n_train``; history has
-    ``epoch, train_loss, val_uar, val_wa, lr``.
+    by ``lr_decay`` after ``decay_patience`` epochs without a validation-UAR gain. Forward passes run in
+    ``config.precision`` where the device supports it; validation and test passes run in inference mode.
+    ``metrics`` holds ``val_uar, val_wa, test_uar, test_wa`` (NaN without a test set), ``best_epoch``,
+    ``epochs_run``, ``steps`` (optimizer steps), ``precision`` (used), ``precision_note`` and ``n_train``; history
+    has ``epoch, train_loss, val_uar, val_wa, lr, steps`` (optimizer steps so far).
     """
     config = config or FinetuneConfig()
     train_ids = _check_ids("train_ids", train_ids, train_labels)
@@ -342,6 +372,7 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     test_ids = _check_ids("test_ids", test_ids, test_labels) if test_ids is not None else None
     classes, (y_train, y_val, y_test) = encode_labels(train_labels, val_labels, test_labels)
     device = torch.device(device)
+    used, note = resolve_precision(config.precision, device)
     with _INIT_LOCK:
         seed_everything(config.seed)
         encoder = copy.deepcopy(encoder)
@@ -353,25 +384,31 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
             p.requires_grad_(False)
         model.encoder.eval()
         reps = embed(model.encoder, features, list(dict.fromkeys(all_ids)), device, batch_size=config.eval_batch_size,
-                     max_frames=config.max_frames)
+                     max_frames=config.max_frames, precision=used)
         source, module = FeatureSet(list(dict.fromkeys(all_ids)), reps), _Head(model.classifier)
     else:
         source, module = features, model
     history = _fit_classifier(module, source, source.positions(train_ids), y_train, source.positions(val_ids), y_val,
-                              config, device)
+                              config, device, used)
     model.eval()
     test_uar, test_wa = float("nan"), float("nan")
     if test_ids is not None:
-        logits = _outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames)
+        logits = _outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames,
+                          used)
         test_uar, test_wa = scores(y_test, logits.argmax(1).numpy())
     best = history.loc[int(history["val_uar"].idxmax())]  # the restored epoch: its validation scores are known
     metrics = {"val_uar": float(best["val_uar"]), "val_wa": float(best["val_wa"]), "test_uar": test_uar,
-               "test_wa": test_wa, "best_epoch": int(best["epoch"]), "n_train": len(train_ids)}
+               "test_wa": test_wa, "best_epoch": int(best["epoch"]), "epochs_run": len(history),
+               "steps": int(history["steps"].iloc[-1]), "precision": used, "precision_note": note,
+               "n_train": len(train_ids)}
     return FinetuneResult(model, history, metrics, classes)
 
 
-def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config, device) -> pd.DataFrame:
-    """Cross-entropy training of ``module`` with LR decay on plateaus of validation UAR; restores the best epoch."""
+def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config, device,
+                    precision: str = "fp32") -> pd.DataFrame:
+    """Cross-entropy training of ``module`` with LR decay on plateaus of validation UAR; restores the best epoch.
+
+    Forward passes in ``precision`` autocast, the loss in float32, validation in inference mode."""
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_decay,
@@ -379,7 +416,7 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
     generator = torch.Generator().manual_seed(config.seed)
     targets = torch.as_tensor(y_train, device=device)
     lengths = _joint_lengths([features], [train_pos])
-    best_uar, best_state, wait, rows = -1.0, _state(module), 0, []
+    best_uar, best_state, wait, steps, rows = -1.0, _state(module), 0, 0, []
     for epoch in range(1, config.max_epochs + 1):
         module.train()
         if isinstance(module, EncoderClassifier) and not any(p.requires_grad for p in module.encoder.parameters()):
@@ -387,16 +424,19 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
         total = 0.0
         for idx in batch_indices(len(train_pos), config.batch_size, generator=generator, lengths=lengths,
                                  bucket_batches=config.bucket_batches):
-            logits = module(*load_batch(features, train_pos[idx], device, config.max_frames))
-            loss = nn.functional.cross_entropy(logits, targets[torch.as_tensor(idx, device=device)])
+            with autocast(precision, device):
+                logits = module(*load_batch(features, train_pos[idx], device, config.max_frames))
+            loss = nn.functional.cross_entropy(logits.float(), targets[torch.as_tensor(idx, device=device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            steps += 1
             total += loss.item() * len(idx)
-        pred = _outputs(module, features, val_pos, device, config.eval_batch_size, config.max_frames).argmax(1)
+        pred = _outputs(module, features, val_pos, device, config.eval_batch_size, config.max_frames,
+                        precision).argmax(1)
         val_uar, val_wa = scores(y_val, pred.numpy())
         rows.append({"epoch": epoch, "train_loss": total / len(train_pos), "val_uar": val_uar, "val_wa": val_wa,
-                     "lr": optimizer.param_groups[0]["lr"]})
+                     "lr": optimizer.param_groups[0]["lr"], "steps": steps})
         scheduler.step(val_uar)
         if val_uar > best_uar:
             best_uar, best_state, wait = val_uar, _state(module), 0

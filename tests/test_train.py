@@ -66,7 +66,12 @@ def _val_loss(result, features, val_ids, temperature=0.5, batch_size=32):
 def test_pretraining_lowers_validation_loss_and_restores_best_epoch(data, pretrained):
     features, split, _ = data
     hist = pretrained.history
-    assert list(hist.columns) == ["epoch", "train_loss", "val_loss", "seconds"] and len(hist) == 15
+    assert list(hist.columns) == ["epoch", "train_loss", "val_loss", "seconds", "steps"] and len(hist) == 15
+    steps_per_epoch = -(-len(split["train"]) // 32)  # batches of 32, min_size=2
+    assert hist["steps"].tolist() == [steps_per_epoch * e for e in range(1, 16)]
+    assert pretrained.metrics["steps"] == 15 * steps_per_epoch and pretrained.metrics["epochs_run"] == 15
+    assert pretrained.metrics["best_epoch"] == int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert pretrained.metrics["precision"] == "fp32" and pretrained.metrics["precision_note"] == ""
     assert hist["val_loss"].min() < hist["val_loss"].iloc[0] - 0.05
     assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
     assert set(pretrained.encoders) == {"fixed", "seq"}
@@ -84,6 +89,7 @@ def test_early_stopping_triggers_after_patience(data):
     hist = result.history
     best_epoch = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
     assert len(hist) < 60 and len(hist) == best_epoch + 3
+    assert result.metrics["best_epoch"] == best_epoch and result.metrics["epochs_run"] == len(hist)
     assert _val_loss(result, features, split["val"][:40], batch_size=16) == pytest.approx(hist["val_loss"].min(),
                                                                                            rel=1e-4)
 
@@ -155,6 +161,10 @@ def test_finetune_early_stops_and_normalises_fresh_mlp(data):
     result = _run(features["fixed"], split, label, default_encoder(features["fixed"], seed=0),
                   FinetuneConfig(max_epochs=50, patience=2, lr=1e-9))
     assert len(result.history) == 3
+    assert result.metrics["epochs_run"] == 3 and result.metrics["best_epoch"] == 1
+    batches = -(-len(split["train"]) // 64)
+    assert result.history["steps"].tolist() == [batches, 2 * batches, 3 * batches] == [3, 6, 9]
+    assert result.metrics["steps"] == 9 and result.metrics["precision"] == "fp32"
     train_x = features["fixed"].numpy_fixed(features["fixed"].positions(split["train"]))
     assert np.allclose(result.model.encoder.std.numpy(), train_x.std(0), rtol=1e-3)
 
@@ -193,3 +203,59 @@ def test_labels_batches_and_input_errors(data):
     with pytest.raises(ValueError, match="2 ids but 1 labels"):
         finetune(default_encoder(features["fixed"]), features["fixed"], split["train"][:2], ["sad"], split["val"],
                  [label[u] for u in split["val"]])
+
+
+class Probe(torch.nn.Module):
+    """An MLP encoder that records, at each forward, its mode, inference mode and autocast state."""
+
+    def __init__(self, in_dim):
+        super().__init__()
+        self.inner = default_encoder(FeatureSet(["a"], np.zeros((1, in_dim), np.float32)), seed=0)
+        self.out_dim, self.calls = self.inner.out_dim, []
+
+    def set_normalization(self, mean, std):
+        self.inner.set_normalization(mean, std)
+
+    def forward(self, x, lengths=None):
+        self.calls.append((self.training, torch.is_inference_mode_enabled(), torch.is_autocast_enabled("cpu")))
+        return self.inner(x, lengths)
+
+
+def test_bf16_runs_record_precision_steps_and_validate_in_inference_mode(data, monkeypatch):
+    features, split, label = data
+    monkeypatch.setenv("SERCORE_BF16_EMULATED", "1")  # bf16 autocast on any CPU (emulated where not native)
+    probe = Probe(24)
+    config = PretrainConfig(max_epochs=2, batch_size=32, precision="bf16")
+    result = pretrain_pairwise(features, split["train"], split["val"], config=config, encoders={"fixed": probe},
+                               cache=False)
+    assert result.metrics["precision"] == "bf16" and result.metrics["epochs_run"] == 2
+    assert result.metrics["steps"] == result.history["steps"].iloc[-1] == 2 * -(-len(split["train"]) // 32)
+    calls = result.encoders["fixed"].calls  # the probe's copy that was trained
+    assert {c for c in calls if c[0]} == {(True, False, True)}  # training: autograd on, bf16 autocast
+    assert {c for c in calls if not c[0]} == {(False, True, True)}  # validation: inference mode
+    assert np.isfinite(result.history[["train_loss", "val_loss"]].to_numpy()).all()
+    ft = _run(features["fixed"], split, label, result.encoders["fixed"], FinetuneConfig(max_epochs=2, precision="bf16"))
+    assert ft.metrics["precision"] == "bf16" and ft.metrics["epochs_run"] == 2
+    assert ft.metrics["steps"] == ft.history["steps"].iloc[-1] == 2 * -(-len(split["train"]) // 64)
+    calls = ft.model.encoder.calls[len(calls):]
+    assert {c for c in calls if c[0]} == {(True, False, True)} and {c for c in calls if not c[0]} == {(False, True, True)}
+    assert 0.0 <= ft.metrics["test_uar"] <= 1.0
+
+
+def test_precision_falls_back_to_fp32_with_a_note(data, monkeypatch):
+    import sercore.precision as precision
+
+    features, split, label = data
+    monkeypatch.setattr(precision, "bf16_support", lambda device_type: (False, "no bf16 here"))
+    monkeypatch.delenv("SERCORE_BF16_EMULATED", raising=False)
+    sup = supervised_baseline(features["fixed"], split["train"], [label[u] for u in split["train"]], split["val"],
+                              [label[u] for u in split["val"]], config=FinetuneConfig(max_epochs=1, precision="bf16"))
+    assert sup.metrics["precision"] == "fp32"
+    assert sup.metrics["precision_note"] == "bf16 requested, ran in fp32: no bf16 here"
+    monkeypatch.setattr(precision, "bf16_support", lambda device_type: (True, "native"))
+    assert precision.resolve_precision("bf16", "cpu") == ("bf16", "native")
+    assert precision.resolve_precision("fp32", "cpu") == ("fp32", "")
+    with pytest.raises(ValueError, match="PretrainConfig.precision must be one of fp32, bf16, got 'fp16'"):
+        PretrainConfig(precision="fp16")
+    with pytest.raises(ValueError, match="FinetuneConfig.precision must be one of fp32, bf16"):
+        FinetuneConfig(precision="half")

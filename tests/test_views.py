@@ -52,8 +52,9 @@ def test_registry_names_and_errors():
         get_view("mfcc")
     with pytest.raises(TypeError, match=r"view 'mel' has no parameter 'n_bins'.*accepted: max_seconds, n_mels"):
         get_view("mel", n_bins=40)
-    with pytest.raises(TypeError, match="'layers'.*accepted: source, max_seconds, device, batch_size"):
-        get_view("wav2vec2", layers=3)
+    with pytest.raises(TypeError, match="'n_layers'.*accepted: source, max_seconds, layers, precision, device, "
+                                        "batch_size"):
+        get_view("wav2vec2", n_layers=3)
     with pytest.raises(ValueError, match="max_seconds must be None or a positive"):
         get_view("mel", max_seconds=0)
     with pytest.raises(ValueError, match="model must be one of"):
@@ -69,7 +70,8 @@ def test_view_attributes_and_full_params():
                      "wav2vec2": (True, False, "wav2vec2"), "speaker": (False, True, "mlp")}
     assert views["mel"].params == {"max_seconds": None, "n_mels": 64, "win_length": 400, "hop_length": 160,
                                    "f_min": 60.0, "f_max": 7800.0}
-    assert views["wav2vec2"].params == {"source": "WAV2VEC2_BASE", "max_seconds": None}
+    assert views["wav2vec2"].params == {"source": "WAV2VEC2_BASE", "max_seconds": None, "layers": "all",
+                                        "precision": "fp32"}
     assert views["speaker"].params == {"model": "auto", "source": "speechbrain/spkrec-ecapa-voxceleb"}
     assert get_view("mel", max_seconds=15).params["max_seconds"] == 15.0
     # the cache's workers rebuild a view from (name, params): same params back

@@ -7,6 +7,14 @@ what Hugging Face returns as ``hidden_states[0]``); layers 1..L-1 are the transf
 Sources: a ``torchaudio.pipelines`` bundle name (``WAV2VEC2_BASE``, paper A), a Hugging Face model id, or a
 local folder holding a Hugging Face checkpoint (``save_pretrained`` layout). Offline (``sercore.config.
 is_offline()``) nothing is downloaded: a model missing from the local caches raises ``ViewUnavailable``.
+``random:wav2vec2_base`` (opt-in only, for benchmarks and tests) is torchaudio's base architecture with random
+weights (seeded, so the features repeat): the true shapes and cost of the real model, none of its knowledge;
+its provenance says "random weights".
+
+``layers`` keeps only some hidden layers (e.g. ``(0, 6, 12)``; default ``"all"``); ``precision="bf16"`` runs the
+model in bfloat16 autocast where the device has fast bf16 kernels (else fp32, noted in the provenance). Both are
+part of ``params`` (the cache key). ``estimate_bytes(total_seconds)`` is the float16 cache size of that much
+audio (about 1 MB per second, 3.6 GB per hour, for all 13 layers of the base model).
 
 Batching: the CNN front end runs on each utterance alone, because wav2vec2-base normalises its first
 convolution over the whole utterance (GroupNorm), so zero padding would change every frame. The transformer
@@ -18,12 +26,18 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .base import SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register, resolve_device
+
+FRAMES_PER_SECOND = SAMPLE_RATE / 320  # the CNN front end's stride: 20 ms
+RANDOM_PREFIX = "random:"
+_RANDOM_ARCHS = ("wav2vec2_base", "wav2vec2_large")  # torchaudio.models factories usable with random weights
+_KNOWN_SHAPES = {"WAV2VEC2_BASE": (13, 768), "random:wav2vec2_base": (13, 768), "random:wav2vec2_large": (25, 1024)}
 
 _HOW = ("pass source=<local folder> holding a Hugging Face wav2vec2 checkpoint (save_pretrained layout), "
         "or run once online so the model lands in the library's cache")
@@ -40,25 +54,61 @@ class Wav2Vec2View(View):
     packages = ("torch", "torchaudio", "transformers")
     _lazy = ("_backend",)
 
-    def __init__(self, *, source: str = "WAV2VEC2_BASE", max_seconds: float | None = None, device: str = "cpu",
+    def __init__(self, *, source: str = "WAV2VEC2_BASE", max_seconds: float | None = None,
+                 layers: str | Sequence[int] = "all", precision: str = "fp32", device: str = "cpu",
                  batch_size: int = 8):
+        from sercore.precision import check_precision
+
         if not isinstance(source, (str, Path)) or not str(source):
             raise ValueError(f"view 'wav2vec2': source must be a bundle name, model id or folder, got {source!r}")
         source = str(source)
         if Path(source).expanduser().is_dir():
             source = str(Path(source).expanduser().resolve())
+        if source.startswith(RANDOM_PREFIX) and source[len(RANDOM_PREFIX):] not in _RANDOM_ARCHS:
+            raise ValueError(f"view 'wav2vec2': unknown random architecture {source!r}; known: "
+                             f"{', '.join(RANDOM_PREFIX + a for a in _RANDOM_ARCHS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"view 'wav2vec2': batch_size must be a positive integer, got {batch_size!r}")
-        self.params = {"source": source, "max_seconds": check_max_seconds("wav2vec2", max_seconds)}
+        self.params = {"source": source, "max_seconds": check_max_seconds("wav2vec2", max_seconds),
+                       "layers": _check_layers(layers), "precision": check_precision(precision, "view 'wav2vec2': "
+                                                                                                "precision")}
         self.device = device
         self.batch_size = batch_size
         self._backend = None
+        self._told = False
         resolve_device("wav2vec2", device)
+        known = _KNOWN_SHAPES.get(source)
+        if known and self.params["layers"] != "all" and self.params["layers"][-1] >= known[0]:
+            raise ValueError(f"view 'wav2vec2': layer {self.params['layers'][-1]} requested but {source} has "
+                             f"{known[0]} layers (0..{known[0] - 1})")
 
     def _model(self) -> "_Backend":
         if self._backend is None:
-            self._backend = load_backend(self.params["source"], resolve_device(self.name, self.device))
+            backend = load_backend(self.params["source"], resolve_device(self.name, self.device))
+            backend.select(self.params["layers"], self.params["precision"])
+            self._backend = backend
         return self._backend
+
+    def layer_shape(self) -> tuple[int, int]:
+        """``(L, D)``: layers kept and their width (from the model, or known without loading it)."""
+        layers, known = self.params["layers"], _KNOWN_SHAPES.get(self.params["source"])
+        if known is None:
+            info = self._model().info
+            known = (info["num_layers"], info["hidden_size"])
+        return (known[0] if layers == "all" else len(layers)), known[1]
+
+    def estimate_bytes(self, total_seconds: float) -> int:
+        """Float16 cache bytes of ``total_seconds`` of audio: seconds × 50 frames/s × L layers × D × 2 bytes."""
+        n_layers, dim = self.layer_shape()
+        return int(round(total_seconds * FRAMES_PER_SECOND)) * n_layers * dim * 2
+
+    def disk_note(self, total_seconds: float | None = None) -> str:
+        """One line: the cache size per hour of audio, and of ``total_seconds`` of audio when given."""
+        n_layers, dim = self.layer_shape()
+        total = "" if total_seconds is None else (f"{total_seconds / 3600:.2f} h of audio -> about "
+                                                  f"{self.estimate_bytes(total_seconds) / 1e9:.2f} GB on disk, ")
+        return (f"view wav2vec2 ({self.params['source']}, {n_layers} layers x {dim}, float16 cache): {total}"
+                f"{self.estimate_bytes(3600) / 1e9:.2f} GB per hour of audio")
 
     def extract(self, wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         """Hidden states ``[T, L, D]`` of one utterance."""
@@ -72,6 +122,9 @@ class Wav2Vec2View(View):
         order = np.argsort([len(w) for w in waves], kind="stable")
         out: list[np.ndarray | None] = [None] * len(waves)
         backend = self._model()
+        if not self._told:  # once per view: what the cache will hold
+            print(self.disk_note(), file=sys.stderr)
+            self._told = True
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             for i, feats in zip(idx, backend.hidden_states([waves[i] for i in idx])):
@@ -79,8 +132,24 @@ class Wav2Vec2View(View):
         return out
 
     def provenance(self) -> dict:
-        """Source, backend, resolved path, number of layers, width and parameter count of the model used."""
+        """Source, backend, resolved path, weights (pretrained or random), layers kept, width, parameter count and
+        precision (requested and used) of the model used; ``model`` is the name captions show."""
         return {**super().provenance(), **self._model().info}
+
+
+def _check_layers(layers) -> str | list[int]:
+    """``"all"`` or a strictly increasing list of non-negative layer indices."""
+    if layers == "all":
+        return "all"
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise ValueError(f"view 'wav2vec2': layers must be 'all' or a list of layer indices, got {layers!r}")
+    out = list(layers)
+    if not out or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in out):
+        raise ValueError(f"view 'wav2vec2': layers must be non-negative integers, got {layers!r}")
+    out = [int(i) for i in out]
+    if out != sorted(set(out)):
+        raise ValueError(f"view 'wav2vec2': layers must be strictly increasing, got {layers!r}")
+    return out
 
 
 class _Backend:
@@ -91,8 +160,24 @@ class _Backend:
         self.device = device
         self.layers = layers  # the transformer's layer modules, for the hooks
         self.normalize = normalize
-        self.info = {**info, "num_layers": len(layers) + 1, "normalize_waveform": normalize,
-                     "parameters": int(sum(p.numel() for p in model.parameters()))}
+        self.keep = list(range(len(layers) + 1))
+        self.precision = "fp32"
+        self.info = {"weights": "pretrained", "model": info.get("source"), **info, "num_layers": len(layers) + 1,
+                     "normalize_waveform": normalize, "parameters": int(sum(p.numel() for p in model.parameters())),
+                     "layers_kept": "all", "precision_used": "fp32", "precision_note": ""}
+
+    def select(self, layers, precision: str) -> "_Backend":
+        """Keep ``layers`` (``"all"`` or indices) and run in ``precision`` where the device supports it."""
+        from sercore.precision import resolve_precision
+
+        total = len(self.layers) + 1
+        if layers != "all" and layers[-1] >= total:
+            raise ViewUnavailable(f"view 'wav2vec2': layer {layers[-1]} requested but {self.info['source']} has "
+                                  f"{total} layers (0..{total - 1})")
+        self.keep = list(range(total)) if layers == "all" else list(layers)
+        self.precision, note = resolve_precision(precision, self.device)
+        self.info.update(layers_kept=layers, precision_used=self.precision, precision_note=note)
+        return self
 
     def cnn(self, wave):
         """``[1, n]`` wave → ``[T, C]`` CNN features."""
@@ -103,22 +188,29 @@ class _Backend:
         raise NotImplementedError
 
     def hidden_states(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        """``[T_i, L, D]`` float32 for each wave (one padded transformer batch)."""
+        """``[T_i, L, D]`` float32 for each wave (one padded transformer batch), kept layers only."""
         import torch
 
-        captured: list = []
-        hooks = [self.layers[0].register_forward_pre_hook(
-            lambda mod, args, kwargs: captured.append(args[0] if args else kwargs["hidden_states"]),
-            with_kwargs=True)]
-        hooks += [layer.register_forward_hook(lambda mod, args, out: captured.append(_first(out)))
-                  for layer in self.layers[:-1]]
+        from sercore.precision import autocast
+
+        captured: dict = {}
+        last_index = len(self.layers)
+        hooks = []
+        if 0 in self.keep:
+            hooks.append(self.layers[0].register_forward_pre_hook(
+                lambda mod, args, kwargs: _put(captured, 0, args[0] if args else kwargs["hidden_states"]),
+                with_kwargs=True))
+        for k in self.keep:
+            if 0 < k < last_index:  # layer k is the output of transformer layer k - 1
+                hooks.append(self.layers[k - 1].register_forward_hook(
+                    lambda mod, args, out, k=k: _put(captured, k, _first(out))))
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(self.precision, self.device):
                 feats = [self.cnn(self._prepare(w)) for w in waves]
                 lengths = torch.tensor([len(f) for f in feats], device=self.device)
                 padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-                last = self.transformer(padded, lengths)
-                states = torch.stack([*captured, last], dim=2).float().cpu().numpy()
+                captured[last_index] = self.transformer(padded, lengths)
+                states = torch.stack([captured[k] for k in self.keep], dim=2).float().cpu().numpy()
         finally:
             for hook in hooks:
                 hook.remove()
@@ -131,6 +223,11 @@ class _Backend:
         if self.normalize:  # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor does
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
         return x[None]
+
+
+def _put(captured: dict, k: int, value) -> None:
+    """Hook body: remember layer ``k``'s hidden state (returns None, so the model's computation is unchanged)."""
+    captured[k] = value
 
 
 def _first(out):
@@ -174,10 +271,25 @@ def load_backend(source: str, device) -> _Backend:
     """Load ``source`` (bundle name, HF id or local folder) on ``device``; ``ViewUnavailable`` if impossible."""
     import torchaudio
 
+    if source.startswith(RANDOM_PREFIX):
+        return _load_random(source[len(RANDOM_PREFIX):], device)
     bundle = getattr(torchaudio.pipelines, source, None)
     if isinstance(bundle, torchaudio.pipelines.Wav2Vec2Bundle):
         return _load_torchaudio(source, bundle, device)
     return _load_hf(source, device)
+
+
+def _load_random(arch: str, device, seed: int = 0) -> _Backend:
+    """torchaudio's ``arch`` architecture with random weights (seeded; global RNG state left as it was)."""
+    import torch
+    import torchaudio
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = getattr(torchaudio.models, arch)()
+    return _TorchaudioBackend(model, device, normalize=False, info={
+        "source": RANDOM_PREFIX + arch, "model": f"{arch} (random weights)", "resolved_path": "none (nothing loaded)",
+        "weights": f"random weights (seed {seed}): architecture only, not pretrained"})
 
 
 def _load_torchaudio(source: str, bundle, device) -> _Backend:

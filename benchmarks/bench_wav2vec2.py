@@ -1,0 +1,196 @@
+"""Benchmark: wav2vec 2.0 base at full size (random weights) — extraction and three-view pre-training.
+
+1. Extraction of the same files (synthetic speech-like noise, IEMOCAP-like durations) by
+   - plain:   torchaudio's ``wav2vec2_base()`` in process, ``model.extract_features(wave)`` one file at a time,
+              fp32, every layer's output kept in memory (what a plain script does);
+   - sercore: ``extract_features`` with ``get_view("wav2vec2", source="random:wav2vec2_base", precision=...)``:
+              length-sorted batches, 13 layers streamed chunk by chunk into the float16 cache; fp32 and bf16.
+   Printed: real-time factor, speed-up against plain, peak RSS growth of each arm (its own forked child), and
+   the cache's disk per hour of audio against ``estimate_bytes``.
+2. Three-view Pairwise-CL pre-training (wav2vec2 13 × 768 + mel + eGeMAPS) throughput in fp32 and bf16.
+
+On a CPU without fast bf16 kernels the bf16 arms run emulated (same numbers, slower): the printed note says so.
+Defaults: a few minutes of audio (``--minutes``); about 30 for the real measurement. ``--smoke``: seconds.
+Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--device cpu] [--smoke]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+SOURCE = "random:wav2vec2_base"
+SR = 16000
+
+
+def make_audio(folder: Path, minutes: float, seed: int = 0, max_seconds: float = 15.0) -> pd.DataFrame:
+    """Speech-like noise files (amplitude-modulated, band-limited) until ``minutes`` of audio; the manifest."""
+    rng = np.random.default_rng(seed)
+    rows, total, i = [], 0.0, 0
+    emotions, speakers = ["neu", "hap", "sad", "ang"], [f"Ses{s}{g}" for s in range(1, 6) for g in "FM"]
+    while total < minutes * 60:
+        seconds = float(np.clip(rng.lognormal(np.log(3.5), 0.6), 1.0, max_seconds))
+        n = int(seconds * SR)
+        t = np.arange(n) / SR
+        wave = np.convolve(rng.normal(size=n), np.hanning(9) / 4.5, "same")
+        wave *= 0.2 * (1.2 + np.sin(2 * np.pi * rng.uniform(2, 6) * t))
+        path = folder / f"utt{i:05d}.wav"
+        sf.write(path, wave.astype(np.float32), SR, subtype="PCM_16")
+        rows.append({"utt_id": path.stem, "path": str(path), "speaker": speakers[i % 10],
+                     "emotion": emotions[int(rng.integers(4))], "seconds": seconds})
+        total, i = total + seconds, i + 1
+    return pd.DataFrame(rows)
+
+
+def in_child(fn, *args):
+    """``fn(*args)`` in a forked process → (result, peak RSS growth in MiB); torch runs only in children."""
+    def target(queue):
+        start = _rss_mib()
+        result = fn(*args)
+        queue.put((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(queue,))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def plain_extraction(manifest: pd.DataFrame, threads: int, device: str) -> float:
+    """The plain way: one file at a time through ``model.extract_features``, fp32, results kept in memory."""
+    import torch
+    import torchaudio
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = torchaudio.models.wav2vec2_base().to(device).eval()
+    kept = []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for path in manifest["path"]:
+            wave, _ = sf.read(path, dtype="float32")
+            layers, _ = model.extract_features(torch.from_numpy(wave)[None].to(device))
+            kept.append(torch.stack(layers, dim=2)[0].cpu().numpy())
+    return time.perf_counter() - start
+
+
+def sercore_extraction(manifest: pd.DataFrame, cache_root: Path, precision: str, threads: int, device: str,
+                       batch_size: int) -> tuple[float, int, str]:
+    """``extract_features`` into a fresh cache → (seconds, bytes of the entry, precision note)."""
+    import torch
+
+    from sercore.cache import cache_info, extract_features
+    from sercore.views import get_view
+
+    torch.set_num_threads(threads)
+    view = get_view("wav2vec2", source=SOURCE, precision=precision, device=device, batch_size=batch_size)
+    view._model()  # build the model before the clock starts, as the plain arm does
+    start = time.perf_counter()
+    extract_features(manifest, view, cache_root=cache_root, batch_size=batch_size, progress=False)
+    seconds = time.perf_counter() - start
+    return seconds, cache_info(manifest, view, cache_root=cache_root)["bytes"], view.provenance()["precision_note"]
+
+
+def pretrain_throughput(manifest, cache_root: Path, precision: str, epochs: int, threads: int,
+                        device: str) -> tuple[float, float, dict]:
+    """Three-view Pairwise-CL (wav2vec2 fp32 cache + mel + eGeMAPS) → (utt/s, audio s per s, result metrics)."""
+    import torch
+
+    from sercore.cache import extract_features
+    from sercore.train import PretrainConfig, pretrain_pairwise
+    from sercore.views import get_view
+
+    torch.set_num_threads(threads)
+    features = {"wav2vec2": extract_features(manifest, get_view("wav2vec2", source=SOURCE), cache_root=cache_root,
+                                             progress=False),
+                "mel": extract_features(manifest, get_view("mel"), cache_root=cache_root, progress=False,
+                                        workers=1),
+                "egemaps": extract_features(manifest, get_view("egemaps"), cache_root=cache_root, progress=False,
+                                            workers=1)}
+    ids = manifest["utt_id"].tolist()
+    cut = max(2, int(0.9 * len(ids)))
+    train, val = ids[:cut], ids[cut:] or ids[-2:]
+    config = PretrainConfig(max_epochs=epochs + 1, patience=epochs + 1, batch_size=32, precision=precision)
+    result = pretrain_pairwise(features, train, val, config=config, device=device, cache=False)
+    timed = result.history["seconds"].iloc[1:].sum()  # the first epoch is a warm-up
+    audio = manifest.set_index("utt_id").loc[train, "seconds"].sum()
+    return len(train) * epochs / timed, audio * epochs / timed, result.metrics
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=3.0, help="minutes of synthetic audio (real run: 30)")
+    parser.add_argument("--epochs", type=int, default=2, help="pre-training epochs timed (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--part", choices=["all", "extract", "pretrain"], default="all")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds of audio, one epoch (CI smoke test)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.minutes, args.epochs = 0.1, 1
+    with tempfile.TemporaryDirectory(prefix="bench_wav2vec2_") as tmp:
+        folder = Path(tmp)
+        (folder / "audio").mkdir()
+        manifest = make_audio(folder / "audio", args.minutes, max_seconds=4.0 if args.smoke else 15.0)
+        hours = manifest["seconds"].sum() / 3600
+        print(f"{len(manifest)} files, {hours * 60:.1f} min of audio (mean {manifest['seconds'].mean():.1f} s), "
+              f"wav2vec2 {SOURCE} (random weights), {args.threads} torch thread(s), device {args.device}")
+        if args.part in ("all", "extract"):
+            part_extract(args, manifest, folder, hours)
+        if args.part in ("all", "pretrain"):
+            part_pretrain(args, manifest, folder)
+    return 0
+
+
+def part_extract(args, manifest, folder: Path, hours: float) -> None:
+    audio_s = hours * 3600
+    plain, plain_mem = in_child(plain_extraction, manifest, args.threads, args.device)
+    print(f"  plain (extract_features, 1 file at a time, fp32): {audio_s / plain:6.2f}x real time, "
+          f"peak RSS +{plain_mem:6.0f} MiB")
+    for precision in ("fp32", "bf16"):
+        (took, size, note), mem = in_child(sercore_extraction, manifest, folder / f"cache-{precision}", precision,
+                                           args.threads, args.device, args.batch_size)
+        print(f"  sercore {precision} (batched, float16 cache):      {audio_s / took:6.2f}x real time, "
+              f"peak RSS +{mem:6.0f} MiB {('(' + note + ')') if note else ''}")
+        print(f"extraction speed-up {precision} vs plain: {plain / took:.2f}x; peak memory ratio plain/sercore "
+              f"{plain_mem / max(mem, 1):.2f}x")
+        if precision == "fp32":
+            from sercore.views import get_view
+
+            estimate = get_view("wav2vec2", source=SOURCE).estimate_bytes(audio_s)
+            print(f"disk: {size / hours / 1e9:.2f} GB per hour of audio (estimate_bytes: "
+                  f"{estimate / hours / 1e9:.2f}); measured/estimate {size / estimate:.2f}x")
+
+
+def part_pretrain(args, manifest, folder: Path) -> None:
+    rates = {}
+    for precision in ("fp32", "bf16"):
+        (utt_s, audio_s, metrics), mem = in_child(pretrain_throughput, manifest, folder / "cache-fp32", precision,
+                                                  args.epochs, args.threads, args.device)
+        rates[precision] = utt_s
+        note = metrics["precision_note"]
+        print(f"  three-view pre-training {precision}: {utt_s:7.2f} utt/s, {audio_s:7.1f} s of audio per s, "
+              f"{metrics['steps']} steps, peak RSS +{mem:.0f} MiB {('(' + note + ')') if note else ''}")
+    print(f"three-view pre-training speed-up bf16 vs fp32: {rates['bf16'] / rates['fp32']:.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
