@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
@@ -375,6 +376,14 @@ def _extract(rows, view, folder: Path, *, chunk_size: int, workers, progress: bo
 
 # ---------------------------------------------------------------- entry point
 
+def _say_disk_estimate(view, manifest: pd.DataFrame, progress: bool) -> None:
+    """Before a large extraction (views that know their size, e.g. wav2vec2's layers), print the disk it takes."""
+    if progress and hasattr(view, "disk_note"):
+        seconds = pd.to_numeric(manifest.get("duration"), errors="coerce") if "duration" in manifest else None
+        total = float(seconds.sum()) if seconds is not None and seconds.notna().any() else None
+        print(view.disk_note(total), file=sys.stderr, flush=True)
+
+
 def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: int | None = None,
                      on_error: str = "raise", progress: bool = True, chunk_size: int | None = None,
                      batch_size: int = 8, view_factory: Callable | None = None,
@@ -402,6 +411,7 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
         with entry_lock(folder, progress):
             fs = load_sound(folder, locked=True)  # another process may have filled it meanwhile
             if fs is None:
+                _say_disk_estimate(view, manifest, progress)
                 _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers,
                          progress=progress, view_factory=view_factory,
                          kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})

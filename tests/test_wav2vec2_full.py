@@ -113,3 +113,20 @@ def test_gpu_epoch_script_dry_run_on_cpu():
     assert "device cpu (CPU (dry run)), precision fp32; 12 of 40 utterances" in out, out
     assert "min for 40 (paper: 13 min)" in out and "precision used fp32" in out, out
     assert "wav2vec2 base extraction:" in out and "x real time" in out, out
+
+
+def test_extraction_prints_the_disk_estimate_before_it_starts(tmp_path, capsys):
+    import soundfile as sf
+
+    from sercore.cache import extract_features
+    from sercore.data import make_manifest
+
+    rows = []
+    for i in range(2):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, noise(16000, seed=i), 16000)
+        rows.append(dict(utt_id=f"u{i}", path=str(path), speaker="s", emotion="neu", dataset="toy", duration=1.0))
+    view = get_view("wav2vec2", source=BASE, layers=(0, 12))
+    fs = extract_features(make_manifest(rows), view, cache_root=tmp_path / "cache", progress=True)
+    assert fs.data.shape == (2 * 49, 2, 768)
+    assert "0.00 h of audio -> about 0.00 GB on disk, 0.55 GB per hour of audio" in capsys.readouterr().err

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -75,7 +74,6 @@ class Wav2Vec2View(View):
         self.device = device
         self.batch_size = batch_size
         self._backend = None
-        self._told = False
         resolve_device("wav2vec2", device)
         known = _KNOWN_SHAPES.get(source)
         if known and self.params["layers"] != "all" and self.params["layers"][-1] >= known[0]:
@@ -122,9 +120,6 @@ class Wav2Vec2View(View):
         order = np.argsort([len(w) for w in waves], kind="stable")
         out: list[np.ndarray | None] = [None] * len(waves)
         backend = self._model()
-        if not self._told:  # once per view: what the cache will hold
-            print(self.disk_note(), file=sys.stderr)
-            self._told = True
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             for i, feats in zip(idx, backend.hidden_states([waves[i] for i in idx])):
