@@ -1,7 +1,5 @@
-"""The job engine: registry, job order, start methods (fork/spawn), portability, workers dying with their parent.
-
-Ray's tests (engine "ray": same tables as the local engine; a two-node cluster on one machine) are in
-``test_engine_ray.py``.
+"""The job engine: registry, job order, start methods (fork/spawn), portability, workers dying with their parent,
+and engine "ray": the same tables as the local engine, and a two-node cluster simulated on one machine.
 """
 
 import os
@@ -216,3 +214,113 @@ def test_die_with_parent_falls_back_to_watching_the_parent(monkeypatch):
                         lambda target, name, daemon: type("T", (), {"start": lambda self: started.append(name)})())
     engine_mod.die_with_parent(os.getppid())
     assert started == ["sercore-parent-watch"]
+
+
+
+def test_provenance_records_mps_like_cuda(monkeypatch, tmp_path):
+    import json
+
+    import torch
+
+    from sercore.provenance import write_params
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    record = json.loads(write_params(tmp_path, {"device": "mps"}).read_text())
+    assert record["versions"]["accelerators"] == "mps" and record["params"]["device"] == "mps"
+
+# ---- Ray --------------------------------------------------------------------------------------------------
+
+def _ray_env() -> dict:
+    """The environment Ray's worker processes need to import this sercore."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = _ray_env()["PYTHONPATH"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    if before is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = before
+
+
+def _without_nodes(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns="node")
+
+
+def test_ray_gives_the_same_sparse_grid_as_local(corpus, local_ray, cached):
+    manifest, task, splits, features = corpus
+    local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)
+    node = local_ray.get_runtime_context().get_node_id()
+    for transport in ("path", "object_store"):
+        table = sparse_label_grid(manifest, task, splits, features, engine=get_engine("ray", transport=transport),
+                                  **GRID)
+        pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
+        assert set(table["node"]) == {node}
+    by_path = get_engine("ray")._payload(local_ray, {"v": cached, "m": features["fixed"]})
+    assert by_path["v"] == FeatureRef(cached.meta["folder"]) and type(by_path["m"]).__name__ == "ObjectRef"
+    by_store = get_engine("ray", transport="object_store")._payload(local_ray, {"v": cached})
+    assert type(by_store["v"]).__name__ == "ObjectRef"
+
+
+def test_ray_gives_the_same_cluster_evaluation_as_local(local_ray):
+    from sercore.clusters.evaluate import evaluate_cluster_pretraining
+    from sercore.clusters.pretrain import ClusterPretrainConfig
+    from test_clusters_pretrain import _corpus_for_evaluation
+
+    manifest, splits, features = _corpus_for_evaluation()
+    configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, epochs=1, out_dim=16,
+                                                 proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
+               "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
+               "pairwise": PretrainConfig(max_epochs=1, batch_size=32, proj_hidden=16, proj_dim=16),
+               "pseudo": {"k": 3}}
+    kw = dict(encoder_view="egemaps", fractions=(1.0, 0.5), variants=("contrastive",), configs=configs, folds=[0])
+    local = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine=LocalEngine(2), **kw)
+    on_ray = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine="ray", **kw)
+    assert set(local["condition"]) == {"cluster_contrastive", "supervised", "speaker_probe", "pairwise-cl"}
+    pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(on_ray))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster(local_ray):
+    """``ray start --head --num-cpus 1`` plus a second node joining it with one CPU; ``ray stop`` afterwards."""
+    local_ray.shutdown()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    address = f"127.0.0.1:{_free_port()}"
+    common = dict(env=_ray_env(), capture_output=True, text=True, timeout=300)
+    try:
+        head = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "1", "--port", address.split(":")[1],
+                               "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+                               "--disable-usage-stats"], **common)
+        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
+        worker = subprocess.run([ray_cli, "start", "--address", address, "--num-cpus", "1",
+                                 "--node-ip-address", "127.0.0.1"], **common)
+        assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
+        yield address
+    finally:
+        local_ray.shutdown()
+        subprocess.run([ray_cli, "stop", "--force"], env=_ray_env(), capture_output=True, timeout=120)
+
+
+def test_sparse_grid_runs_on_both_nodes_of_a_cluster(corpus, two_node_cluster):
+    manifest, task, splits, features = corpus
+    engine = get_engine("ray", address=two_node_cluster)
+    assert engine.describe()["nodes"] == 2
+    table = sparse_label_grid(manifest, task, splits, features, engine=engine, **GRID)
+    assert table["node"].nunique() == 2  # the node id recorded by each run: both nodes worked
+    local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)
+    pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
