@@ -423,11 +423,12 @@ def _render_all(items: list[dict], folder: Path, workers: int | None) -> list[di
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers == 1 or len(items) < 40:
         return [_render_row(item, str(folder)) for item in items]
-    from sercore.engine import die_with_parent, start_method
+    from sercore.engine import die_with_parent, parent_pid, start_method
 
-    ctx = multiprocessing.get_context(start_method())
+    method = start_method()
     chunk = max(1, len(items) // (workers * 8))
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=die_with_parent,
+                             initargs=(parent_pid(method),)) as pool:
         return list(pool.map(_render_row, items, [str(folder)] * len(items), chunksize=chunk))
 
 

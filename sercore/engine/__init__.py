@@ -92,6 +92,11 @@ def die_with_parent(parent: int | None = None) -> None:
     threading.Thread(target=watch, name="sercore-parent-watch", daemon=True).start()
 
 
+def parent_pid(method: str) -> int | None:
+    """The pid a pool worker started with ``method`` has as parent: this process, except under forkserver."""
+    return None if method == "forkserver" else os.getpid()
+
+
 def _ref(value):
     if isinstance(value, FeatureSet) and isinstance(value.data, np.memmap) and value.meta.get("folder"):
         if Path(value.data.filename).resolve() == (Path(value.meta["folder"]) / "data.npy").resolve():
@@ -137,7 +142,7 @@ def execute(job: Job, features, node: str | None = None) -> Outcome:
     return Outcome(value, node or f"{socket.gethostname()}:{os.getpid()}", time.perf_counter() - start)
 
 
-def _init_local_worker(payload, parent: int) -> None:
+def _init_local_worker(payload, parent: int | None) -> None:
     die_with_parent(parent)
     import torch
 
@@ -205,7 +210,7 @@ class LocalEngine(Engine):
         method = self.start_method or start_method()
         payload = features if method == "fork" else feature_refs(features)  # fork: inherited, not pickled
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                   initializer=_init_local_worker, initargs=(payload, os.getpid()))
+                                   initializer=_init_local_worker, initargs=(payload, parent_pid(method)))
         try:
             futures = {pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
             return _collect(((futures[f], f.result()) for f in as_completed(futures)), len(jobs), on_done)
@@ -317,4 +322,4 @@ def as_engine(engine=None, *, workers: int | None = 1, address: str | None = Non
 
 
 __all__ = ["Engine", "LocalEngine", "RayEngine", "Outcome", "FeatureRef", "available_engines", "get_engine",
-           "as_engine", "start_method", "die_with_parent", "feature_refs", "open_features", "execute"]
+           "as_engine", "start_method", "die_with_parent", "parent_pid", "feature_refs", "open_features", "execute"]
