@@ -281,7 +281,9 @@ class RayEngine(Engine):
 
     def map(self, jobs, features=None, *, on_done=None) -> list[Outcome]:
         ray = self._ray()
-        task = ray.remote(_ray_task)
+        if "ray_task" not in _WORKER:  # registered once per driver process
+            _WORKER["ray_task"] = ray.remote(_ray_task)
+        task = _WORKER["ray_task"]
         payload = self._payload(ray, features)
         pending = {task.options(**job.resources()).remote(job, payload): i for i, job in enumerate(jobs)}
 
