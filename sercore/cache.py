@@ -258,8 +258,9 @@ def _worker_builder(view, view_factory) -> Callable:
                         "pass view_factory=sercore.views.get_view or workers=1") from None
 
 
-def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar) -> None:
-    """Extract the chunks ``todo`` in ``workers`` processes of the local engine (one view per worker)."""
+def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar, engine=None) -> None:
+    """Extract the chunks ``todo`` in ``workers`` processes of the local engine (one view per worker), or on
+    ``engine`` (e.g. Ray: the chunk files are written where every node sees the cache)."""
     from sercore.engine import LocalEngine
     from sercore.engine.jobs import ExtractChunkJob
 
@@ -274,7 +275,7 @@ def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar) -> Non
         bar[0].update(outcome.value)
 
     try:
-        LocalEngine(workers, backend="process").map(jobs, on_done=done)
+        (engine or LocalEngine(workers, backend="process")).map(jobs, on_done=done)
     finally:
         if bar:
             bar[0].close()
