@@ -231,6 +231,17 @@ def test_provenance_records_mps_like_cuda(monkeypatch, tmp_path):
 
 # ---- Ray --------------------------------------------------------------------------------------------------
 
+def _retry(start, undo, attempts: int = 3):
+    """Ray gives its processes a fixed 30 s to start; on a loaded machine a start can miss that: try again."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:
+            undo()
+            if attempt == attempts - 1:
+                raise
+
+
 def _ray_env() -> dict:
     """The environment Ray's worker processes need to import this sercore."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
@@ -241,7 +252,7 @@ def local_ray():
     ray = pytest.importorskip("ray")
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = _ray_env()["PYTHONPATH"]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    _retry(lambda: ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False), ray.shutdown)
     yield ray
     ray.shutdown()
     if before is None:
@@ -302,18 +313,22 @@ def two_node_cluster(local_ray):
     ray_cli = str(Path(sys.executable).with_name("ray"))
     address = f"127.0.0.1:{_free_port()}"
     common = dict(env=_ray_env(), capture_output=True, text=True, timeout=300)
+    def start(*args):
+        proc = subprocess.run([ray_cli, "start", "--num-cpus", "1", "--node-ip-address", "127.0.0.1", *args],
+                              **common)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    def stop():
+        subprocess.run([ray_cli, "stop", "--force"], env=_ray_env(), capture_output=True, timeout=120)
+
     try:
-        head = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "1", "--port", address.split(":")[1],
-                               "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
-                               "--disable-usage-stats"], **common)
-        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
-        worker = subprocess.run([ray_cli, "start", "--address", address, "--num-cpus", "1",
-                                 "--node-ip-address", "127.0.0.1"], **common)
-        assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
+        _retry(lambda: start("--head", "--port", address.split(":")[1], "--include-dashboard", "false",
+                             "--disable-usage-stats"), stop)
+        _retry(lambda: start("--address", address), lambda: None)
         yield address
     finally:
         local_ray.shutdown()
-        subprocess.run([ray_cli, "stop", "--force"], env=_ray_env(), capture_output=True, timeout=120)
+        stop()
 
 
 def test_sparse_grid_runs_on_both_nodes_of_a_cluster(corpus, two_node_cluster):
