@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
-import os
 import pickle
 import shutil
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
@@ -43,7 +40,7 @@ from sercore.atomic import atomic_path, atomic_write_json
 from sercore.audio import AudioError, load_audio
 from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
                                  save_described)
-from sercore.config import cache_dir
+from sercore.config import cache_dir, usable_cores
 from sercore.digests import DigestMemo
 from sercore.featureset import FeatureSet
 
@@ -237,25 +234,21 @@ def _chunk_ok(path: Path, rows) -> bool:
 
 # ---------------------------------------------------------------- worker processes
 
-_WORKER_VIEW = None
+_WORKER_VIEWS: dict = {}  # per worker process: views built so far, by key
 
 
-def _init_worker(build: Callable, version: str) -> None:
-    global _WORKER_VIEW
-    try:
-        import torch
-
-        torch.set_num_threads(1)  # one core per worker process
-    except ImportError:
-        pass
-    _WORKER_VIEW = build()
-    if _WORKER_VIEW.version != version:
-        raise RuntimeError(f"view {_WORKER_VIEW.name} built in a worker has version {_WORKER_VIEW.version}, "
-                           f"expected {version}")
+def _init_worker(key: str, build: Callable, version: str):
+    """The view of ``key`` in this worker process, built once by ``build()`` and checked against ``version``."""
+    if key not in _WORKER_VIEWS:
+        view = build()
+        if view.version != version:
+            raise RuntimeError(f"view {view.name} built in a worker has version {view.version}, expected {version}")
+        _WORKER_VIEWS[key] = view
+    return _WORKER_VIEWS[key]
 
 
-def _worker_chunk(rows, out_path, kw) -> int:
-    return _process_chunk(_WORKER_VIEW, rows, out_path, **kw)
+def _worker_chunk(view, rows, out_path, kw) -> int:
+    return _process_chunk(view, rows, out_path, **kw)
 
 
 def _worker_builder(view, view_factory) -> Callable:
@@ -270,21 +263,31 @@ def _worker_builder(view, view_factory) -> Callable:
                         "pass view_factory=sercore.views.get_view or workers=1") from None
 
 
-def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar) -> None:
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(_worker_builder(view, view_factory), view.version))
+def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar, engine=None) -> None:
+    """Extract the chunks ``todo`` in ``workers`` processes of the local engine (one view per worker), or on
+    ``engine`` (e.g. Ray: the chunk files are written where every node sees the cache)."""
+    from sercore.engine import LocalEngine
+    from sercore.engine.jobs import ExtractChunkJob
+
+    build, key = _worker_builder(view, view_factory), json.dumps([view.name, view.params, view.version],
+                                                                  sort_keys=True, default=str)
+    jobs = [ExtractChunkJob(key, build, view.version, rows, path, kw) for rows, path in todo]
+    bar = []
+
+    def done(_, outcome):  # the bar opens after the workers started: no tqdm thread is copied into them
+        if not bar:
+            bar.append(make_bar())
+        bar[0].update(outcome.value)
+
     try:
-        futures = [pool.submit(_worker_chunk, rows, path, kw) for rows, path in todo]
-        with make_bar() as bar:  # opened after the fork: no tqdm thread is copied into the workers
-            for fut in as_completed(futures):
-                bar.update(fut.result())
+        (engine or LocalEngine(workers, backend="process")).map(jobs, on_done=done)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if bar:
+            bar[0].close()
 
 
 def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 # ---------------------------------------------------------------- consolidation and reading

@@ -20,6 +20,15 @@ def cache_dir() -> Path:
     return path
 
 
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask where the OS has one (Linux), else
+    ``os.process_cpu_count()`` (Python 3.13+) or ``os.cpu_count()`` (macOS, Windows); at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return max(1, count or 1)
+
+
 def is_offline() -> bool:
     """True when downloads must not be attempted (``SERCORE_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1)."""
     return any(os.environ.get(k, "0") not in ("", "0", "false", "False") for k in ("SERCORE_OFFLINE", "HF_HUB_OFFLINE"))

@@ -17,6 +17,7 @@ from typing import Sequence
 import pandas as pd
 
 from .cache import extract_features
+from .config import usable_cores
 from .data import load_dataset, make_splits, save_splits, target_subset
 from .featureset import FeatureSet
 from .provenance import write_params
@@ -165,7 +166,7 @@ def run_settings(*, quick: bool = False, repetitions: int = 10, epochs: int | No
                  finetune_epochs: int | None = None, seed: int = 0, workers: int | None = None) -> Settings:
     """Configs, repetitions (2 in quick mode) and fine-tuning workers (the usable cores) for a notebook."""
     pretrain, finetune = configs(quick=quick, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed)
-    workers = workers if workers is not None else max(1, len(os.sched_getaffinity(0)))
+    workers = workers if workers is not None else usable_cores()
     return Settings(pretrain, finetune, min(repetitions, 2) if quick else repetitions, workers)
 
 

@@ -7,14 +7,13 @@ manifest; all of them are pre-trained together, the ones in ``views`` are fine-t
 Pre-training uses the fold's training groups (validation loss on its validation group) and never the test group:
 ``pretraining_ids`` checks that against the manifest's speakers and raises ``LeakageError``.
 
-Speed: the many small runs of the sparse-label grids go to ``run_jobs``: on CPU a fork-based process pool with
-one torch thread per worker (features are inherited by fork, not copied), on CUDA a thread pool.
+Speed: every grid runs its pre-trainings and its many small fine-tuning runs as jobs of :mod:`sercore.engine`
+(``engine=``: ``"local"``, the default, with ``workers`` processes of one torch thread each on CPU and threads on
+CUDA; or ``"ray"`` / a Ray engine for a cluster). Result rows record the ``node`` each run went to.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -23,10 +22,11 @@ import pandas as pd
 import torch
 
 from .data.splits import LeakageError, split_ids
+from .engine import LocalEngine, as_engine
+from .engine.jobs import CallJob, FinetuneJob, PretrainJob
 from .featureset import FeatureSet
 from .models.encoders import EncoderClassifier, ProjectionHead, count_parameters
-from .train import (FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise,
-                    supervised_baseline)
+from .train import FinetuneConfig, PretrainConfig, default_encoder, pretrain_pairwise
 
 RESULT_COLUMNS = ["fold", "view", "condition", "repetition", "seed", "val_uar", "val_wa", "test_uar", "test_wa"]
 PRETRAINED, SUPERVISED = "pairwise-cl", "supervised"
@@ -95,60 +95,27 @@ def sparse_subset(ids: Sequence[str], labels: Sequence[str], fraction: float, se
 
 # ---- running many small jobs -------------------------------------------------------------------------------
 
-_WORKER: dict = {}
-
-
-def _init_worker(fn: Callable, shared) -> None:
-    torch.set_num_threads(1)
-    _WORKER.update(fn=fn, shared=shared)
-
-
-def _call_worker(job):
-    return _WORKER["fn"](job, _WORKER["shared"])
-
-
 def run_jobs(fn: Callable, jobs: Sequence, shared=None, *, workers: int = 1, device="cpu",
              backend: str | None = None) -> list:
-    """``[fn(job, shared) for job in jobs]``, in order, with ``workers`` in parallel.
+    """``[fn(job, shared) for job in jobs]``, in order, with ``workers`` in parallel on the local engine.
 
-    ``backend`` ``"process"`` (default on CPU): a fork-based process pool, one torch thread per worker; ``shared``
-    (e.g. the FeatureSets) is inherited through fork rather than pickled, jobs and results are pickled.
-    ``"thread"`` (default on CUDA, where forking after CUDA initialisation is unsafe): a thread pool.
+    ``backend`` ``"process"`` (default on CPU; ``fn`` must be importable by name) or ``"thread"`` (default on
+    CUDA). Grids use :mod:`sercore.engine` directly; this keeps the former helper working.
     """
-    jobs = list(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(job, shared) for job in jobs]
-    workers = min(workers, len(jobs))
-    backend = backend or ("thread" if torch.device(device).type == "cuda" else "process")
-    if backend not in ("process", "thread"):
+    if backend not in (None, "process", "thread"):
         raise ValueError(f"run_jobs: backend must be 'process' or 'thread', got {backend!r}")
-    if backend == "thread":
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda job: fn(job, shared), jobs))
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(fn, shared)) as pool:
-        return list(pool.map(_call_worker, jobs))
+    backend = backend or ("thread" if torch.device(device).type == "cuda" else "process")
+    return LocalEngine(workers, backend=backend).run([CallJob(fn, job) for job in jobs], shared)
 
 
-def _finetune_job(job: dict, features: dict[str, FeatureSet]) -> dict:
-    """One fine-tuning run → one result row (``job`` holds the row's grid columns and the run's inputs)."""
-    fs = features[job["view"]]
-    data, idx, config = job["data"], job["subset"], job["config"]
-    train_ids = [data.train_ids[i] for i in idx] if idx is not None else data.train_ids
-    train_labels = [data.train_labels[i] for i in idx] if idx is not None else data.train_labels
-    common = dict(config=config, device=job["device"], test_ids=data.test_ids, test_labels=data.test_labels)
-    if job["encoder"] is None:
-        result = supervised_baseline(fs, train_ids, train_labels, data.val_ids, data.val_labels,
-                                     norm_ids=data.pool_train, **common)
-    else:
-        result = finetune(job["encoder"], fs, train_ids, train_labels, data.val_ids, data.val_labels, **common)
-    row = {k: v for k, v in job.items() if k not in ("data", "subset", "config", "encoder", "device")}
-    row.update({k: result.metrics[k] for k in ("val_uar", "val_wa", "test_uar", "test_wa", "best_epoch")})
-    row["n_labels"] = len(train_ids)
-    return row
+def _run_rows(engine, jobs: Sequence, features) -> list[dict]:
+    """Result rows of ``jobs`` in order, each with the ``node`` it ran on."""
+    return [dict(o.value, node=o.node) for o in as_engine(engine).map(jobs, features)]
 
 
-def _table(rows: list[dict], grid_cols: Sequence[str]) -> pd.DataFrame:
+def result_table(rows: list[dict], grid_cols: Sequence[str]) -> pd.DataFrame:
+    """The tidy result table of both papers: ``RESULT_COLUMNS``, then ``grid_cols``, then the rest (``n_labels``,
+    ``best_epoch``, ``node``, ...) in the rows' order."""
     table = pd.DataFrame(rows)
     extra = [c for c in table.columns if c not in RESULT_COLUMNS and c not in grid_cols]
     return table[RESULT_COLUMNS + list(grid_cols) + extra]
@@ -170,19 +137,16 @@ def pretrain_fold(features: dict[str, FeatureSet], data: FoldData, config: Pretr
     return pretrain_pairwise(features, train, val, config=config or PretrainConfig(), device=device).encoders
 
 
-def _pretrain_job(job: dict, features: dict[str, FeatureSet]) -> dict:
-    return pretrain_fold(features, job["data"], job["config"], job["device"], job.get("pool"))
-
-
 def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, device="cpu",
-                  workers: int = 1) -> list[dict]:
-    """``pretrain_fold`` for each request (``data``, ``config``, optional ``pool``), ``workers`` in parallel.
+                  workers: int = 1, engine=None) -> list[dict]:
+    """``pretrain_fold`` for each request (``data``, ``config``, optional ``pool``, ``views``) on ``engine``.
 
     The folds' pre-training runs are independent, so on CPU one process per core (one torch thread each) beats
-    one process with several threads for these small encoders.
+    one process with several threads for these small encoders. ``engine``: a name or Engine (default: the
+    local engine with ``workers`` processes).
     """
-    jobs = [dict(r, device=device) for r in requests]
-    return run_jobs(_pretrain_job, jobs, features, workers=workers, device=device)
+    jobs = [PretrainJob(r["data"], r["config"], device, r.get("pool"), r.get("views")) for r in requests]
+    return as_engine(engine, workers=workers).run(jobs, features)
 
 
 # ---- grids --------------------------------------------------------------------------------------------------
@@ -191,37 +155,39 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
                      temperatures: Sequence[float] = (0.1, 0.25, 0.5, 1.0), views: Sequence[str] | None = None,
                      folds: Sequence[int] | None = None, repetitions: int = 1,
                      pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
-                     device="cpu", workers: int = 1, label_col: str = "emotion") -> pd.DataFrame:
+                     device="cpu", workers: int = 1, label_col: str = "emotion", engine=None) -> pd.DataFrame:
     """Tables 1/2/4: pre-train with each τ, fine-tune frozen and tuned with all labels, plus supervised rows.
 
     Pre-training runs once per fold × τ; fine-tuning (and the supervised baseline) is repeated ``repetitions``
     times with seeds ``finetune_config.seed + r`` (the paper: one run per fold).
-    Grid columns ``temperature`` (NaN for supervised), ``frozen``; also ``best_epoch``, ``n_labels``.
+    Grid columns ``temperature`` (NaN for supervised), ``frozen``; also ``best_epoch``, ``n_labels``, ``node``.
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
     """
+    engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
     datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
     requests = [dict(data=data, config=replace(pretrain_config, temperature=tau))
                 for data in datas for tau in temperatures]
-    pretrained = iter(pretrain_many(features, requests, device=device, workers=workers))
+    pretrained = iter(pretrain_many(features, requests, device=device, engine=engine))
     encoders = {(data.fold, tau): next(pretrained) for data in datas for tau in temperatures}
     jobs = []
     for data in datas:
         for rep in range(repetitions):
             seed = finetune_config.seed + rep
             config = replace(finetune_config, seed=seed)
-            base = dict(fold=data.fold, repetition=rep, seed=seed, data=data, subset=None, device=device)
+            row = dict(fold=data.fold, repetition=rep, seed=seed)
             for view in views:
-                jobs.append(dict(base, view=view, condition=SUPERVISED, temperature=np.nan, frozen=False,
-                                 encoder=None, config=config))
+                jobs.append(FinetuneJob(view, data, config, device=device,
+                                        row=dict(row, condition=SUPERVISED, temperature=np.nan, frozen=False)))
             for tau in temperatures:
                 for view in views:
                     for frozen in (False, True):
-                        jobs.append(dict(base, view=view, condition=PRETRAINED, temperature=tau, frozen=frozen,
-                                         encoder=encoders[data.fold, tau][view],
-                                         config=replace(config, frozen=frozen)))
-    rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)
-    return _table(rows, ["temperature", "frozen"])
+                        jobs.append(FinetuneJob(view, data, replace(config, frozen=frozen),
+                                                encoder=encoders[data.fold, tau][view], device=device,
+                                                row=dict(row, condition=PRETRAINED, temperature=tau, frozen=frozen)))
+    rows = _run_rows(engine, jobs, features)
+    return result_table(rows, ["temperature", "frozen"])
 
 
 def temperature_ranks(results: pd.DataFrame) -> pd.DataFrame:
@@ -242,21 +208,21 @@ def temperature_ranks(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sparse_jobs(data: FoldData, encoders_by_source: dict, views, fractions, repetitions, config, device,
-                 include_supervised: bool) -> list[dict]:
+                 include_supervised: bool) -> list[FinetuneJob]:
     jobs = []
     for fraction in fractions:
         for rep in range(repetitions):
             seed = config.seed + rep
-            base = dict(fold=data.fold, repetition=rep, seed=seed, fraction=fraction, data=data, device=device,
-                        subset=sparse_subset(data.train_ids, data.train_labels, fraction, seed),
-                        config=replace(config, seed=seed))
+            row = dict(fold=data.fold, repetition=rep, seed=seed, fraction=fraction)
+            common = dict(data=data, config=replace(config, seed=seed), device=device,
+                          subset=sparse_subset(data.train_ids, data.train_labels, fraction, seed))
             for view in views:
                 if include_supervised:
-                    jobs.append(dict(base, view=view, condition=SUPERVISED, pretrain_data="none", frozen=False,
-                                     encoder=None))
+                    jobs.append(FinetuneJob(view, **common, row=dict(row, condition=SUPERVISED,
+                                                                     pretrain_data="none", frozen=False)))
                 for source, encoders in encoders_by_source.items():
-                    jobs.append(dict(base, view=view, condition=PRETRAINED, pretrain_data=source,
-                                     frozen=config.frozen, encoder=encoders[view]))
+                    jobs.append(FinetuneJob(view, **common, encoder=encoders[view], row=dict(
+                        row, condition=PRETRAINED, pretrain_data=source, frozen=config.frozen)))
     return jobs
 
 
@@ -265,27 +231,29 @@ def sparse_label_grid(manifest, task, splits, features: dict[str, FeatureSet], *
                       views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
                       pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
                       device="cpu", workers: int = 1, label_col: str = "emotion",
-                      pretrained: dict | None = None) -> pd.DataFrame:
+                      pretrained: dict | None = None, engine=None) -> pd.DataFrame:
     """Figure 3: per fold, pre-train once, then fine-tune on p% of each class (≥1) vs supervised from scratch.
 
     Repetition r of a fraction draws its labelled subset with seed ``finetune_config.seed + r`` (shared by both
     conditions and all views, so comparisons are paired). ``pretrained`` (fold → view → encoder, e.g. from the
     temperature grid) skips pre-training for the folds it has. Grid columns ``fraction``, ``frozen``,
-    ``pretrain_data`` (``all``/``none``); also ``n_labels``, ``best_epoch``.
+    ``pretrain_data`` (``all``/``none``); also ``n_labels``, ``best_epoch``, ``node`` (where the run went).
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
     """
+    engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
     datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
     todo = [data for data in datas if not (pretrained or {}).get(data.fold)]
     trained = pretrain_many(features, [dict(data=d, config=pretrain_config) for d in todo], device=device,
-                            workers=workers)
+                            engine=engine)
     encoders_by_fold = {**(pretrained or {}), **{d.fold: enc for d, enc in zip(todo, trained)}}
     jobs = []
     for data in datas:
         jobs += _sparse_jobs(data, {"all": encoders_by_fold[data.fold]}, views, fractions, repetitions,
                              finetune_config, device, True)
-    rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)
-    return _table(rows, ["fraction", "frozen", "pretrain_data"])
+    rows = _run_rows(engine, jobs, features)
+    return result_table(rows, ["fraction", "frozen", "pretrain_data"])
 
 
 def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
@@ -293,10 +261,12 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
                   views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
                   pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
                   device="cpu", workers: int = 1, include_supervised: bool = False,
-                  label_col: str = "emotion") -> pd.DataFrame:
+                  label_col: str = "emotion", engine=None) -> pd.DataFrame:
     """Figure 4: pre-train on the training groups' task (target-emotion) utterances vs the others (OOD), then
     fine-tune both with sparse labels. ``pretrain_data`` is ``target`` or ``ood`` (``none`` for supervised rows).
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
     """
+    engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
     target = set(task["utt_id"].astype(str))
@@ -309,14 +279,14 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
                 raise ValueError(f"fold {data.fold}: no {source} utterances to pre-train on "
                                  f"({len(pool[0])} train, {len(pool[1])} validation)")
             requests.append(dict(data=data, config=pretrain_config, pool=pool, source=source))
-    trained = pretrain_many(features, requests, device=device, workers=workers)
+    trained = pretrain_many(features, requests, device=device, engine=engine)
     jobs = []
     for data in datas:
         encoders = {r["source"]: enc for r, enc in zip(requests, trained) if r["data"] is data}
         jobs += _sparse_jobs(data, encoders, views, fractions, repetitions, finetune_config, device,
                              include_supervised)
-    rows = run_jobs(_finetune_job, jobs, features, workers=workers, device=device)
-    return _table(rows, ["fraction", "frozen", "pretrain_data"])
+    rows = _run_rows(engine, jobs, features)
+    return result_table(rows, ["fraction", "frozen", "pretrain_data"])
 
 
 def extractor_parameters(features: FeatureSet) -> int:

@@ -15,14 +15,30 @@ _PACKAGES = ("sercore", "torch", "torchaudio", "numpy", "scipy", "scikit-learn",
 
 
 def versions() -> dict[str, str]:
-    """Installed versions of the packages a result depends on (missing ones are omitted)."""
+    """Installed versions of the packages a result depends on (missing ones are omitted), and the accelerators
+    torch can use (``accelerators``)."""
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    out["accelerators"] = accelerators()
     return out
+
+
+def accelerators() -> str:
+    """The devices torch can use besides the CPU: ``cuda:<i> <name>`` for each CUDA GPU, ``mps`` on Apple
+    silicon; ``none`` otherwise."""
+    try:
+        import torch
+    except ImportError:
+        return "none"
+    found = [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return ", ".join(found) or "none"
 
 
 def _jsonable(value: Any) -> Any:

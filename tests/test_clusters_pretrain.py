@@ -9,12 +9,13 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from sercore.clusters.evaluate import COLUMNS, evaluate_cluster_pretraining, labelled_subset, pretraining_ids
+from sercore.clusters.evaluate import COLUMNS, evaluate_cluster_pretraining
 from sercore.clusters.loss import cluster_contrastive_loss, contrast_masks
 from sercore.clusters.pretrain import (ClusterPretrainConfig, SpeakerHead, grad_reverse, lambda_at,
                                        pretrain_cluster_contrastive)
 from sercore.clusters.sampler import SpeakerClusterBatchSampler, pseudo_labels, pseudo_speakers
 from sercore.data.splits import LeakageError, make_splits
+from sercore.protocols import fold_data
 from sercore.featureset import FeatureSet
 from sercore.train import FinetuneConfig, PretrainConfig
 
@@ -265,36 +266,26 @@ def test_evaluation_table_and_leakage_guard():
         table = evaluate_cluster_pretraining(manifest, manifest, splits, features, encoder_view="egemaps",
                                              fractions=(1.0, 0.25), repetitions=2, variants=("contrastive", "adversarial"),
                                              configs=configs, folds=[0])
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns[:len(COLUMNS)]) == COLUMNS and {"n_labels", "best_epoch", "node"} <= set(table.columns)
     assert set(table["condition"]) == {"cluster_contrastive", "cluster_adversarial", "supervised", "speaker_probe",
-                                       "pairwise_cl"}
+                                       "pairwise-cl"}
     assert len(table) == 5 * 2 * 2 and (table["fold"] == 0).all()
     assert table[["val_uar", "val_wa", "test_uar", "test_wa"]].apply(lambda c: c.between(0, 1)).all().all()
-    n_train = table.groupby("fraction")["n_train"].max()
-    assert n_train[1.0] == (splits.query("fold == 0 and split == 'train'")).shape[0] and n_train[0.25] < n_train[1.0]
+    n_labels = table.groupby("fraction")["n_labels"].max()
+    assert n_labels[1.0] == (splits.query("fold == 0 and split == 'train'")).shape[0] and n_labels[0.25] < n_labels[1.0]
     assert table.loc[table["condition"] == "speaker_probe", "view"].eq("speaker").all()
-    train_ids, val_ids = pretraining_ids(manifest, splits, 0)
+    data = fold_data(manifest, manifest, splits, 0)  # the pre-training pool paper B uses, as paper A
     test_speakers = set(splits.query("fold == 0 and split == 'test'")["speaker"])
-    assert not set(manifest.set_index("utt_id").loc[train_ids + val_ids, "speaker"]) & test_speakers
+    assert not set(manifest.set_index("utt_id").loc[data.pool_train + data.pool_val, "speaker"]) & test_speakers
     leaky = splits.copy()
     first_test = leaky.index[(leaky["fold"] == 0) & (leaky["split"] == "test")][0]
     leaky.loc[first_test, "speaker"] = leaky.loc[(leaky["fold"] == 0) & (leaky["split"] == "train"), "speaker"].iloc[0]
     with pytest.raises(LeakageError):
         evaluate_cluster_pretraining(manifest, manifest, leaky, features, encoder_view="egemaps", folds=[0])
-    with pytest.raises(LeakageError):
-        pretraining_ids(manifest.assign(speaker=manifest["utt_id"].map(
-            leaky[leaky["fold"] == 0].set_index("utt_id")["speaker"])), leaky, 0)
-
-
-def test_labelled_subset_is_stratified_and_seeded():
-    ids = [f"u{i}" for i in range(40)]
-    labels = ["a"] * 30 + ["b"] * 10
-    sub_ids, sub_labels = labelled_subset(ids, labels, 0.1, seed=1)
-    assert sorted(sub_labels) == ["a"] * 3 + ["b"]
-    assert labelled_subset(ids, labels, 0.1, seed=1)[0] == sub_ids != labelled_subset(ids, labels, 0.1, seed=2)[0]
-    assert labelled_subset(ids, labels, 1.0, seed=1)[0] == ids
-    with pytest.raises(ValueError, match="fraction"):
-        labelled_subset(ids, labels, 0.0, seed=1)
+    with pytest.raises(LeakageError):  # a test speaker's utterance moved into the training split
+        moved = splits.copy()
+        moved.loc[first_test, "split"] = "train"
+        evaluate_cluster_pretraining(manifest, manifest, moved, features, encoder_view="egemaps", folds=[0])
 
 
 def test_evaluation_with_pseudo_speakers_and_wav2vec2_baseline():

@@ -89,7 +89,7 @@ def test_metric_values_are_sane(results):
     assert _between(probes["value"])
     conditions = set(pd.read_csv(results / "08_cluster_contrastive" / "cluster_contrastive_runs.csv")["condition"])
     assert {"cluster_contrastive", "cluster_multitask", "cluster_adversarial", "supervised",
-            "speaker_probe", "pairwise_cl"} <= conditions
+            "speaker_probe", "pairwise-cl"} <= conditions
 
 
 def test_index_links_every_figure_and_notebook(results):

@@ -48,11 +48,12 @@ def cluster_maps(exp, *, view: str = "speaker", n_speakers: int = 4, methods=("t
 
 
 def cluster_contrastive_experiment(exp, *, encoder_view: str = "egemaps", speaker_view: str = "speaker",
-                                   fractions=(1.0, 0.1), settings, variants=None) -> pd.DataFrame:
+                                   fractions=(1.0, 0.1), settings, variants=None, engine=None) -> pd.DataFrame:
     """Every cluster-contrastive variant and baseline on ``exp``'s folds → one tidy table.
 
     The pre-training budget follows ``settings.pretrain`` (epochs, patience, seed); the unlabelled pool is every
-    utterance of the corpus (all emotions) of the fold's training speakers.
+    utterance of the corpus (all emotions) of the fold's training speakers. ``engine``: a name or Engine
+    (default: the local engine with ``settings.workers`` processes).
     """
     pre = settings.pretrain
     configs = {"pretrain": ClusterPretrainConfig(epochs=pre.max_epochs, patience=pre.patience, seed=pre.seed),
@@ -65,4 +66,5 @@ def cluster_contrastive_experiment(exp, *, encoder_view: str = "egemaps", speake
     return evaluate_cluster_pretraining(exp.manifest, exp.task, exp.splits, exp.features, encoder_view=encoder_view,
                                         speaker_view=speaker_view, fractions=fractions,
                                         repetitions=settings.repetitions, configs=configs,
-                                        device=exp.device, folds=exp.folds, seed=pre.seed, **kw)
+                                        device=exp.device, folds=exp.folds, seed=pre.seed, engine=engine,
+                                        workers=settings.workers, **kw)

@@ -38,7 +38,7 @@ import soundfile as sf
 from scipy import fft as sp_fft
 from scipy import signal
 
-from sercore.config import cache_dir
+from sercore.config import cache_dir, usable_cores
 from sercore.data.manifest import (TARGET_EMOTIONS, ManifestError, read_manifest_csv, validate_manifest,
                                    write_manifest_csv)
 from sercore.data.sentences import SENTENCES
@@ -414,8 +414,7 @@ def _render_row(item: dict, folder: str) -> dict:
 
 
 def _default_workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 8))
+    return max(1, min(usable_cores(), 8))
 
 
 def _render_all(items: list[dict], folder: Path, workers: int | None) -> list[dict]:
@@ -424,9 +423,12 @@ def _render_all(items: list[dict], folder: Path, workers: int | None) -> list[di
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers == 1 or len(items) < 40:
         return [_render_row(item, str(folder)) for item in items]
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    from sercore.engine import die_with_parent, parent_pid, start_method
+
+    method = start_method()
     chunk = max(1, len(items) // (workers * 8))
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=die_with_parent,
+                             initargs=(parent_pid(method),)) as pool:
         return list(pool.map(_render_row, items, [str(folder)] * len(items), chunksize=chunk))
 
 

@@ -120,15 +120,19 @@ def check_max_seconds(view: str, max_seconds: float | None) -> float | None:
 
 
 def resolve_device(view: str, device: str):
-    """``torch.device`` for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``); clear error if unusable."""
+    """``torch.device`` for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``); clear error if
+    unusable. ``"auto"``: CUDA, else Apple-silicon ``mps``, else the CPU."""
     import torch
 
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"view {view!r}: invalid device {device!r} ({err})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"view {view!r}: device {device!r} requested but CUDA is not available")
+    if dev.type == "mps" and not mps:
+        raise ValueError(f"view {view!r}: device {device!r} requested but MPS (Apple silicon) is not available")
     return dev

@@ -1,0 +1,90 @@
+"""Benchmark: the 48-run sparse-label grid on two cores with the Ray engine and with the local engine.
+
+The grid of ``bench_pretrain.py`` (4 fractions × 3 repetitions × 2 views × pre-trained/supervised = 48 fine-tuning
+runs on fold 0, pre-trained once and not timed), on random mel-like and eGeMAPS-like features:
+- the 1-thread loop (``LocalEngine(1)``, torch 1 thread): the plain way, and the ceiling it gives for ``cores``
+  cores (1-thread loop time / cores: the same work spread perfectly);
+- the local engine (``LocalEngine(cores)``, one process of one torch thread per core);
+- the Ray engine (a local Ray started with ``num_cpus=cores``, or ``--ray-address`` to join one), its worker
+  processes started before the timing (Ray's start is not counted; the local engine's pool start is).
+Printed: Ray's overhead as Ray time / local time, and the local engine's fraction of the ceiling (ceiling time /
+local time). Each part runs in a forked child. Usage: ``python benchmarks/bench_engine.py [--cores 2] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pretrain import in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
+
+from sercore.data import make_splits  # noqa: E402
+from sercore.engine import LocalEngine, get_engine  # noqa: E402
+from sercore.engine.jobs import CallJob  # noqa: E402
+from sercore.featureset import FeatureSet  # noqa: E402
+from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid  # noqa: E402
+from sercore.train import FinetuneConfig, PretrainConfig  # noqa: E402
+
+FRACTIONS = (0.02, 0.05, 0.10, 0.25)
+
+
+def grid_seconds(data, engine_name: str, workers: int, args) -> float:
+    """Pre-train fold 0 (not timed), then time the grid's fine-tuning runs on the given engine."""
+    manifest, task, splits, features = data
+    torch.set_num_threads(1)
+    encoders = pretrain_fold(features, fold_data(manifest, task, splits, 0), PretrainConfig(max_epochs=1))
+    if engine_name == "ray":
+        engine = get_engine("ray", address=args.ray_address, num_cpus=workers)
+        engine.run([CallJob(operator.is_, i) for i in range(4 * workers)])  # start Ray's worker processes
+    else:
+        engine = LocalEngine(workers)
+    start = time.perf_counter()
+    sparse_label_grid(manifest, task, splits, features, fractions=FRACTIONS, repetitions=args.reps, folds=[0],
+                      views=["mel", "egemaps"], pretrained={0: encoders},
+                      finetune_config=FinetuneConfig(max_epochs=args.ft_epochs), engine=engine)
+    seconds = time.perf_counter() - start
+    if engine_name == "ray":
+        import ray
+
+        ray.shutdown()
+    return seconds
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=640, help="utterances")
+    parser.add_argument("--cores", type=int, default=2, help="local workers and Ray CPUs")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per fraction (3: 48 runs)")
+    parser.add_argument("--ft-epochs", type=int, default=10)
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.reps, args.ft_epochs = 160, 1, 2
+    manifest, lengths, frames, functionals = make_corpus(args.n)
+    ids = manifest["utt_id"].tolist()
+    features = {"mel": FeatureSet(ids, frames, lengths), "egemaps": FeatureSet(ids, functionals)}
+    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
+    data = (manifest, task, make_splits(manifest), features)
+    n_runs = len(FRACTIONS) * args.reps * 2 * 2
+    print(f"sparse-label grid: {n_runs} fine-tuning runs, {args.ft_epochs} epochs max, {args.cores} cores")
+    loop, _ = in_child(grid_seconds, data, "local", 1, args)
+    local, _ = in_child(grid_seconds, data, "local", args.cores, args)
+    on_ray, _ = in_child(grid_seconds, data, "ray", args.cores, args)
+    ceiling = loop / args.cores
+    print(f"  1-thread loop:                      {loop:7.1f} s (ceiling on {args.cores} cores {ceiling:.1f} s)")
+    print(f"  local engine, {args.cores} workers x 1 thread:  {local:7.1f} s")
+    print(f"  ray engine, {args.cores} CPUs:               {on_ray:7.1f} s")
+    print(f"ray/local wall time: {on_ray / local:.2f}x (Ray's overhead: {100 * (on_ray / local - 1):+.0f} % of the "
+          f"local engine's time; target <= +15 %)")
+    print(f"local engine vs the {args.cores}-core ceiling: {ceiling / local:.2f}x (target >= 0.90x)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
