@@ -352,6 +352,22 @@ def test_strict_and_loader_options_reach_corpus_step_and_notebooks(marked, monke
     assert params["strict"] is True and params["n_folds"] == 2 and params["dataset_params"]["calm"] == "merge"
 
 
+def test_engine_budget_and_precision_flags_reach_the_notebooks(marked, monkeypatch):
+    jobs = []
+    monkeypatch.setattr(runner.suite, "execute_all", lambda js, workers: jobs.extend(js) or {
+        Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0} for j in js})
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: load_toy(root))
+    code = run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", "--engine", "ray", "--ray-address",
+                                          "10.0.0.1:6379", "--budget", "paper", "--precision", "bf16"])
+    assert code == 0
+    params = jobs[0]["params"]
+    assert (params["engine"], params["ray_address"], params["budget"], params["precision"]) == \
+        ("ray", "10.0.0.1:6379", "paper", "bf16")
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(marked["base"] + ["--engine", "dask"])
+    assert exit_info.value.code == 2
+
+
 def test_bad_files_of_every_step_collected(tmp_path):
     (tmp_path / "nb1").mkdir()
     (tmp_path / "nb2").mkdir()

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SIZES = ("default", "small", "tiny")
-OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs")
+OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs", "budget", "precision", "engine",
+                   "ray_address")
 RESERVED_PARAMS = ("dataset", "output_dir")
 NO_ROOT = "default"  # the generated corpus: the only one that needs no data root
 
