@@ -1,10 +1,14 @@
-"""Small shared settings: where caches live, seeding, offline mode."""
+"""Small shared settings: where caches live, seeding, offline mode and whether the model hub can be reached."""
 
 from __future__ import annotations
 
 import os
 import random
+import socket
+import threading
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -32,6 +36,51 @@ def usable_cores() -> int:
 def is_offline() -> bool:
     """True when downloads must not be attempted (``SERCORE_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1)."""
     return any(os.environ.get(k, "0") not in ("", "0", "false", "False") for k in ("SERCORE_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+class ModelLoadError(ValueError):
+    """A model the user named explicitly (a folder, a hub id, a non-default bundle) cannot be loaded.
+
+    Unlike ``sercore.views.ViewUnavailable`` (a default model missing offline: the view is skipped with a
+    warning), this is an error: the run stops and the message names the model and the reason.
+    """
+
+
+_REACHABLE: dict[tuple[str, int], bool] = {}
+
+
+def hub_reachable(url: str | None = None, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to the model hub opens within ``timeout`` seconds; memoised per process.
+
+    ``url`` defaults to ``$HF_ENDPOINT`` or ``https://huggingface.co``; when an HTTPS proxy is configured the
+    proxy is checked instead. Without network the hub libraries retry for many seconds; callers check this
+    first and treat an unreachable hub as offline.
+    """
+    url = url or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    target = urllib.request.getproxies().get("https") or url
+    parsed = urlparse(target if "//" in target else f"//{target}")
+    key = (parsed.hostname or "", parsed.port or (80 if parsed.scheme == "http" else 443))
+    if key not in _REACHABLE:
+        _REACHABLE[key] = _connects(*key, timeout=timeout)
+    return _REACHABLE[key]
+
+
+def _connects(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` accepts a connection within ``timeout`` s, name lookup included (which has no
+    timeout of its own, hence the thread)."""
+    ok: list[bool] = []
+
+    def attempt():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(ok)
 
 
 def seed_everything(seed: int) -> None:

@@ -2,9 +2,14 @@
 
 ``model="auto"`` (default) tries ECAPA-TDNN from ``source`` (a Hugging Face id, default
 ``speechbrain/spkrec-ecapa-voxceleb``, or a local speechbrain folder with ``hyperparams.yaml`` and
-``embedding_model.ckpt``) and falls back to Resemblyzer, whose weights ship inside its wheel, with a logged
-warning giving the reason. ``model="ecapa"`` raises ``ViewUnavailable`` instead; ``model="resemblyzer"`` never
-tries ECAPA.
+``embedding_model.ckpt``). Only the default source falls back: when it cannot be loaded (offline, no network,
+failed download) Resemblyzer, whose weights ship inside its wheel, is used with a logged warning giving the
+reason, and ``model="ecapa"`` raises ``ViewUnavailable`` instead (the view is skipped). A ``source`` the user
+names (any other folder or id) that fails to load raises ``sercore.config.ModelLoadError`` naming it and why:
+it never falls back silently. ``model="resemblyzer"`` never tries ECAPA.
+
+Without ``--offline`` the hub is tried only when ``sercore.config.hub_reachable()`` (a 2 s connection check,
+once per process); otherwise it is treated as offline and the reason says "no network".
 
 Cache key: ``params`` hold the request; the model actually used is part of ``version`` (``"1-ecapa"`` or
 ``"1-resemblyzer"``), so features from the fallback never mix with ECAPA features. Reading ``version`` with
@@ -21,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from sercore.config import ModelLoadError
 
 from .base import SAMPLE_RATE, View, ViewUnavailable, register, resolve_device
 
@@ -74,12 +81,16 @@ class SpeakerView(View):
         if self._encoder is not None:
             return self._encoder
         device = resolve_device(self.name, self.device)
+        if self._used is not None:  # decided before (e.g. in the parent of a worker): load that same model
+            self._encoder = _load_ecapa(self.params["source"], device) if self._used == "ecapa" \
+                else _load_resemblyzer(device)
+            return self._encoder
         requested, reason = self.params["model"], None
         if requested in ("auto", "ecapa"):
             try:
                 self._encoder = _load_ecapa(self.params["source"], device)
                 self._used = "ecapa"
-            except ViewUnavailable as err:
+            except ViewUnavailable as err:  # the default source only; a named one raises ModelLoadError
                 if requested == "ecapa":
                     raise
                 reason = str(err)
@@ -116,27 +127,44 @@ class SpeakerView(View):
 
 
 def _load_ecapa(source: str, device):
-    """speechbrain ``EncoderClassifier`` from a local folder or the hub (no network when offline)."""
-    from sercore.config import cache_dir, is_offline
+    """speechbrain ``EncoderClassifier`` from a local folder or the hub (no network when offline or unreachable).
 
-    how = (f"pass source=<local folder> with a speechbrain hyperparams.yaml and embedding_model.ckpt (the "
-           f"layout of {ECAPA_SOURCE}), or run once online so it is saved under {cache_dir() / 'models'}")
-    local = Path(source).is_dir()
+    Failures raise ``ViewUnavailable`` for the default source (the caller may fall back) and ``ModelLoadError``
+    for a source the user named.
+    """
+    from sercore.config import cache_dir, hub_reachable, is_offline
+
+    local, explicit = Path(source).is_dir(), source != ECAPA_SOURCE
+    fail = ModelLoadError if explicit else ViewUnavailable
+    kind = "folder" if local or source.startswith(("/", ".", "~")) else "model"
+    what = f"ECAPA-TDNN {kind} {source}" + (" (named with source=)" if explicit else "")
+    if explicit:
+        how = (f"it needs the layout of {ECAPA_SOURCE}: a speechbrain hyperparams.yaml and embedding_model.ckpt "
+               f"(a hub id needs network once, or its copy under {cache_dir() / 'models'}); leave source= out to "
+               "use the default model with the Resemblyzer fallback")
+    else:
+        how = (f"pass source=<local folder> with a speechbrain hyperparams.yaml and embedding_model.ckpt (the "
+               f"layout of {ECAPA_SOURCE}), or run once online so it is saved under {cache_dir() / 'models'}")
     if not local and source.startswith(("/", ".", "~")):
-        raise ViewUnavailable(f"view 'speaker': ECAPA-TDNN folder {source} does not exist; {how}")
+        raise fail(f"view 'speaker': {what} does not exist; {how}")
     try:
         from speechbrain.inference.speaker import EncoderClassifier
         from speechbrain.utils.fetching import FetchConfig
     except ImportError as err:
-        raise ViewUnavailable(f"view 'speaker': speechbrain is not installed ({err}); pip install speechbrain")
+        raise fail(f"view 'speaker': {what} needs speechbrain, which is not installed ({err}); "
+                   "pip install speechbrain") from err
+    offline = ""  # why the hub is not tried
+    if not local and is_offline():
+        offline = " (offline)"
+    elif not local and not hub_reachable():
+        offline = " (no network: the Hugging Face hub is unreachable)"
     savedir = None if local else cache_dir() / "models" / "speechbrain" / source.replace("/", "--")
     try:
         return EncoderClassifier.from_hparams(source=source, savedir=savedir, run_opts={"device": str(device)},
-                                              fetch_config=FetchConfig(allow_network=not is_offline()))
+                                              fetch_config=FetchConfig(allow_network=not local and not offline))
     except Exception as err:  # offline cache miss, failed download, broken folder: say what to do
-        offline = " (offline)" if is_offline() and not local else ""
-        raise ViewUnavailable(f"view 'speaker': ECAPA-TDNN {source} could not be loaded{offline}: "
-                              f"{type(err).__name__}: {err}; {how}") from err
+        raise fail(f"view 'speaker': {what} could not be loaded{offline}: {type(err).__name__}: {err}; "
+                   f"{how}") from err
 
 
 def _load_resemblyzer(device):

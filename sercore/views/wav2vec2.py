@@ -6,7 +6,9 @@ what Hugging Face returns as ``hidden_states[0]``); layers 1..L-1 are the transf
 
 Sources: a ``torchaudio.pipelines`` bundle name (``WAV2VEC2_BASE``, paper A), a Hugging Face model id, or a
 local folder holding a Hugging Face checkpoint (``save_pretrained`` layout). Offline (``sercore.config.
-is_offline()``) nothing is downloaded: a model missing from the local caches raises ``ViewUnavailable``.
+is_offline()``, or no network: ``sercore.config.hub_reachable()`` is false) nothing is downloaded. The default
+bundle missing from the local caches raises ``ViewUnavailable`` (the view is skipped); any other source the user
+names that cannot be loaded raises ``sercore.config.ModelLoadError`` naming it and why (the run stops).
 ``random:wav2vec2_base`` (opt-in only, for benchmarks and tests) is torchaudio's base architecture with random
 weights (seeded, so the features repeat): the true shapes and cost of the real model, none of its knowledge;
 its provenance says "random weights".
@@ -31,8 +33,12 @@ from typing import Sequence
 
 import numpy as np
 
+from sercore.config import ModelLoadError
+
 from .base import SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register, resolve_device
 
+DEFAULT_SOURCE = "WAV2VEC2_BASE"  # only this one is skipped, not an error, when it cannot be loaded
+TORCHAUDIO_HOST = "https://download.pytorch.org"  # where torchaudio bundles download from
 FRAMES_PER_SECOND = SAMPLE_RATE / 320  # the CNN front end's stride: 20 ms
 RANDOM_PREFIX = "random:"
 _RANDOM_ARCHS = ("wav2vec2_base", "wav2vec2_large")  # torchaudio.models factories usable with random weights
@@ -53,7 +59,7 @@ class Wav2Vec2View(View):
     packages = ("torch", "torchaudio", "transformers")
     _lazy = ("_backend",)
 
-    def __init__(self, *, source: str = "WAV2VEC2_BASE", max_seconds: float | None = None,
+    def __init__(self, *, source: str = DEFAULT_SOURCE, max_seconds: float | None = None,
                  layers: str | Sequence[int] = "all", precision: str = "fp32", device: str = "cpu",
                  batch_size: int = 8):
         from sercore.precision import check_precision
@@ -263,7 +269,8 @@ class _HFBackend(_Backend):
 
 
 def load_backend(source: str, device) -> _Backend:
-    """Load ``source`` (bundle name, HF id or local folder) on ``device``; ``ViewUnavailable`` if impossible."""
+    """Load ``source`` (bundle name, HF id or local folder) on ``device``. If impossible: ``ViewUnavailable`` for
+    the default bundle, ``ModelLoadError`` for a source the user named."""
     import torchaudio
 
     if source.startswith(RANDOM_PREFIX):
@@ -290,20 +297,24 @@ def _load_random(arch: str, device, seed: int = 0) -> _Backend:
 def _load_torchaudio(source: str, bundle, device) -> _Backend:
     import torch
 
-    from sercore.config import is_offline
+    from sercore.config import hub_reachable, is_offline
 
+    fail = ViewUnavailable if source == DEFAULT_SOURCE else ModelLoadError
     filename = Path(bundle._path).name  # the checkpoint's file name in torch hub's cache
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
     where = (f"checkpoint {filename} is not in torch hub's cache ({cached.parent}); copy it there (or set "
              f"TORCH_HOME), or {_HOW}")
     if not cached.is_file() and is_offline():
-        raise ViewUnavailable(f"view 'wav2vec2': torchaudio bundle {source} is unavailable offline: {where}")
+        raise fail(f"view 'wav2vec2': torchaudio bundle {source} is unavailable offline: {where}")
+    if not cached.is_file() and not hub_reachable(TORCHAUDIO_HOST):
+        raise fail(f"view 'wav2vec2': torchaudio bundle {source} is unavailable (no network: {TORCHAUDIO_HOST} "
+                   f"is unreachable): {where}")
     try:
         with _socket_timeout(60):
             model = bundle.get_model()
     except Exception as err:  # download or load failure: report what to do instead of a traceback
-        raise ViewUnavailable(f"view 'wav2vec2': torchaudio bundle {source} could not be loaded "
-                              f"({type(err).__name__}: {err}); {where}") from err
+        raise fail(f"view 'wav2vec2': torchaudio bundle {source} could not be loaded "
+                   f"({type(err).__name__}: {err}); {where}") from err
     normalize = bool(getattr(model, "normalize_waveform", False))
     model = getattr(model, "model", model)  # large bundles wrap the model to layer-normalise the waveform
     return _TorchaudioBackend(model, device, normalize=normalize,
@@ -311,26 +322,30 @@ def _load_torchaudio(source: str, bundle, device) -> _Backend:
 
 
 def _load_hf(source: str, device) -> _Backend:
-    from sercore.config import is_offline
+    """A Hugging Face id or folder: always named by the user, so every failure is a ``ModelLoadError``."""
+    from sercore.config import hub_reachable, is_offline
 
     try:
         from transformers import AutoConfig, Wav2Vec2Model
     except ImportError as err:
-        raise ViewUnavailable(f"view 'wav2vec2': source {source!r} is not a torchaudio bundle and needs the "
-                              "`transformers` package (pip install transformers)") from err
+        raise ModelLoadError(f"view 'wav2vec2': source {source!r} is not a torchaudio bundle and needs the "
+                             "`transformers` package (pip install transformers)") from err
     local = Path(source).is_dir()
-    offline = local or is_offline()
     if not local and source.startswith(("/", ".", "~")):
-        raise ViewUnavailable(f"view 'wav2vec2': source folder {source} does not exist; {_HOW}")
+        raise ModelLoadError(f"view 'wav2vec2': source folder {source} does not exist; {_HOW}")
+    no_network = not local and not is_offline() and not hub_reachable()
+    offline = local or is_offline() or no_network
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline)
         if config.model_type != "wav2vec2":
             raise ValueError(f"checkpoint is a {config.model_type!r} model, not wav2vec2")
         model = Wav2Vec2Model.from_pretrained(source, local_files_only=offline)
     except Exception as err:  # missing files, offline cache miss, failed download, wrong checkpoint
-        state = "offline, not in the Hugging Face cache" if offline and not local else f"{type(err).__name__}"
-        raise ViewUnavailable(f"view 'wav2vec2': model {source} could not be loaded ({state}: {err}); "
-                              f"{_HOW}") from err
+        state = type(err).__name__
+        if not local and offline:
+            state = f"{'no network' if no_network else 'offline'}, not in the Hugging Face cache"
+        raise ModelLoadError(f"view 'wav2vec2': model {source} could not be loaded ({state}: {err}); "
+                             f"{_HOW}") from err
     normalize, note = _hf_normalize(source, offline)
     return _HFBackend(model, device, normalize=normalize,
                       info={"source": source, "resolved_path": _hf_path(source, local), "preprocessing": note})
