@@ -38,11 +38,12 @@ def is_offline() -> bool:
     return any(os.environ.get(k, "0") not in ("", "0", "false", "False") for k in ("SERCORE_OFFLINE", "HF_HUB_OFFLINE"))
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(RuntimeError):
     """A model the user named explicitly (a folder, a hub id, a non-default bundle) cannot be loaded.
 
     Unlike ``sercore.views.ViewUnavailable`` (a default model missing offline: the view is skipped with a
-    warning), this is an error: the run stops and the message names the model and the reason.
+    warning), this is an error: the run stops and the message names the model and the reason. Not a
+    ``ValueError``, which feature extraction treats as one bad input file.
     """
 
 
