@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sercore.config import ModelLoadError
 from sercore.views import SAMPLE_RATE, ViewUnavailable, available_views, get_view
 from tiny_models import make_tiny_ecapa, make_tiny_wav2vec2
 
@@ -240,20 +241,21 @@ def test_wav2vec2_failed_download_is_unavailable(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("SERCORE_OFFLINE", raising=False)
     monkeypatch.setattr(torchaudio.pipelines.Wav2Vec2Bundle, "get_model", no_network)
+    monkeypatch.setattr("sercore.config.hub_reachable", lambda *args, **kwargs: True)  # reachable, then fails
     with pytest.raises(ViewUnavailable, match="could not be loaded.*URLError.*name resolution"):
         get_view("wav2vec2").provenance()
 
 
-def test_wav2vec2_missing_hf_model_or_folder_is_unavailable(tmp_path):
-    with pytest.raises(ViewUnavailable, match="sercore-test/no-such-model could not be loaded.*offline"):
+def test_wav2vec2_missing_hf_model_or_folder_is_an_error(tmp_path):  # named by the user: not skipped
+    with pytest.raises(ModelLoadError, match="sercore-test/no-such-model could not be loaded.*offline"):
         get_view("wav2vec2", source="sercore-test/no-such-model").extract(noise(8000))
-    with pytest.raises(ViewUnavailable, match="folder .*missing does not exist"):
+    with pytest.raises(ModelLoadError, match="folder .*missing does not exist"):
         get_view("wav2vec2", source=str(tmp_path / "missing")).extract(noise(8000))
     from transformers import HubertConfig, HubertModel
 
     HubertModel(HubertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                              conv_dim=(32,) * 7)).save_pretrained(tmp_path / "hubert")
-    with pytest.raises(ViewUnavailable, match="checkpoint is a 'hubert' model, not wav2vec2"):
+    with pytest.raises(ModelLoadError, match="checkpoint is a 'hubert' model, not wav2vec2"):
         get_view("wav2vec2", source=tmp_path / "hubert").extract(noise(8000))
 
 
@@ -276,17 +278,19 @@ def test_speaker_ecapa_from_local_folder(ecapa_dir, tmp_path):
 
 
 def test_speaker_falls_back_to_resemblyzer_offline(caplog):
-    view = get_view("speaker", source="sercore-test/no-such-ecapa")  # model="auto"
+    view = get_view("speaker")  # model="auto", the default hub source: not cached, offline
     with caplog.at_level(logging.WARNING, logger="sercore.views.speaker"):
         emb = view.extract(tone(180) + noise(SR, seed=9, scale=0.01))
     assert emb.shape == (256,) and np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-4)
-    assert "falling back to Resemblyzer" in caplog.text and "no-such-ecapa" in caplog.text
+    assert "falling back to Resemblyzer" in caplog.text and "spkrec-ecapa-voxceleb" in caplog.text
     assert view.version == "1-resemblyzer"  # the cache key differs from ECAPA features
     prov = view.provenance()
     assert prov["model"] == "resemblyzer" and prov["requested"] == "auto" and prov["fallback"] is True
-    assert "no-such-ecapa" in prov["reason"] and "offline" in prov["reason"] and prov["dim"] == 256
-    with pytest.raises(ViewUnavailable, match="view 'speaker': ECAPA-TDNN sercore-test/no-such-ecapa"):
-        get_view("speaker", model="ecapa", source="sercore-test/no-such-ecapa").extract(tone(180))
+    assert "spkrec-ecapa-voxceleb" in prov["reason"] and "offline" in prov["reason"] and prov["dim"] == 256
+    with pytest.raises(ViewUnavailable, match="view 'speaker': ECAPA-TDNN model speechbrain/spkrec-ecapa-voxceleb"):
+        get_view("speaker", model="ecapa").extract(tone(180))
+    with pytest.raises(ModelLoadError, match="view 'speaker': ECAPA-TDNN model sercore-test/no-such-ecapa"):
+        get_view("speaker", source="sercore-test/no-such-ecapa").extract(tone(180))  # named: no fallback
     explicit = get_view("speaker", model="resemblyzer")
     assert explicit.version == "1-resemblyzer" and explicit._encoder is None  # no model loaded for the key
 
