@@ -306,6 +306,7 @@ def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
     if view.variable:
         _save_npy(folder / "lengths.npy", lengths)
     meta = {"view": view.name, "params": view.params, "version": view.version, "provenance": view.provenance(),
+            "encoder": getattr(view, "encoder", None),
             "variable": bool(view.variable), "dtype": np.dtype(dtype).name, "n": int(len(ids)),
             "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     _save_json(folder / "meta.json", meta)  # last: its presence marks the entry complete

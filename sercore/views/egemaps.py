@@ -16,7 +16,7 @@ class EgemapsView(View):
     name = "egemaps"
     version = "1"
     parallel = True
-    encoder_kind = "mlp"
+    encoder = "mlp"
     _lazy = ("_smile",)
 
     def __init__(self):

@@ -21,7 +21,7 @@ class MelView(View):
     version = "1"
     variable = True
     parallel = True  # cheap per file: a process per core beats torch threads
-    encoder_kind = "mel"
+    encoder = "mel"
     _lazy = ("_transform",)
 
     def __init__(self, *, max_seconds: float | None = None, n_mels: int = 64, win_length: int = 400,

@@ -37,7 +37,7 @@ class SpeakerView(View):
 
     name = "speaker"
     variable = False
-    encoder_kind = "mlp"
+    encoder = "mlp"
     _lazy = ("_encoder",)
 
     def __init__(self, *, model: str = "auto", source: str = ECAPA_SOURCE, device: str = "cpu"):

@@ -36,7 +36,7 @@ class Wav2Vec2View(View):
     name = "wav2vec2"
     version = "1"
     variable = True
-    encoder_kind = "wav2vec2"
+    encoder = "wav2vec2"
     _lazy = ("_backend",)
 
     def __init__(self, *, source: str = "WAV2VEC2_BASE", max_seconds: float | None = None, device: str = "cpu",
