@@ -28,8 +28,8 @@ def make_corpus(per_emotion=3, seed=0):
     lengths = rng.integers(4, 12, size=len(manifest))
     mix = rng.normal(size=(4, 6))
     frames = np.concatenate([latent[i] @ mix + rng.normal(size=(n, 6)) for i, n in enumerate(lengths)])
-    features = {"fixed": FeatureSet(manifest["utt_id"], fixed.astype(np.float32)),
-                "seq": FeatureSet(manifest["utt_id"], frames.astype(np.float16), lengths)}
+    features = {"fixed": FeatureSet(manifest["utt_id"], fixed.astype(np.float32), meta={"encoder": "mlp"}),
+                "seq": FeatureSet(manifest["utt_id"], frames.astype(np.float16), lengths, meta={"encoder": "mel"})}
     task = manifest[manifest["emotion"].isin(EMOTIONS[:4])].reset_index(drop=True)
     return manifest, task, make_splits(manifest), features
 
@@ -171,7 +171,7 @@ def test_pretraining_on_the_test_session_is_refused(corpus):
 def test_parameter_counts_include_the_frozen_extractor(corpus):
     _, _, _, features = corpus
     w2v = FeatureSet(["a", "b"], np.zeros((7, 3, 5), np.float16), [3, 4],
-                     meta={"provenance": {"parameters": 94_000_000}})
+                     meta={"encoder": "wav2vec2", "provenance": {"parameters": 94_000_000}})
     table = parameter_counts({"fixed": features["fixed"], "seq": features["seq"], "w2v": w2v})
     assert list(table.columns) == ["stage", "view", "frozen", "frozen_params", "trainable_params"]
     seq = table[table["view"] == "seq"].set_index("frozen")
