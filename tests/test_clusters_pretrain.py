@@ -188,7 +188,8 @@ def _features(seed=0):
     rng = np.random.default_rng(seed + 1)
     X = (X + 1.5 * rng.normal(size=X.shape)) @ rng.normal(size=(24, 24)) / 5
     ids = np.array([f"u{i:04d}" for i in range(len(X))])
-    return FeatureSet(ids, X.astype(np.float32), meta={"view": "synthetic", "encoder": "mlp"}), ids, spk.astype(str), clu
+    features = FeatureSet(ids, X.astype(np.float32), meta={"view": "synthetic", "encoder": "mlp"})
+    return features, ids, spk.astype(str), clu
 
 
 @torch.no_grad()

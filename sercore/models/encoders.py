@@ -142,7 +142,8 @@ class MelEncoder(nn.Module):
         self.config = c = _config(MelEncoderConfig, args, config, kwargs)
         self.out_dim = c.out_dim
         sizes = [c.n_mels, *c.channels, c.out_dim]
-        self.convs = nn.ModuleList(nn.Linear(a, b) if c.kernel == 1 else _TimeConv(a, b, c.kernel, padding=c.kernel // 2)
+        self.convs = nn.ModuleList(nn.Linear(a, b) if c.kernel == 1 else _TimeConv(a, b, c.kernel,
+                                                                                   padding=c.kernel // 2)
                                    for a, b in zip(sizes, sizes[1:]))
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in sizes[1:])
         self.pool = nn.MaxPool1d(c.pool, ceil_mode=True) if c.pool > 1 else None
