@@ -14,6 +14,7 @@ notebook parameter, the names papermill injected and the run settings. :func:`pr
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import types
 import warnings
@@ -26,6 +27,7 @@ import pandas as pd
 from .analysis.tables import METRICS
 from .cache import extract_features
 from .data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
+from .data.registry import dataset_info
 from .featureset import FeatureSet
 from .provenance import write_params
 from .settings import BUDGETS, Params, RunSettings, run_settings
@@ -122,10 +124,12 @@ class Experiment:
         return write_params(self.output_dir, params, models=self.models, seed=self.seed, extra=record)
 
 
-def _load(dataset: str, data_root, size: str, dataset_params: dict | None) -> pd.DataFrame:
+def _load(dataset: str, data_root, size: str, dataset_params: dict | None, on_error: str) -> pd.DataFrame:
     params = dict(dataset_params or {})
     if dataset == "default":
         params.setdefault("size", size)
+    if "on_error" in inspect.signature(dataset_info(dataset).loader).parameters:
+        params.setdefault("on_error", on_error)
     return load_dataset(dataset, root=data_root, **params)
 
 
@@ -170,8 +174,9 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
             device: str = "cpu", quick: bool = False) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
-    Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; utterances
-    whose audio is bad are skipped (``on_error="skip"``) and reported by the cache. The splits are written to
+    Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
+    corpus loader or the feature cache cannot use are skipped (``on_error="skip"``) and reported, or raise
+    (``"raise"``, the notebooks' ``strict``). The splits are written to
     ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
     ``quick`` with no ``folds`` runs the first fold only.
     """
@@ -180,7 +185,7 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     data_root, folds = data_root or None, (list(folds) or None) if folds is not None else None
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _load(dataset, data_root, size, dataset_params)
+    manifest = _load(dataset, data_root, size, dataset_params, on_error)
     features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device)
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")

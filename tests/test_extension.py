@@ -19,6 +19,7 @@ from torch import nn
 
 from sercore.data import registry as datasets
 from sercore.data.corpora._common import corpus_root, finish
+from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
 from sercore.experiment import setup
 from sercore.models import registry as encoders
@@ -138,3 +139,11 @@ def test_a_view_without_an_encoder_kind_is_refused():
 
     with pytest.raises(ValueError, match="'no-encoder': a registered view needs an `encoder` kind"):
         register(NoEncoder)
+
+
+def test_strict_makes_a_file_the_corpus_cannot_use_fatal(toy_registered, toy_corpus, tmp_path):
+    sf.write(toy_corpus / "spk0" / "oth_0.wav", np.zeros(8000, np.float32), SAMPLE_RATE)
+    namespace = dict(dataset="toy-corpus", data_root=str(toy_corpus), views=["toy2x40"], strict=True,
+                     output_dir=str(tmp_path / "out"))
+    with pytest.raises(ManifestError, match=r"oth_0\.wav: unknown emotion 'oth'"):
+        setup(namespace)
