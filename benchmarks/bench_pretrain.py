@@ -104,7 +104,7 @@ class PaddedFiles:
             np.save(path, padded)
         self.lengths = np.full(len(self.ids), FRAMES_15S)
         self.feature_shape = (N_MELS,)
-        self.meta = {"view": "mel-padded-files"}
+        self.meta = {"view": "mel-padded-files", "encoder": "mel"}
         self._pos = {u: i for i, u in enumerate(self.ids)}
 
     def positions(self, ids):
