@@ -1,31 +1,38 @@
-"""The glue every notebook shares: corpus → task → splits → cached features, with provenance.
+"""The glue every notebook shares: parameters → corpus → task → splits → cached features → run settings.
 
-A notebook calls :func:`prepare` once with its parameters and gets an :class:`Experiment`: the full manifest
-(the unlabelled pre-training pool), the labelled task (the 4 target emotions), the stored splits, one
-``FeatureSet`` per available view, the views that were unavailable and why, and the models actually used.
-:func:`configs` turns the notebook's ``quick``/``epochs`` parameters into training configs.
+A notebook calls :func:`setup` once, right after its parameters cell::
+
+    exp, run = setup(globals())
+
+and gets an :class:`Experiment` (the full manifest — the unlabelled pre-training pool —, the labelled task of
+the 4 target emotions, the stored splits, one ``FeatureSet`` per available view, the views that were
+unavailable and why, the models actually used) and its :class:`~sercore.settings.RunSettings` (training
+configs of the budget, repetitions, workers, precision, engine). ``params.json`` is written at once with every
+notebook parameter, the names papermill injected and the run settings. :func:`prepare` is the data half alone.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
+from .analysis.tables import METRICS
 from .cache import extract_features
-from .config import usable_cores
-from .data import load_dataset, make_splits, save_splits, target_subset
+from .data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
+from .data import bad_files, describe_splits
+from .data.registry import dataset_info
 from .featureset import FeatureSet
 from .provenance import write_params
-from .train import FinetuneConfig, PretrainConfig
+from .settings import BUDGETS, Params, RunSettings, run_settings
 from .views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
-
-TARGETS = ("neu", "hap", "sad", "ang")
-METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Experiment:
     device: str = "cpu"
     unavailable: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    settings: RunSettings | None = None  # set by setup()
 
     @property
     def views(self) -> list[str]:
@@ -52,7 +60,7 @@ class Experiment:
     def summary(self) -> str:
         """A few lines: corpus size, task, folds, views and models used, unavailable views."""
         lines = [f"{self.dataset}: {len(self.manifest)} utterances, {self.manifest['speaker'].nunique()} speakers, "
-                 f"emotions {dict(self.manifest['emotion'].value_counts().sort_index())}",
+                 f"emotions {self.manifest['emotion'].value_counts().sort_index().to_dict()}",
                  f"task: {len(self.task)} utterances of {sorted(self.task['emotion'].unique())}; "
                  f"folds {self.folds} of {self.splits['fold'].nunique()}"]
         for view, fs in self.features.items():
@@ -69,20 +77,65 @@ class Experiment:
         models = {v: self.models.get(v, {}).get("model", v) for v in views}
         if self.unavailable:
             extra["unavailable"] = ", ".join(self.unavailable)
+        if self.splits.attrs.get("speaker_dependent_val"):
+            extra.setdefault("splits", describe_splits(self.splits))
+        if self.settings is not None:
+            repetitions = self.settings.repetitions if repetitions is None else repetitions
+            extra = dict(budget=self.settings.budget, precision=self.settings.precision, **extra)
         return describe(dataset=self.dataset, views=views, models=models, repetitions=repetitions,
                         folds=",".join(map(str, self.folds)), **extra)
+
+    def table(self, table: pd.DataFrame, name: str, **caption) -> pd.DataFrame:
+        """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display."""
+        from .analysis.tables import save_table
+
+        save_table(table, self.output_dir / name, caption=self.caption(**caption))
+        return table
+
+    def figure(self, draw: Callable, data, name: str, *, caption: dict | None = None, **kwargs):
+        """``draw(data, <output_dir>/<name>, caption=..., **kwargs)`` (PNG + PDF); returns the PNG for display."""
+        from IPython.display import Image
+
+        draw(data, self.output_dir / name, caption=self.caption(**(caption or {})), **kwargs)
+        return Image(str(self.output_dir / f"{name}.png"))
+
+    def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
+        """A grid of ``sercore.protocols`` on this experiment's data and folds with the run settings."""
+        return protocol(self.manifest, self.task, self.splits, self.features, folds=self.folds,
+                        **self._settings().grid, **kwargs)
+
+    def representations(self, *, last_fold_only: bool = False) -> list:
+        """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one
+        only (the maps of paper A's Figures 5 and 6); see ``sercore.representations.fold_representations``."""
+        from .representations import fold_representations
+
+        run = self._settings()
+        folds = self.folds[-1:] if last_fold_only else self.folds
+        return [fold_representations(self.manifest, self.task, self.splits, self.features, fold,
+                                     pretrain_config=run.pretrain, finetune_config=run.finetune, device=self.device)
+                for fold in folds]
+
+    def _settings(self) -> RunSettings:
+        if self.settings is None:
+            raise RuntimeError("this Experiment has no run settings: build it with setup(), or set .settings")
+        return self.settings
 
     def write_params(self, params: dict, **extra) -> Path:
         """``params.json`` in the output folder: notebook parameters, models used, unavailable views, seed."""
         record = dict(extra, unavailable_views=self.unavailable, n_utterances=len(self.manifest),
-                      n_task=len(self.task), folds=self.folds)
+                      n_task=len(self.task), folds=self.folds, folds_scheme=describe_splits(self.splits),
+                      speaker_dependent_val=bool(self.splits.attrs.get("speaker_dependent_val", False)),
+                      bad_files=bad_files(self.manifest),
+                      feature_cache={v: fs.meta.get("folder") for v, fs in self.features.items()})
         return write_params(self.output_dir, params, models=self.models, seed=self.seed, extra=record)
 
 
-def _load(dataset: str, data_root, size: str, dataset_params: dict | None) -> pd.DataFrame:
+def _load(dataset: str, data_root, size: str, dataset_params: dict | None, on_error: str) -> pd.DataFrame:
     params = dict(dataset_params or {})
     if dataset == "default":
         params.setdefault("size", size)
+    if "on_error" in inspect.signature(dataset_info(dataset).loader).parameters:
+        params.setdefault("on_error", on_error)
     return load_dataset(dataset, root=data_root, **params)
 
 
@@ -121,28 +174,30 @@ def _common_ids(manifest: pd.DataFrame, features: dict[str, FeatureSet]) -> pd.D
 
 def prepare(dataset: str = "default", data_root: str | None = None, *, size: str = "default",
             views: Sequence[str] = ("egemaps", "mel", "speaker"), folds: Sequence[int] | None = None,
-            n_folds: int = 5, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
+            n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
             workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
-            targets: Sequence[str] = TARGETS, merge: dict | None = None, on_error: str = "skip",
+            targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
             device: str = "cpu", quick: bool = False) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
-    Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; utterances
-    whose audio is bad are skipped (``on_error="skip"``) and reported by the cache. The splits are written to
-    ``output_dir/splits.csv`` and checked for speaker leakage. ``quick`` with no ``folds`` runs the first fold only.
+    Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
+    corpus loader or the feature cache cannot use are skipped (``on_error="skip"``) and reported, or raise
+    (``"raise"``, the notebooks' ``strict``). The splits are written to
+    ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
+    ``quick`` with no ``folds`` runs the first fold only.
     """
     if offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
     data_root, folds = data_root or None, (list(folds) or None) if folds is not None else None
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _load(dataset, data_root, size, dataset_params)
+    manifest = _load(dataset, data_root, size, dataset_params, on_error)
     features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device)
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
     task = target_subset(manifest, emotions=tuple(targets), merge={"exc": "hap"} if merge is None else merge)
-    splits = make_splits(manifest, n_folds=n_folds, seed=seed)
+    splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
     save_splits(splits, output_dir / "splits.csv")
     all_folds = sorted(int(f) for f in splits["fold"].unique())
     chosen = (all_folds[:1] if quick else all_folds) if folds is None else [int(f) for f in folds]
@@ -152,40 +207,52 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
                       unavailable, models)
 
 
-@dataclass
-class Settings:
-    """Training budget of a notebook run."""
-
-    pretrain: PretrainConfig
-    finetune: FinetuneConfig
-    repetitions: int
-    workers: int
-
-
-def run_settings(*, quick: bool = False, repetitions: int = 10, epochs: int | None = None,
-                 finetune_epochs: int | None = None, seed: int = 0, workers: int | None = None) -> Settings:
-    """Configs, repetitions (2 in quick mode) and fine-tuning workers (the usable cores) for a notebook."""
-    pretrain, finetune = configs(quick=quick, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed)
-    workers = workers if workers is not None else usable_cores()
-    return Settings(pretrain, finetune, min(repetitions, 2) if quick else repetitions, workers)
-
-
 def fold_means(results: pd.DataFrame, *, by: Sequence[str], values: Sequence[str] = METRICS) -> pd.DataFrame:
     """Mean of ``values`` over folds for each group of ``by`` (e.g. one UAR per view × condition × fraction ×
     repetition: the unit of paper A's confidence intervals and U-tests)."""
     return results.groupby(list(by), dropna=False)[list(values)].mean().reset_index()
 
 
-def configs(*, quick: bool = False, epochs: int | None = None, finetune_epochs: int | None = None,
-            temperature: float = 0.5, seed: int = 0, batch_size: int = 128) -> tuple[PretrainConfig, FinetuneConfig]:
-    """Pre-training and fine-tuning configs: the paper's settings, shortened in quick mode or by ``epochs``.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-    Quick mode (tests, smoke runs): 4 pre-training and 8 fine-tuning epochs. ``epochs`` caps pre-training
-    (paper: 100, patience 30); ``finetune_epochs`` caps fine-tuning (patience: a fifth of it, at least 5).
+
+def notebook_parameters(namespace: dict) -> dict:
+    """The notebook's parameters in ``namespace`` (its globals right after the parameters cell): every public
+    name that is not a module, function, class or IPython's own."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _IPYTHON_NAMES
+            and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
+
+
+def injected_names(namespace: dict) -> list[str]:
+    """Names papermill injected: the assignments of the last executed cell that starts with ``# Parameters``
+    (papermill's injected-parameters cell), read from IPython's input history ``In``; [] outside papermill."""
+    for source in reversed(list(namespace.get("In") or [])):
+        if source.lstrip().startswith("# Parameters"):
+            tree = ast.parse(source)
+            return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)]
+    return []
+
+
+def setup(namespace: dict, *, workers: int | None = None) -> tuple[Experiment, RunSettings]:
+    """A notebook's one setup call: ``exp, run = setup(globals())`` right after its parameters cell.
+
+    Parameters named like a field of ``sercore.settings.Params`` configure the data (``prepare``) and the run
+    (``run_settings``); the others are the notebook's own (``fractions``, ``temperatures``, ...). Writes
+    ``params.json`` with all of them, the names papermill injected and the run settings, and prints a summary.
     """
-    pre_epochs = min(epochs or 4, 4) if quick else (epochs or 100)
-    fine_epochs = min(finetune_epochs or 8, 8) if quick else (finetune_epochs or 100)
-    pretrain = PretrainConfig(max_epochs=pre_epochs, patience=min(30, max(5, pre_epochs // 3)),
-                              temperature=temperature, seed=seed, batch_size=batch_size)
-    finetune = FinetuneConfig(max_epochs=fine_epochs, patience=max(5, fine_epochs // 5), seed=seed)
-    return pretrain, finetune
+    found = notebook_parameters(namespace)
+    injected = injected_names(namespace)
+    params = Params(**{k: v for k, v in found.items() if k in Params.names()})
+    run = run_settings(params, explicit=injected, workers=workers)
+    exp = prepare(params.dataset, params.data_root, size=params.size, views=params.views, folds=params.folds,
+                  n_folds=params.n_folds, seed=params.seed, output_dir=params.output_dir, offline=params.offline,
+                  view_params=params.view_params, dataset_params=params.dataset_params,
+                  on_error="raise" if params.strict else "skip", device=params.device,
+                  quick=BUDGETS[params.budget].first_fold_only)
+    exp.settings = run
+    exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
+                     engine=run.job_engine().describe())
+    print(exp.summary())
+    return exp, run

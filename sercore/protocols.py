@@ -190,23 +190,6 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
     return result_table(rows, ["temperature", "frozen"])
 
 
-def temperature_ranks(results: pd.DataFrame) -> pd.DataFrame:
-    """Table 4: fold-mean metrics per method (condition, τ, frozen) and view, with average ranks (1 = best).
-
-    Ranks are taken per view × metric column across methods and averaged over the validation columns
-    (``val_rank``) and the test columns (``test_rank``).
-    """
-    from .analysis.stats import average_ranks
-
-    methods = ["condition", "temperature", "frozen"]
-    metrics = ["val_uar", "val_wa", "test_uar", "test_wa"]
-    wide = results.groupby(methods + ["view"], dropna=False)[metrics].mean().unstack("view")
-    wide.columns = [f"{view}_{metric}" for metric, view in wide.columns]
-    for split in ("val", "test"):
-        wide[f"{split}_rank"] = average_ranks(wide, [c for c in wide.columns if f"_{split}_" in c])
-    return wide.reset_index().sort_values("test_rank", kind="stable").reset_index(drop=True)
-
-
 def _sparse_jobs(data: FoldData, encoders_by_source: dict, views, fractions, repetitions, config, device,
                  include_supervised: bool) -> list[FinetuneJob]:
     jobs = []

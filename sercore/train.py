@@ -18,20 +18,21 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from torch import nn
 
 from .config import cache_dir, seed_everything
 from .featureset import FeatureSet
 from .losses import pairwise_nt_xent
-from .models.encoders import EncoderClassifier, ProjectionHead, build
+from .analysis.stats import uar, wa
+from .models import available_encoders, build_encoder
+from .models.encoders import EncoderClassifier, ProjectionHead
 from .precision import autocast, check_precision, resolve_precision
 
 # Seeding and building modules use torch's global RNG: threads (run_jobs on CUDA) take turns so runs repeat.
 _INIT_LOCK = threading.RLock()
 
 
-PRETRAIN_VERSION = "2"  # part of the pre-training cache key, with a digest of the code (sercore.pretrain_cache)
+PRETRAIN_VERSION = "3"  # part of the pre-training cache key, with a digest of the code (sercore.pretrain_cache)
 
 
 @dataclass
@@ -100,17 +101,24 @@ class FinetuneResult:
 
 
 def encoder_kind(features: FeatureSet) -> str:
-    """Encoder kind for a FeatureSet: ``mlp`` (fixed vectors), ``mel`` (``[T, F]``), ``wav2vec2`` (``[T, L, D]``)."""
-    if not features.variable:
-        return "mlp"
-    return "mel" if len(features.feature_shape) == 1 else "wav2vec2"
+    """The registered encoder kind of ``features``: ``meta["encoder"]``, written by the feature cache from the
+    view's ``encoder`` attribute (older cache entries: the declared ``encoder`` of ``meta["view"]``)."""
+    kind = features.meta.get("encoder")
+    if not kind:
+        from .views import _REGISTRY
+
+        kind = getattr(_REGISTRY.get(features.meta.get("view")), "encoder", None)
+    if not kind:
+        raise ValueError(f"FeatureSet of view {features.meta.get('view', '?')!r} names no encoder kind: give it "
+                         f"meta={{'encoder': kind}} with a kind of {available_encoders()}")
+    return kind
 
 
 def default_encoder(features: FeatureSet, *, seed: int | None = None, **cfg) -> nn.Module:
-    """A freshly initialised encoder for ``features`` (kind from ``encoder_kind``), seeded when ``seed`` is given."""
+    """A freshly initialised encoder of ``features``' kind (``encoder_kind``), seeded when ``seed`` is given."""
     if seed is not None:
         torch.manual_seed(seed)
-    return build(encoder_kind(features), features.feature_shape, **cfg)
+    return build_encoder(encoder_kind(features), features.feature_shape, **cfg)
 
 
 def normalize_if_needed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str]) -> None:
@@ -198,10 +206,11 @@ def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
-    """``(UAR, WA)``: balanced accuracy (mean per-class recall) and accuracy."""
+    """``(UAR, WA)`` of ``sercore.analysis.stats``, without sklearn's warning for predicted classes absent from
+    ``y_true``."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes predicted but absent from y_true
-        return float(balanced_accuracy_score(y_true, y_pred)), float(accuracy_score(y_true, y_pred))
+        warnings.simplefilter("ignore")
+        return uar(y_true, y_pred), wa(y_true, y_pred)
 
 
 def _check_ids(name: str, ids, labels=None) -> list[str]:

@@ -189,7 +189,8 @@ def _features(seed=0):
     rng = np.random.default_rng(seed + 1)
     X = (X + 1.5 * rng.normal(size=X.shape)) @ rng.normal(size=(24, 24)) / 5
     ids = np.array([f"u{i:04d}" for i in range(len(X))])
-    return FeatureSet(ids, X.astype(np.float32), meta={"view": "synthetic"}), ids, spk.astype(str), clu
+    features = FeatureSet(ids, X.astype(np.float32), meta={"view": "synthetic", "encoder": "mlp"})
+    return features, ids, spk.astype(str), clu
 
 
 @torch.no_grad()
@@ -236,7 +237,7 @@ def test_pretraining_on_variable_length_features():
     clu = np.tile(np.repeat([0, 1], 4), 3)
     lengths = rng.integers(5, 12, size=len(spk))
     fs = FeatureSet([f"m{i}" for i in range(len(spk))], rng.normal(size=(lengths.sum(), 8)).astype(np.float32),
-                    lengths)
+                    lengths, meta={"encoder": "mel"})
     cfg = ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=2, epochs=2, proj_hidden=16, proj_out=8,
                                 out_dim=16, encoder_params={"channels": (8, 8)})
     res = pretrain_cluster_contrastive(fs, fs.ids, spk, clu, config=cfg)
@@ -250,7 +251,8 @@ def _corpus_for_evaluation():
                              "session": [f"Ses{int(s) // 2 + 1}" for s in spk]})
     rng = np.random.default_rng(0)
     speaker_emb = np.stack([np.eye(6)[int(s)] * 3 for s in spk]) + rng.normal(size=(len(spk), 6))
-    features = {"egemaps": fs, "speaker": FeatureSet(ids, np.hstack([speaker_emb, fs.data[:, :4]]).astype(np.float32))}
+    features = {"egemaps": fs, "speaker": FeatureSet(ids, np.hstack([speaker_emb, fs.data[:, :4]]).astype(np.float32),
+                                            meta={"encoder": "mlp"})}
     return manifest, make_splits(manifest), features
 
 
@@ -293,7 +295,7 @@ def test_evaluation_with_pseudo_speakers_and_wav2vec2_baseline():
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 6, size=len(manifest))
     features["wav2vec2"] = FeatureSet(manifest["utt_id"], rng.normal(size=(lengths.sum(), 3, 8)).astype(np.float32),
-                                      lengths)
+                                      lengths, meta={"encoder": "wav2vec2"})
     configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=3, epochs=1, out_dim=16,
                                                  proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
                "finetune": FinetuneConfig(max_epochs=1, batch_size=64), "pseudo": {"k": 2, "n_speakers": 2}}

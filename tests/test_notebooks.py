@@ -1,16 +1,23 @@
-"""Every notebook, executed through run_all.py in quick mode on the tiny default corpus, writes sane results."""
+"""The notebooks: their shape (read statically) and their results when run_all.py executes them in quick mode on
+the tiny default corpus; the template notebook executed on its own."""
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from sercore.settings import Params
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+TEMPLATE = REPO / "templates" / "experiment.ipynb"
+SETUP = "from sercore.experiment import setup\nexp, run = setup(globals())"
 
 # notebook → files it must write (figures as PNG + PDF, tables as CSV + Markdown)
 EXPECTED = {
@@ -55,8 +62,11 @@ def test_notebook_outputs(results, name):
         if file.endswith(".csv"):
             assert path.with_suffix(".md").is_file()
     params = json.loads((folder / "params.json").read_text())
-    assert params["seed"] == 0 and params["params"].get("quick", True) is True
-    assert "speaker" not in params["models"] or params["models"]["speaker"]["model"] in ("ecapa", "resemblyzer")
+    assert params["seed"] == 0 and params["params"]["quick"] is True and params["params"]["size"] == "tiny"
+    injected = {"dataset", "data_root", "size", "quick", "device", "seed", "offline", "output_dir"}
+    assert injected <= set(params["injected"]) and set(params["injected"]) <= set(params["params"])
+    assert params["run"]["budget"] == "quick" and params["folds"] == [0]
+    assert params["models"]["speaker"]["model"] in ("ecapa", "resemblyzer")
     assert (folder / "splits.csv").is_file()
 
 
@@ -84,7 +94,11 @@ def test_metric_values_are_sane(results):
     assert _between(alignment["pwcca"]) and _between(alignment["cka"])
     assert {"pre-trained", "supervised", "random", "random vectors"} <= set(alignment["condition"])
     counts = pd.read_csv(results / "07_parameter_counts" / "parameter_counts.csv")
-    assert (counts["trainable_params"] > 0).all()
+    fine = counts[counts["stage"] == "fine-tuning"]
+    tuned = fine[fine["frozen"].astype(str) == "False"].set_index("view")["trainable_params"].to_dict()
+    assert tuned == {"egemaps": 55_680 + 516, "mel": 59_184 + 516, "speaker": 98_688 + 516}  # offline: d-vector
+    assert fine.loc[fine["frozen"].astype(str) == "True", "trainable_params"].tolist() == [516, 516, 516]
+    assert counts.loc[counts["stage"] == "pre-training", "trainable_params"].tolist() == [412_848]
     probes = pd.read_csv(results / "00_dataset_overview" / "probes.csv")
     assert _between(probes["value"])
     conditions = set(pd.read_csv(results / "08_cluster_contrastive" / "cluster_contrastive_runs.csv")["condition"])
@@ -124,3 +138,59 @@ def test_run_all_on_a_corpus_folder_of_the_official_layout(tmp_path):
     runs = pd.read_csv(out / "03_sparse_labels" / "sparse_label_runs.csv")
     assert _between(runs["test_uar"]) and json.loads((out / "03_sparse_labels" / "params.json").read_text())[
         "params"]["dataset"] == "emodb"
+
+
+# ---- the notebooks' shape ------------------------------------------------------------------------------------
+
+def _code_cells(path: Path) -> list[dict]:
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+@pytest.mark.parametrize("path", [REPO / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS] + [TEMPLATE],
+                         ids=lambda p: p.stem)
+def test_notebook_is_parameters_setup_and_a_few_calls(path):
+    cells = _code_cells(path)
+    assert "parameters" in cells[0]["metadata"].get("tags", []), "the first code cell is the tagged parameters"
+    assert _source(cells[1]) == SETUP
+    assert all(not c["outputs"] and c["execution_count"] is None for c in cells), "commit notebooks without outputs"
+    params = ast.parse(_source(cells[0])).body
+    lines = _source(cells[0]).splitlines()
+    assert len(params) == len(lines) and all(isinstance(p, ast.AnnAssign) for p in params), "typed lines only"
+    assert all("  # " in line for line in lines), "a comment on every parameter line"
+    names = [p.target.id for p in params]
+    code = "\n".join(_source(c) for c in cells[2:])
+    unused = [n for n in names if n not in Params.names() and n not in code]
+    assert not unused, f"{path.stem} declares parameters it does not use: {unused}"
+    assert len(cells) <= 6
+
+
+def test_no_code_line_repeats_across_notebooks():
+    """Beyond the parameters cell and the setup call, the notebooks share no line of code (imports aside)."""
+    seen = Counter()
+    for name in NOTEBOOKS:
+        lines = {line.strip() for c in _code_cells(REPO / "notebooks" / f"{name}.ipynb")[2:]
+                 for line in _source(c).splitlines()}
+        seen.update(line for line in lines if line and not line.startswith(("import ", "from ")))
+    assert not [line for line, n in seen.items() if n > 1]
+
+
+def test_template_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
+    """The template executes as a user's copy would, through papermill, on the tiny default corpus."""
+    import papermill as pm
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("SERCORE_OFFLINE", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    pm.execute_notebook(str(TEMPLATE), str(tmp_path / "experiment.ipynb"), cwd=str(tmp_path), progress_bar=False,
+                        parameters=dict(size="tiny", quick=True, offline=True, output_dir=str(out)))
+    assert (out / "figure.png").stat().st_size > 0 and (out / "runs.csv").is_file()
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["condition"]) == {"pairwise-cl", "supervised"} and _between(runs["test_uar"])
+    assert set(runs["repetition"]) == {0, 1}  # the notebook's 2, kept by the quick budget
+    record = json.loads((out / "params.json").read_text())
+    assert record["params"]["fractions"] == [0.1, 1.0] and record["injected"] == ["size", "quick", "offline",
+                                                                                   "output_dir"]

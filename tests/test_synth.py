@@ -152,3 +152,36 @@ def test_bad_arguments_are_named():
     params = synth.plan_corpus("tiny", 0)[0]["params"]
     with pytest.raises(RuntimeError, match="no voice 'xx-nowhere"):
         synth.render("Hello there.", bad, params)
+
+
+def test_espeak_server_is_a_module_that_speaks_reproducibly_and_names_bad_voices():
+    """The server runs as its own file with ``python -S`` and answers the framed protocol of its docstring."""
+    import struct
+
+    import espeakng_loader
+
+    from sercore.data import espeak_server
+
+    proc = subprocess.Popen([sys.executable, "-S", espeak_server.__file__, espeakng_loader.get_library_path(),
+                             str(synth._espeak_data_dir())], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def read():
+        head = proc.stdout.read(5)
+        return head[:1], proc.stdout.read(struct.unpack("<i", head[1:])[0])
+
+    def ask(voice: bytes, text: bytes):
+        request = struct.pack("<iiq", 170, 0, 7) + voice + b"\0" + text
+        proc.stdin.write(struct.pack("<i", len(request)) + request)
+        proc.stdin.flush()
+        return read()
+
+    try:
+        kind, rate = read()
+        assert kind == b"R" and struct.unpack("<i", rate)[0] == 22050
+        first, again = ask(b"en-us", b"The sky is blue."), ask(b"en-us", b"The sky is blue.")
+        assert first[0] == b"A" and len(first[1]) > 2 * 22050 // 2 and first == again  # same state, same seed
+        assert ask(b"xx-nowhere", b"hello") == (b"E", b"no voice 'xx-nowhere'")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

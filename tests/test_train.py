@@ -27,8 +27,8 @@ def make_data(per_class=12, groups=5, seed=0):
     lengths = rng.integers(5, 20, size=n)
     per_utt = view(8)
     frames = np.concatenate([per_utt[i] + rng.normal(size=(k, 8)) for i, k in enumerate(lengths)])
-    features = {"fixed": FeatureSet(ids, fixed.astype(np.float32), meta={"view": "fixed"}),
-                "seq": FeatureSet(ids, frames.astype(np.float16), lengths, meta={"view": "seq"})}
+    features = {"fixed": FeatureSet(ids, fixed.astype(np.float32), meta={"view": "fixed", "encoder": "mlp"}),
+                "seq": FeatureSet(ids, frames.astype(np.float16), lengths, meta={"view": "seq", "encoder": "mel"})}
     names = np.array(["ang", "hap", "neu", "sad"])[labels]
     split = {s: list(ids[np.isin(group, g)]) for s, g in (("train", [0, 1, 2]), ("val", [3]), ("test", [4]))}
     return features, split, dict(zip(ids, names))

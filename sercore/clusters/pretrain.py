@@ -78,8 +78,8 @@ class ClusterPretrainConfig:
 
     ``speaker_lambda`` is λ: the weight of the speaker cross-entropy (multitask) or the gradient-reversal
     strength (adversarial; the classifier itself trains on the unweighted cross-entropy, as in DANN);
-    ``schedule`` ramps it over epochs. ``encoder_kind`` None picks ``mlp`` for fixed-length features,
-    ``mel`` for ``[T, F]`` frames and ``wav2vec2`` for ``[T, L, D]`` frames.
+    ``schedule`` ramps it over epochs. ``encoder_kind`` (a registered kind, ``sercore.models``) None uses
+    the kind the features declare (``sercore.train.encoder_kind``).
     """
 
     encoder_kind: str | None = None

@@ -39,7 +39,8 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from sercore.config import cache_dir, usable_cores
-from sercore.data.manifest import (TARGET_EMOTIONS, ManifestError, read_manifest_csv, validate_manifest,
+from sercore.data import espeak_server
+from sercore.data.manifest import (ManifestError, read_manifest_csv, validate_manifest,
                                    write_manifest_csv)
 from sercore.data.sentences import SENTENCES
 
@@ -144,62 +145,7 @@ VARIATION = dict(intensity=(0.3, 1.0), pitch_sd=1.5, range_sd=0.25, rate_sd=0.07
 
 # ---------------------------------------------------------------- eSpeak NG driver (ctypes, synchronous mode)
 
-# eSpeak NG keeps hidden state from one utterance to the next (pitch-flutter phase, noise generator seeded from
-# the clock, filter memories), which would make the audio depend on the order of synthesis. So a small server
-# process (no site-packages, a few MB) initialises the engine once and forks a fresh child for every utterance:
-# each utterance starts from the same engine state and the same seed, and the audio is reproducible.
-_SERVER = r"""
-import ctypes, os, struct, sys
-lib, libc = ctypes.CDLL(sys.argv[1]), (ctypes.CDLL(None) if os.name == "posix" else None)
-inp, out, chunks = sys.stdin.buffer, sys.stdout.buffer, []
-
-def collect(wav, n, events):
-    if wav and n > 0:
-        chunks.append(ctypes.string_at(wav, 2 * n))
-    return 0
-
-def synth(request):
-    rate, wordgap, seed = struct.unpack("<iiq", request[:16])
-    voice, text = request[16:].split(b"\0", 1)
-    chunks.clear()
-    lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
-    if libc is not None:
-        libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
-    if lib.espeak_SetVoiceByName(voice) != 0:
-        return b"E", b"no voice '" + voice + b"'"
-    for param, value in ((1, rate), (2, 30), (7, wordgap)):  # rate, volume (low: never clips), word gap
-        lib.espeak_SetParameter(param, value, 0)
-    err = lib.espeak_Synth(text + b"\0", len(text) + 1, 0, 1, 0, 1, None, None)  # by character, UTF-8
-    return (b"A", b"".join(chunks)) if err == 0 and chunks else (b"E", b"espeak_Synth error %d" % err)
-
-def reply(kind, data):
-    out.write(kind + struct.pack("<i", len(data)) + data)
-    out.flush()
-
-def in_child(request):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            kind, data = synth(request)
-            with os.fdopen(w, "wb") as pipe:
-                pipe.write(kind + data)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as pipe:
-        result = pipe.read()
-    os.waitpid(pid, 0)
-    return (result[:1], result[1:]) if result else (b"E", b"synthesis process crashed")
-
-callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)(collect)
-reply(b"R", struct.pack("<i", lib.espeak_Initialize(2, 0, sys.argv[2].encode(), 0)))  # synchronous mode
-lib.espeak_SetSynthCallback(callback)
-while len(head := inp.read(4)) == 4:
-    request = inp.read(struct.unpack("<i", head)[0])
-    reply(*(in_child(request) if hasattr(os, "fork") else synth(request)))
-"""
+# The synthesis runs in a server process (sercore/data/espeak_server.py): see there why.
 _ENGINE = None  # this process's client of its eSpeak NG server
 
 
@@ -234,7 +180,7 @@ class _Espeak:
 
         self.pid, self._count = os.getpid(), 0
         self.data_dir = _espeak_data_dir()
-        cmd = [sys.executable, "-S", "-c", _SERVER, espeakng_loader.get_library_path(), str(self.data_dir)]
+        cmd = [sys.executable, "-S", espeak_server.__file__, espeakng_loader.get_library_path(), str(self.data_dir)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         kind, data = self._reply()
         self.sample_rate = struct.unpack("<i", data)[0]

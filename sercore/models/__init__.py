@@ -1,1 +1,10 @@
-"""Encoders for the views (Pairwise-CL view-level encoders, projection heads, classifier)."""
+"""View-level encoders behind one registry, plus the projection head and the classifier.
+
+``available_encoders()`` lists the encoder kinds, ``build_encoder(kind, feature_shape, **cfg)`` builds one and
+``register_encoder(kind)`` adds one (see ``sercore.models.registry``).
+"""
+
+from .registry import available_encoders, build_encoder, get_encoder, register_encoder
+from . import encoders  # noqa: E402,F401  (registers wav2vec2, mel, mlp)
+
+__all__ = ["available_encoders", "build_encoder", "get_encoder", "register_encoder"]

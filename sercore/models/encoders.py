@@ -1,26 +1,29 @@
 """View-level encoders of Pairwise-CL, the projection head and the linear classifier.
 
-Every encoder maps ``forward(x, lengths=None)`` to ``[B, out_dim]`` (128 in the paper):
+Every encoder maps ``forward(x, lengths=None)`` to ``[B, out_dim]`` (128 in the paper) and is registered under
+its kind (``sercore.models.registry``):
 
-- ``Wav2Vec2Encoder``: ``x: [B, T, L, D]`` (all hidden layers of a frozen wav2vec 2.0) → softmax-weighted sum
-  of the L layers → two-layer pointwise (kernel 1) Conv1d D→hidden→out, ReLU between → mean over real frames.
-- ``MelEncoder``: ``x: [B, T, n_mels]`` → three Conv1d blocks over time (mel bins as channels; BatchNorm +
-  ReLU + max-pool) → mean over real frames. Padding frames are zeroed after every block and excluded from the
-  BatchNorm statistics, so the output of an utterance does not depend on how much padding its batch has.
-- ``MLPEncoder``: ``x: [B, F]`` → z-normalisation with training-fold statistics → Linear-ReLU-Linear (256-128).
+- ``wav2vec2`` (``Wav2Vec2Encoder``): ``x: [B, T, L, D]`` (all hidden layers of a frozen wav2vec 2.0) →
+  learned softmax weights over the L layers → two-layer pointwise CNN D→hidden→out (computed as ``Linear``
+  on ``[B, T, C]``), ReLU between → mean over real frames (Pepino et al. 2021; paper A).
+- ``mel`` (``MelEncoder``): ``x: [B, T, n_mels]`` → three conv blocks over time (mel bins as channels;
+  BatchNorm + ReLU + max-pool) → mean over real frames. Padding frames are zeroed after every block and
+  excluded from the BatchNorm statistics, so the output of an utterance does not depend on how much padding
+  its batch has. Pointwise blocks (``kernel=1``) are ``Linear`` layers on ``[B, T, C]``.
+- ``mlp`` (``MLPEncoder``): ``x: [B, F]`` → z-normalisation with training-fold statistics → Linear-ReLU-Linear.
 
-``build(kind, feature_shape, out_dim=128, **cfg)`` is what views call from ``View.build_encoder``.
+Each encoder takes the fields of its config dataclass (positionally or by name) or ``config=``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 from torch import nn
 
-KINDS = ("wav2vec2", "mel", "mlp")
+from .registry import build_encoder, register_encoder
 
 
 def frame_mask(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor:
@@ -36,9 +39,9 @@ def frame_mask(lengths: torch.Tensor | None, batch: int, time: int, device) -> t
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``h: [B, C, T]`` over the frames where ``mask: [B, T]`` is True → ``[B, C]``."""
-    m = mask[:, None, :].to(h.dtype)
-    return (h * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+    """Mean of ``h: [B, T, C]`` over the frames where ``mask: [B, T]`` is True → ``[B, C]``."""
+    m = mask[:, :, None].to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
 def _check_input(x: torch.Tensor, ndim: int, last: tuple[int, ...], name: str) -> None:
@@ -47,9 +50,31 @@ def _check_input(x: torch.Tensor, ndim: int, last: tuple[int, ...], name: str) -
         raise ValueError(f"{name} expects input [{want}], got {tuple(x.shape)}")
 
 
+def _config(cls, args, config, kwargs):
+    """``config`` or ``cls(*args, **kwargs)`` (not both)."""
+    if config is None:
+        return cls(*args, **kwargs)
+    if args or kwargs:
+        raise TypeError(f"pass either config= or the fields of {cls.__name__}, not both")
+    return config
+
+
+def _shape_config(cls, name: str, shape: tuple[int, ...], leading: tuple[str, ...], cfg: dict):
+    """``cls`` with the fields ``leading`` taken from the feature ``shape`` and the rest from ``cfg``."""
+    if len(shape) != len(leading):
+        raise ValueError(f"encoder {name!r} needs a feature shape of {len(leading)} dimension(s) "
+                         f"({', '.join(leading)}), got {shape}")
+    known = {f.name for f in fields(cls)} - set(leading)
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise TypeError(f"encoder {name!r} has no option {', '.join(map(repr, unknown))}; accepted: "
+                        f"{', '.join(sorted(known))}")
+    return cls(**dict(zip(leading, shape)), **cfg)
+
+
 @dataclass
 class Wav2Vec2EncoderConfig:
-    """Pointwise-CNN encoder over the stacked hidden layers of wav2vec 2.0 (Pepino et al. 2021)."""
+    """Layer weights + pointwise CNN over the stacked hidden layers of wav2vec 2.0 (Pepino et al. 2021)."""
 
     n_layers: int = 13
     dim: int = 768
@@ -57,15 +82,22 @@ class Wav2Vec2EncoderConfig:
     out_dim: int = 128
 
 
+@register_encoder("wav2vec2")
 class Wav2Vec2Encoder(nn.Module):
-    """Learnable softmax layer weights + two pointwise convolutions + masked mean pooling."""
+    """Learnable softmax layer weights, two pointwise layers (``Linear`` over frames), masked mean pooling."""
 
-    def __init__(self, n_layers: int = 13, dim: int = 768, *, hidden: int = 128, out_dim: int = 128):
+    def __init__(self, *args, config: Wav2Vec2EncoderConfig | None = None, **kwargs):
         super().__init__()
-        self.config = Wav2Vec2EncoderConfig(n_layers, dim, hidden, out_dim)
-        self.out_dim = out_dim
-        self.layer_logits = nn.Parameter(torch.zeros(n_layers))
-        self.conv = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.ReLU(), nn.Conv1d(hidden, out_dim, 1))
+        self.config = c = _config(Wav2Vec2EncoderConfig, args, config, kwargs)
+        self.out_dim = c.out_dim
+        self.layer_logits = nn.Parameter(torch.zeros(c.n_layers))
+        self.pointwise = nn.Sequential(nn.Linear(c.dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.out_dim))
+
+    @classmethod
+    def from_shape(cls, feature_shape, **cfg) -> "Wav2Vec2Encoder":
+        """Encoder for frames of ``(L, D)``: L hidden layers of width D."""
+        return cls(config=_shape_config(Wav2Vec2EncoderConfig, "wav2vec2", tuple(feature_shape),
+                                        ("n_layers", "dim"), cfg))
 
     def layer_weights(self) -> torch.Tensor:
         """The softmax-normalised weights of the L layers ``[L]``."""
@@ -74,36 +106,52 @@ class Wav2Vec2Encoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [B, T, L, D]``, ``lengths: [B]`` → ``[B, out_dim]``."""
         _check_input(x, 4, (self.config.n_layers, self.config.dim), "Wav2Vec2Encoder")
-        mixed = torch.einsum("btld,l->bdt", x, self.layer_weights())
-        h = self.conv(mixed)
-        return masked_mean(h, frame_mask(lengths, x.shape[0], x.shape[1], x.device))
+        mixed = torch.einsum("btld,l->btd", x, self.layer_weights().to(x.dtype))
+        return masked_mean(self.pointwise(mixed), frame_mask(lengths, x.shape[0], x.shape[1], x.device))
 
 
 @dataclass
 class MelEncoderConfig:
-    """Three Conv1d blocks over time; ``channels[-1]`` is replaced by ``out_dim``."""
+    """Conv blocks over time: ``n_mels`` → each of ``channels`` → ``out_dim`` (``len(channels) + 1`` blocks)."""
 
     n_mels: int = 64
-    channels: tuple[int, int] = (64, 80)
-    kernel: int = 3
+    channels: tuple[int, ...] = (64, 80)
+    kernel: int = 3  # odd (same padding); 1 makes every block pointwise (Linear over frames)
     pool: int = 2
     out_dim: int = 128
 
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        if self.kernel % 2 != 1:
+            raise ValueError(f"MelEncoder: kernel must be odd (same padding), got {self.kernel}")
 
+
+class _TimeConv(nn.Conv1d):
+    """``Conv1d`` over time applied to channels-last frames ``[B, T, C]``."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return super().forward(h.transpose(1, 2)).transpose(1, 2)
+
+
+@register_encoder("mel")
 class MelEncoder(nn.Module):
-    """Three conv blocks (Conv1d → masked BatchNorm → ReLU → max-pool) and masked mean pooling."""
+    """Conv blocks (conv → masked BatchNorm → ReLU → max-pool, none after the last) and masked mean pooling."""
 
-    def __init__(self, n_mels: int = 64, *, channels: tuple[int, int] = (64, 80), kernel: int = 3, pool: int = 2,
-                 out_dim: int = 128):
+    def __init__(self, *args, config: MelEncoderConfig | None = None, **kwargs):
         super().__init__()
-        if kernel % 2 != 1:
-            raise ValueError(f"MelEncoder: kernel must be odd (same padding), got {kernel}")
-        self.config = MelEncoderConfig(n_mels, tuple(channels), kernel, pool, out_dim)
-        self.out_dim = out_dim
-        sizes = [n_mels, *channels, out_dim]
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(sizes, sizes[1:]))
+        self.config = c = _config(MelEncoderConfig, args, config, kwargs)
+        self.out_dim = c.out_dim
+        sizes = [c.n_mels, *c.channels, c.out_dim]
+        self.convs = nn.ModuleList(nn.Linear(a, b) if c.kernel == 1 else _TimeConv(a, b, c.kernel,
+                                                                                   padding=c.kernel // 2)
+                                   for a, b in zip(sizes, sizes[1:]))
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in sizes[1:])
-        self.pool = nn.MaxPool1d(pool, ceil_mode=True) if pool > 1 else nn.Identity()
+        self.pool = nn.MaxPool1d(c.pool, ceil_mode=True) if c.pool > 1 else None
+
+    @classmethod
+    def from_shape(cls, feature_shape, **cfg) -> "MelEncoder":
+        """Encoder for frames of ``(n_mels,)``."""
+        return cls(config=_shape_config(MelEncoderConfig, "mel", tuple(feature_shape), ("n_mels",), cfg))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [B, T, n_mels]``, ``lengths: [B]`` → ``[B, out_dim]``."""
@@ -111,23 +159,22 @@ class MelEncoder(nn.Module):
         batch, time = x.shape[:2]
         mask = frame_mask(lengths, batch, time, x.device)
         lens = mask.sum(1)
-        h = x.transpose(1, 2) * mask[:, None, :]
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = torch.relu(_masked_batch_norm(norm, conv(h), mask))
-            if i < len(self.convs) - 1 and self.config.pool > 1:
+        h = x * mask[:, :, None]
+        for i, (layer, norm) in enumerate(zip(self.convs, self.norms)):
+            h = torch.relu(_masked_batch_norm(norm, layer(h), mask))
+            if i < len(self.convs) - 1 and self.pool is not None:
                 # Post-ReLU values are >= 0 and padding is 0, so a window that mixes both keeps the real maximum.
-                h = self.pool(h)
+                h = self.pool(h.transpose(1, 2)).transpose(1, 2)
                 lens = torch.div(lens + self.config.pool - 1, self.config.pool, rounding_mode="floor")
-                mask = torch.arange(h.shape[-1], device=x.device)[None, :] < lens[:, None]
+                mask = torch.arange(h.shape[1], device=x.device)[None, :] < lens[:, None]
         return masked_mean(h, mask)
 
 
 def _masked_batch_norm(norm: nn.BatchNorm1d, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """BatchNorm of ``h: [B, C, T]`` using real frames only; padding frames come out as zeros."""
-    frames = h.transpose(1, 2)
-    out = frames.new_zeros(frames.shape)
-    out[mask] = norm(frames[mask])
-    return out.transpose(1, 2)
+    """BatchNorm of ``h: [B, T, C]`` using real frames only; padding frames come out as zeros."""
+    out = h.new_zeros(h.shape)
+    out[mask] = norm(h[mask])
+    return out
 
 
 @dataclass
@@ -139,17 +186,23 @@ class MLPEncoderConfig:
     out_dim: int = 128
 
 
+@register_encoder("mlp")
 class MLPEncoder(nn.Module):
     """z-normalisation (buffers ``mean``/``std``) then Linear-ReLU-Linear."""
 
-    def __init__(self, in_dim: int = 88, *, hidden: int = 256, out_dim: int = 128):
+    def __init__(self, *args, config: MLPEncoderConfig | None = None, **kwargs):
         super().__init__()
-        self.config = MLPEncoderConfig(in_dim, hidden, out_dim)
-        self.out_dim = out_dim
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
+        self.config = c = _config(MLPEncoderConfig, args, config, kwargs)
+        self.out_dim = c.out_dim
+        self.register_buffer("mean", torch.zeros(c.in_dim))
+        self.register_buffer("std", torch.ones(c.in_dim))
         self.register_buffer("normalized", torch.tensor(False))
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        self.net = nn.Sequential(nn.Linear(c.in_dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.out_dim))
+
+    @classmethod
+    def from_shape(cls, feature_shape, **cfg) -> "MLPEncoder":
+        """Encoder for vectors of ``(F,)``."""
+        return cls(config=_shape_config(MLPEncoderConfig, "mlp", tuple(feature_shape), ("in_dim",), cfg))
 
     def set_normalization(self, mean, std, eps: float = 1e-6) -> "MLPEncoder":
         """Use ``mean``/``std`` (``[F]``, training-fold statistics) to z-normalise inputs; ``std`` < eps → 1."""
@@ -196,23 +249,7 @@ class EncoderClassifier(nn.Module):
         return self.classifier(self.encoder(x, lengths))
 
 
-def build(kind: str, feature_shape, *, out_dim: int = 128, **cfg) -> nn.Module:
-    """Build the encoder ``kind`` (``wav2vec2``, ``mel``, ``mlp``) for features of one frame/vector ``feature_shape``.
-
-    ``feature_shape`` is ``FeatureSet.feature_shape``: ``(L, D)`` for wav2vec2, ``(n_mels,)`` for mel, ``(F,)`` for
-    mlp. ``cfg`` goes to the encoder (``hidden``, ``channels``, ``kernel``, ``pool``).
-    """
-    shape = tuple(int(s) for s in feature_shape)
-    want = {"wav2vec2": 2, "mel": 1, "mlp": 1}
-    if kind not in want:
-        raise KeyError(f"unknown encoder kind {kind!r}; known kinds: {', '.join(KINDS)}")
-    if len(shape) != want[kind]:
-        raise ValueError(f"encoder {kind!r} needs a feature shape of {want[kind]} dimension(s), got {shape}")
-    if kind == "wav2vec2":
-        return Wav2Vec2Encoder(shape[0], shape[1], out_dim=out_dim, **cfg)
-    if kind == "mel":
-        return MelEncoder(shape[0], out_dim=out_dim, **cfg)
-    return MLPEncoder(shape[0], out_dim=out_dim, **cfg)
+build = build_encoder  # the former name, kept for existing callers
 
 
 def encoder_config(encoder: nn.Module) -> dict:

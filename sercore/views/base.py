@@ -24,9 +24,15 @@ class ViewUnavailable(RuntimeError):
 
 
 def register(cls: type["View"]) -> type["View"]:
-    """Class decorator: make ``cls`` available to ``get_view(cls.name)``."""
+    """Class decorator: make ``cls`` available to ``get_view(cls.name)``.
+
+    ``cls`` needs a ``name`` and an ``encoder`` (a kind of ``sercore.models.available_encoders()``, checked when
+    features are used for training, so a view and its encoder may live in different modules).
+    """
     if not getattr(cls, "name", ""):
         raise ValueError(f"{cls.__name__}: a registered view needs a non-empty `name`")
+    if not getattr(cls, "encoder", ""):
+        raise ValueError(f"view {cls.name!r}: a registered view needs an `encoder` kind (e.g. encoder = \"mlp\")")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"view name {cls.name!r} is registered twice ({_REGISTRY[cls.name].__name__}, {cls.__name__})")
     _REGISTRY[cls.name] = cls
@@ -46,7 +52,7 @@ class View:
     version: str = "1"  # bump when the extractor's output changes for the same params
     variable: ClassVar[bool] = False  # True: frame sequences [T, ...]
     parallel: ClassVar[bool] = False  # True: CPU-bound, run in a process pool
-    encoder_kind: ClassVar[str] = "mlp"  # kind passed to sercore.models.encoders.build
+    encoder: ClassVar[str] = ""  # the encoder kind training builds for these features (sercore.models)
     packages: ClassVar[tuple[str, ...]] = ()  # distributions whose versions decide the features (cache key)
     min_samples: ClassVar[int] = 400  # shortest input the extractor accepts (one 25 ms window)
     _lazy: ClassVar[tuple[str, ...]] = ()  # attributes holding loaded models: dropped when pickled
@@ -64,12 +70,6 @@ class View:
     def provenance(self) -> dict:
         """What was actually used to compute the features (model source, fallback, library versions)."""
         return {"view": self.name, "params": dict(self.params), "version": self.version}
-
-    def build_encoder(self, feature_shape: Sequence[int], **cfg):
-        """The view-level encoder for features of ``feature_shape``: ``forward(x, lengths=None) -> [B, out_dim]``."""
-        from sercore.models.encoders import build
-
-        return build(self.encoder_kind, tuple(int(d) for d in feature_shape), **cfg)
 
     def check_wave(self, wave: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         """``wave`` as float32 ``[n]``; a clear ``ValueError`` for anything the extractor cannot use."""

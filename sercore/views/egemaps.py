@@ -16,7 +16,7 @@ class EgemapsView(View):
     name = "egemaps"
     version = "1"
     parallel = True
-    encoder_kind = "mlp"
+    encoder = "mlp"
     packages = ("opensmile",)
     _lazy = ("_smile",)
 

@@ -21,7 +21,7 @@ class MelView(View):
     version = "1"
     variable = True
     parallel = True  # cheap per file: a process per core beats torch threads
-    encoder_kind = "mel"
+    encoder = "mel"
     packages = ("torch", "torchaudio")
     _lazy = ("_transform",)
 

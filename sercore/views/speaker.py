@@ -44,7 +44,7 @@ class SpeakerView(View):
 
     name = "speaker"
     variable = False
-    encoder_kind = "mlp"
+    encoder = "mlp"
     packages = ("torch", "torchaudio", "speechbrain", "resemblyzer")
     _lazy = ("_encoder",)
 

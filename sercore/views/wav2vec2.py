@@ -55,7 +55,7 @@ class Wav2Vec2View(View):
     name = "wav2vec2"
     version = "1"
     variable = True
-    encoder_kind = "wav2vec2"
+    encoder = "wav2vec2"
     packages = ("torch", "torchaudio", "transformers")
     _lazy = ("_backend",)
 
