@@ -20,7 +20,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sercore.data.synth import TARGET_EMOTIONS, load_default_corpus
+from sercore.data.manifest import TARGET_EMOTIONS
+from sercore.data.synth import load_default_corpus
 
 pytestmark = pytest.mark.slow
 SIZE = "small"

@@ -210,7 +210,7 @@ class Probe(torch.nn.Module):
 
     def __init__(self, in_dim):
         super().__init__()
-        self.inner = default_encoder(FeatureSet(["a"], np.zeros((1, in_dim), np.float32)), seed=0)
+        self.inner = default_encoder(FeatureSet(["a"], np.zeros((1, in_dim), np.float32), meta={"encoder": "mlp"}), seed=0)
         self.out_dim, self.calls = self.inner.out_dim, []
 
     def set_normalization(self, mean, std):
