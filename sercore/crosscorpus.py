@@ -273,9 +273,8 @@ def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: 
                                     workers=run.workers, device=exp.device)
     kept = set.intersection(*(set(fs.ids) for fs in pool_features.values()))
     pool = pool[pool["utt_id"].isin(kept)].reset_index(drop=True)  # files a view could not read are left out
-    grid = dict(run.grid, engine=getattr(run, "engine", None) or "local")
-    if getattr(run, "ray_address", None) and grid["engine"] == "ray":
-        grid["engine"] = as_engine("ray", address=run.ray_address)
+    engine = as_engine(getattr(run, "engine", None), workers=run.workers, address=getattr(run, "ray_address", None))
+    grid = dict(run.grid, engine=engine)
     table = cross_corpus_grid(exp.manifest, exp.task, exp.splits, exp.features, pool=pool,
                               pool_features=pool_features, target_name=exp.dataset, folds=exp.folds,
                               fractions=fractions, views=views, **grid)

@@ -199,3 +199,24 @@ def test_load_sources_falls_back_to_another_synthetic_corpus(loads):
     sources, note = cc.load_sources({"default": None}, target="default", target_params={"seed": 4})
     assert list(sources) == ["synthetic-seed5"] and loads[-1][2]["seed"] == 5
     assert "no other corpus" in note and "seed 5" in note and "same synthetic voices" in note
+
+
+def test_notebook_call_loads_sources_and_leaves_out_unreadable_files(setting, spy, monkeypatch):
+    from types import SimpleNamespace
+
+    manifest, task, splits, features, _, _ = setting
+    corpora = {"cremad": make_corpus("cremad", 1), "tess": make_corpus("tess", 2, sessions=1)}
+    pool, pool_features = pooled(corpora)
+    lost = pool["utt_id"].iloc[0]
+    pool_features["fixed"] = pool_features["fixed"].subset([u for u in pool["utt_id"] if u != lost])
+    monkeypatch.setattr(cc, "load_sources", lambda corpora_, **kw: (
+        {n: m for n, (m, _) in corpora.items()}, f"sources {sorted(corpora_)} {kw['target']}"))
+    monkeypatch.setattr(cc, "source_features", lambda pool_, views, **kw: {v: pool_features[v] for v in views})
+    exp = SimpleNamespace(dataset="emodb", manifest=manifest, task=task, splits=splits, features=features, folds=[0],
+                          device="cpu")
+    run = SimpleNamespace(grid=dict(pretrain_config=PRE, finetune_config=FT, device="cpu", workers=1, repetitions=1),
+                          workers=1, engine="local", ray_address=None)
+    table, note = cc.cross_corpus(exp, run, {"cremad": "/c", "tess": "/t"}, fractions=(0.5,), views=["fixed"])
+    assert note == "sources ['cremad', 'tess'] emodb"
+    assert set(table["pretrain_data"]) == {TARGET, "cremad", "tess", UNION, NONE} and len(table) == 5
+    assert all(lost not in train + val for train, val in spy) and len(spy) == 3
