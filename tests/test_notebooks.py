@@ -32,6 +32,8 @@ EXPECTED = {
     "07_parameter_counts": ["parameter_counts.csv"],
     "08_cluster_contrastive": ["cluster_contrastive.png", "cluster_contrastive_runs.csv",
                                "cluster_contrastive_summary.csv"],
+    "09_cross_corpus": ["cross_corpus.png", "cross_corpus_runs.csv", "cross_corpus_stats.csv",
+                        "cross_corpus_means.csv"],
 }
 
 

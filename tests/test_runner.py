@@ -432,3 +432,18 @@ def test_alias_names_the_results_folder(marked, monkeypatch):
     assert run_all.main(marked["base"] + ["--data", f"emo-db={marked['good']}"]) == 0
     summary = json.loads((Path(marked["base"][3]) / "emodb" / "run_summary.json").read_text())
     assert summary["dataset"] == "emodb" and summary["notebooks"][0]["params"]["dataset"] == "emodb"
+
+
+def test_other_corpora_injected_only_where_declared(marked, monkeypatch, tmp_path):
+    """A notebook declaring ``corpora`` gets the run's other corpora ({name: root}); the others do not."""
+    make_notebook(tmp_path / "nbs" / "g.ipynb", "print(corpora)", params=PARAMS + "corpora = None\n")
+    other = str(toy_root(tmp_path / "other"))
+    jobs = []
+    monkeypatch.setattr(runner.suite, "execute_all", lambda js, workers: jobs.extend(js) or {
+        Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0} for j in js})
+    assert run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", f"toyb={other}"]) == 0
+    params = {(j["params"]["dataset"], Path(j["notebook"]).stem): j["params"] for j in jobs}
+    assert params["toy", "g"]["corpora"] == {"toyb": other} and params["toyb", "g"]["corpora"] == {
+        "toy": marked["good"]}
+    assert "corpora" not in params["toy", "f"] and "corpora" not in params["toyb", "f"]
+    assert run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", "--param", "corpora={}"]) == 2

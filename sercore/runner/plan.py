@@ -16,7 +16,8 @@ from pathlib import Path
 SIZES = ("default", "small", "tiny")
 OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs", "budget", "precision", "engine",
                    "ray_address")
-RESERVED_PARAMS = ("dataset", "output_dir")
+RESERVED_PARAMS = ("dataset", "output_dir", "corpora")
+CORPORA_PARAM = "corpora"  # injected only into notebooks that declare it: the run's other corpora {name: root}
 NO_ROOT = "default"  # the generated corpus: the only one that needs no data root
 
 
@@ -179,17 +180,38 @@ def is_up_to_date(output_dir: Path, stem: str, fp: str) -> bool:
                 and (Path(output_dir) / f"{stem}.ipynb").exists())
 
 
+def declared_parameters(notebook: str | Path) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters`` (Python source); empty when it has none.
+
+    Read with ``ast`` rather than ``papermill.inspect_notebook``, which needs a kernel name in the notebook.
+    """
+    import ast
+
+    import nbformat
+
+    names = set()
+    for cell in nbformat.read(str(notebook), as_version=4).cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def plan_jobs(notebooks: list[Path], out_root: Path, param_args: dict, *, blocked_by: str | None, force: bool,
-              job_options: dict, say=print) -> tuple[list[dict], dict]:
+              job_options: dict, say=print, others: dict | None = None) -> tuple[list[dict], dict]:
     """Split notebooks into jobs to execute and records of skipped (up to date) or blocked ones.
 
-    ``blocked_by``: the failed step that blocks every notebook of this corpus, or None.
+    ``blocked_by``: the failed step that blocks every notebook of this corpus, or None. ``others``: the run's
+    other corpora ``{name: root}``, injected as ``corpora`` into the notebooks that declare that parameter.
     """
     sercore_hash = source_hash()
     jobs, records = [], {}
     for nb in notebooks:
         out = out_root / nb.stem
         params = notebook_params(out, **param_args)
+        if CORPORA_PARAM in declared_parameters(nb):
+            params[CORPORA_PARAM] = dict(others or {})
         fp = fingerprint(nb, params, sercore_hash)
         if blocked_by:
             records[nb.stem] = {"notebook": nb.stem, "status": "blocked", "seconds": None,

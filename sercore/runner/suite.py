@@ -45,7 +45,8 @@ def run_corpora(notebooks_dir: str | Path, results_dir: str | Path, corpora: lis
         loaded = [corpus_mod.corpus_step(c, size=size, strict=strict) for c in corpora]  # before any notebook
         kernel = ensure_kernel()
         for c, (step, bad) in zip(corpora, loaded):
-            summaries.append(_run_one(notebooks, results_root / c.name, c, step, bad, extra, options,
+            others = {o.name: o.root for o in corpora if o.name != c.name}
+            summaries.append(_run_one(notebooks, results_root / c.name, c, step, bad, extra, options, others,
                                       kernel=kernel, progress_bar=progress_bar, timeout=timeout))
     page = write_benchmark_page(results_root)
     say(f"benchmark page: {page}")
@@ -53,8 +54,9 @@ def run_corpora(notebooks_dir: str | Path, results_dir: str | Path, corpora: lis
 
 
 def _run_one(notebooks, out_root: Path, c: Corpus, step: dict, loader_bad: list[dict], extra: dict,
-             options: dict, *, kernel: str, progress_bar: bool, timeout) -> dict:
-    """The notebooks of one corpus, then its bad-file report, summary and index page."""
+             options: dict, others: dict, *, kernel: str, progress_bar: bool, timeout) -> dict:
+    """The notebooks of one corpus (``others``: the run's other corpora, for notebooks that take
+    ``corpora``), then its bad-file report, summary and index page."""
     out_root.mkdir(parents=True, exist_ok=True)
     started, t0 = now(), time.perf_counter()
     param_args = dict(dataset=c.name, data_root=c.root, size=options["size"], quick=options["quick"],
@@ -62,7 +64,7 @@ def _run_one(notebooks, out_root: Path, c: Corpus, step: dict, loader_bad: list[
     jobs, records = plan_jobs(notebooks, out_root, param_args,
                               blocked_by="corpus" if step["status"] == "failed" else None, force=options["force"],
                               job_options={"kernel": kernel, "progress_bar": progress_bar, "timeout": timeout},
-                              say=say)
+                              say=say, others=others)
     records.update(execute_all(jobs, options["workers"]))
     ordered = [records[nb.stem] for nb in notebooks]
     bad = corpus_mod.collect_bad_files(out_root, loader_bad)
