@@ -15,6 +15,8 @@ FT = FinetuneConfig(max_epochs=2)
 FRACTIONS = (0.25, 0.5)
 
 
+KINDS = {"fixed": {"view": "fixed", "encoder": "mlp"}, "seq": {"view": "seq", "encoder": "mel"}}
+
 def make_corpus(name, seed, sessions=4, per_emotion=2):
     """A manifest (sessions × 2 speakers × 6 emotions, utt_ids that repeat across corpora, own paths) and two
     views of one class signal shared by all corpora (same dimensions, as one extractor gives)."""
@@ -31,8 +33,9 @@ def make_corpus(name, seed, sessions=4, per_emotion=2):
     lengths = rng.integers(4, 10, size=len(manifest))
     mix = np.random.default_rng(97).normal(size=(4, 6))
     frames = np.concatenate([latent[i] @ mix + rng.normal(size=(n, 6)) for i, n in enumerate(lengths)])
-    features = {"fixed": FeatureSet(manifest["utt_id"], fixed.astype(np.float32)),
-                "seq": FeatureSet(manifest["utt_id"], frames.astype(np.float16), lengths)}
+    features = {"fixed": FeatureSet(manifest["utt_id"], fixed.astype(np.float32), meta=KINDS["fixed"]),
+                "seq": FeatureSet(manifest["utt_id"], frames.astype(np.float16), lengths,
+                                  meta=KINDS["seq"])}
     return manifest, features
 
 
@@ -45,7 +48,7 @@ def pooled(corpora: dict):
         ids = [f"{n}/{u}" for n, fs in parts for u in fs.ids]
         data = np.concatenate([np.asarray(fs.data) for _, fs in parts])
         lengths = None if parts[0][1].lengths is None else np.concatenate([fs.lengths for _, fs in parts])
-        features[view] = FeatureSet(ids, data, lengths)
+        features[view] = FeatureSet(ids, data, lengths, meta=KINDS[view])
     return pool, features
 
 
@@ -163,7 +166,7 @@ def test_grid_has_every_condition_fraction_view_and_repeats(setting, tmp_path):
 def test_views_must_match_the_target(setting):
     manifest, task, splits, features, pool, pool_features = setting
     wrong = dict(pool_features, fixed=FeatureSet(pool_features["fixed"].ids,
-                                                 np.zeros((len(pool), 3), np.float32)))
+                                                 np.zeros((len(pool), 3), np.float32), meta=KINDS["fixed"]))
     with pytest.raises(ValueError, match="view 'fixed'"):
         cross_corpus_grid(manifest, task, splits, features, pool=pool, pool_features=wrong, fractions=FRACTIONS,
                           repetitions=1, folds=[0], pretrain_config=PRE, finetune_config=FT)
