@@ -199,8 +199,10 @@ def test_every_registered_corpus_is_documented():
     names = available_datasets()
     assert set(EXPECTED) <= set(names)
     text = DOC.read_text(encoding="utf-8")
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
     for name in names:
         assert f"`{name}`" in text, f"docs/corpora.md does not list {name}"
+        assert f"| `{name}` |" in readme, f"the README's corpus table does not list {name}"
         assert dataset_info(name).layout
 
 

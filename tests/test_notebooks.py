@@ -118,16 +118,36 @@ def test_index_links_every_figure_and_notebook(results):
     assert summary["ok"] and not summary["failed"]
 
 
-def test_run_all_on_a_corpus_folder_of_the_official_layout(tmp_path):
-    """`run_all.py --dataset emodb --data-root PATH` on an EmoDB folder (real file naming, synthetic speech)."""
+def _two_speaker_csv(folder: Path, manifest) -> Path:
+    """A user's own corpus as the README describes it: two speakers, the four documented columns only, audio
+    copied beside the CSV and named by relative paths."""
+    import shutil
+
+    (folder / "audio").mkdir(parents=True)
+    keep = manifest[manifest["speaker"].isin(sorted(manifest["speaker"].unique())[:2])]
+    rows = []
+    for row in keep.itertuples():
+        shutil.copy(row.path, folder / "audio" / f"{row.utt_id}.wav")
+        rows.append({"utt_id": row.utt_id, "path": f"audio/{row.utt_id}.wav", "speaker": row.speaker,
+                     "emotion": row.emotion})
+    pd.DataFrame(rows).to_csv(folder / "mine.csv", index=False)
+    return folder / "mine.csv"
+
+
+def test_run_all_on_three_corpora_official_layout_and_a_two_speaker_csv(tmp_path):
+    """`run_all.py --data` over the tiny default corpus, an EmoDB folder (real file naming, synthetic speech)
+    and a two-speaker CSV with the README's four columns: notebooks 00, 01, 03 and 09, then the page."""
     from fixtures_corpora import emodb_from_corpus
     from sercore.data.synth import load_default_corpus
 
-    root = emodb_from_corpus(tmp_path / "emodb", load_default_corpus(size="tiny"))
-    proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--dataset", "emodb", "--data-root", str(root),
-                           "--quick", "--offline", "--results", str(tmp_path / "res"), "--notebooks",
-                           "00_dataset_overview", "03_sparse_labels"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=1200)
+    tiny = load_default_corpus(size="tiny")
+    root = emodb_from_corpus(tmp_path / "emodb", tiny)
+    csv = _two_speaker_csv(tmp_path / "mine", tiny)
+    proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--data", "default", f"emodb={root}",
+                           f"csv={csv}", "--size", "tiny", "--quick", "--offline", "--views", "egemaps", "mel",
+                           "--results", str(tmp_path / "res"), "--notebooks", "00_dataset_overview",
+                           "01_speaker_clusters", "03_sparse_labels", "09_cross_corpus"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     out = tmp_path / "res" / "emodb"
     counts = pd.read_csv(out / "00_dataset_overview" / "counts.csv", dtype={"speaker": str}).set_index("speaker")
@@ -140,6 +160,12 @@ def test_run_all_on_a_corpus_folder_of_the_official_layout(tmp_path):
     runs = pd.read_csv(out / "03_sparse_labels" / "sparse_label_runs.csv")
     assert _between(runs["test_uar"]) and json.loads((out / "03_sparse_labels" / "params.json").read_text())[
         "params"]["dataset"] == "emodb"
+    mine = json.loads((tmp_path / "res" / "csv" / "03_sparse_labels" / "params.json").read_text())
+    assert mine["speaker_dependent_val"] is True and "leave-one-speaker-out" in mine["folds_scheme"]
+    cross = pd.read_csv(out / "09_cross_corpus" / "cross_corpus_runs.csv")
+    assert {"target", "none", "default", "csv", "all-but-target"} <= set(cross["pretrain_data"])
+    page = (tmp_path / "res" / "index.html").read_text()
+    assert all(name in page for name in ("default", "emodb", "csv"))
 
 
 # ---- the notebooks' shape ------------------------------------------------------------------------------------
