@@ -24,6 +24,7 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
+from sercore.config import usable_cores
 from sercore.experiment import configs, prepare
 from sercore.precision import EMULATE_ENV, bf16_support
 from sercore.protocols import sparse_label_grid
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.10, 0.25])
     parser.add_argument("--epochs", type=int, default=10, help="pre-training epochs (patience: a third)")
     parser.add_argument("--ft-epochs", type=int, default=20, help="fine-tuning epochs (patience: a fifth)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=usable_cores())
     parser.add_argument("--smoke", action="store_true", help="2 seeds, 1 fraction, 1 + 2 epochs")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import resource
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 from torch.func import vmap
 
+from sercore.config import usable_cores
 from sercore.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, sparse_subset
@@ -205,9 +205,9 @@ def part_grid(args, manifest, lengths, frames, functionals) -> None:
     print(f"  sequential loop, torch {default_threads} threads: {seq_default:7.1f} s")
     print(f"  sequential loop, torch 1 thread:  {seq_one:7.1f} s")
     print(f"  process pool, {args.workers} workers x 1 thread: {par:7.1f} s")
-    ceiling = seq_default / (seq_one / (os.cpu_count() or 1))
+    ceiling = seq_default / (seq_one / usable_cores())
     print(f"sparse-grid speed-up: {seq_default / par:.2f}x vs the default loop, {seq_one / par:.2f}x vs the "
-          f"1-thread loop (target >= 2x; the same work spread perfectly over the {os.cpu_count()} cores of this "
+          f"1-thread loop (target >= 2x; the same work spread perfectly over the {usable_cores()} cores of this "
           f"machine would reach {ceiling:.2f}x vs the default loop)")
 
 
@@ -326,7 +326,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=640, help="utterances")
     parser.add_argument("--epochs", type=int, default=2, help="pre-training epochs timed (after one warm-up)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the pre-training part")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workers", type=int, default=usable_cores())
     parser.add_argument("--reps", type=int, default=3, help="repetitions per fraction in the grid")
     parser.add_argument("--ft-epochs", type=int, default=10)
     parser.add_argument("--corpus", choices=["tiny", "small", "default"], default=None,
@@ -340,7 +340,7 @@ def main(argv=None) -> None:
     data = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)
     manifest, lengths, frames, functionals = data
     source = f"mel features of the default corpus ({args.corpus})" if args.corpus else "random mel-like features"
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {len(manifest)} utterances ({source}), "
+    print(f"torch {torch.__version__}, {usable_cores()} CPU cores, {len(manifest)} utterances ({source}), "
           f"pre-training with {args.threads} torch thread(s)")
     if args.part in ("all", "pretrain"):
         with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:

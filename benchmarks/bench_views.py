@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile as sf
 
+from sercore.config import usable_cores
 from sercore.cache import extract_features
 from sercore.data import load_dataset
 from sercore.views import get_view
@@ -179,7 +180,7 @@ def main(argv=None) -> None:
     if args.limit:
         manifest = manifest.iloc[:args.limit]
     audio_s = sum(sf.info(p).duration for p in manifest["path"])
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     load = os.getloadavg()[0]
     print(f"{args.dataset} ({args.size}): {len(manifest)} utterances, {audio_s / 60:.1f} min of audio; "
           f"{cores} usable cores (load average {load:.1f}), workers={args.workers}, fastest of {args.repeat}",

@@ -17,9 +17,6 @@ Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--devic
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import resource
 import sys
 import tempfile
 import time
@@ -28,6 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pretrain import in_child  # noqa: E402  (the same child runner: result + peak RSS growth)
+from sercore.config import usable_cores  # noqa: E402
 
 SOURCE = "random:wav2vec2_base"
 SR = 16000
@@ -50,27 +51,6 @@ def make_audio(folder: Path, minutes: float, seed: int = 0, max_seconds: float =
                      "emotion": emotions[int(rng.integers(4))], "seconds": seconds})
         total, i = total + seconds, i + 1
     return pd.DataFrame(rows)
-
-
-def in_child(fn, *args):
-    """``fn(*args)`` in a forked process → (result, peak RSS growth in MiB); torch runs only in children."""
-    def target(queue):
-        start = _rss_mib()
-        result = fn(*args)
-        queue.put((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start))
-
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(queue,))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
 def plain_extraction(manifest: pd.DataFrame, threads: int, device: str) -> float:
@@ -138,7 +118,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="minutes of synthetic audio (real run: 30)")
     parser.add_argument("--epochs", type=int, default=2, help="pre-training epochs timed (after one warm-up)")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--part", choices=["all", "extract", "pretrain"], default="all")

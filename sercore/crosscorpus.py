@@ -13,7 +13,7 @@ encoders keep the z-statistics of the data they were pre-trained on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
+from sercore.config import usable_cores
+
 KERNEL_NAME = "python3"
 _REPO = Path(__file__).resolve().parents[2]  # the folder holding the sercore package
 
@@ -86,7 +88,7 @@ def run_environment(*, offline: bool, workers: int):
     if offline:
         updates.update(SERCORE_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
-        updates["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        updates["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
     saved = {key: os.environ.get(key) for key in updates}
     os.environ.update(updates)
     try:

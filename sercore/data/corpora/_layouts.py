@@ -36,6 +36,24 @@ def match_name(pattern: re.Pattern, path: Path, bad: BadFiles, example: str) -> 
     return m
 
 
+def named_audio(folder: Path, pattern: re.Pattern, bad: BadFiles, example: str, suffixes=(".wav",)):
+    """``(path, match)`` for each audio file under ``folder`` whose stem matches ``pattern``; the others go to
+    ``bad`` naming the expected form (``example``)."""
+    for path in walk_audio(folder, suffixes):
+        m = match_name(pattern, path, bad, example)
+        if m is not None:
+            yield path, m
+
+
+def folder_agrees(path: Path, code: str, folders: Mapping[str, str], bad: BadFiles) -> bool:
+    """False (and ``path`` reported) when the file lies in an emotion folder whose code is not ``code``."""
+    folder = folders.get(path.parent.name.lower())
+    if folder is not None and folder != code:
+        bad.add(path, f"emotion letter {code} but lies in folder {path.parent.name}")
+        return False
+    return True
+
+
 def lookup(code: str, mapping: Mapping[str, str], path: Path, bad: BadFiles, what: str = "emotion") -> str | None:
     """``mapping[code]``; an unknown code goes to ``bad`` with the known ones."""
     if code in mapping:

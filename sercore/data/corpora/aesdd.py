@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, folder_agrees, lookup, named_audio
 
 LAYOUT = "<root>/<anger|disgust|fear|happiness|sadness>/a01 (1).wav (emotion letter, utterance, (speaker))"
 EMOTIONS = {"a": "ang", "d": "dis", "f": "fea", "h": "hap", "s": "sad"}
@@ -34,14 +34,9 @@ def load_aesdd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.
     bad = BadFiles("aesdd", on_error)
     root = corpus_root(root, "aesdd", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "a01 (1).wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "a01 (1).wav"):
         code, number, speaker, take = m.groups()
-        folder = FOLDERS.get(path.parent.name.lower())
-        if folder is not None and folder != code:
-            bad.add(path, f"emotion letter {code} but lies in folder {path.parent.name}")
+        if not folder_agrees(path, code, FOLDERS, bad):
             continue
         emotion = lookup(code, EMOTIONS, path, bad)
         if emotion is not None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/<Émotion>/<Faible|Fort>/01-C-1-1.wav (actor-emotion-intensity-sentence; .wav or .aiff)"
 EMOTIONS = {"C": "ang", "D": "dis", "J": "hap", "N": "neu", "P": "fea", "S": "sur", "T": "sad"}
@@ -31,10 +31,7 @@ def load_cafe(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.D
     bad = BadFiles("cafe", on_error)
     root = corpus_root(root, "cafe", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root, (".wav", ".aiff", ".aif")):
-        m = match_name(_NAME, path, bad, "01-C-1-1.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "01-C-1-1.wav", (".wav", ".aiff", ".aif")):
         actor, code, intensity, sentence = m.groups()
         if intensity is None and code != "N":
             bad.add(path, "no intensity field; only neutral files may lack it (AA-E-I-S)")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/<f1..f3|m1..m3>/dis-f1-b1.wav (<emotion>-<actor>-<sentence>.wav)"
 EMOTIONS = {"dis": "dis", "gio": "hap", "neu": "neu", "pau": "fea", "rab": "ang", "sor": "sur", "tri": "sad"}
@@ -33,10 +33,7 @@ def load_emovo(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.
     bad = BadFiles("emovo", on_error)
     root = corpus_root(root, "emovo", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "dis-f1-b1.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "dis-f1-b1.wav"):
         code, actor, sentence = m.groups()
         if _ACTOR.match(path.parent.name) and path.parent.name != actor:
             bad.add(path, f"names actor {actor} but lies in folder {path.parent.name}")

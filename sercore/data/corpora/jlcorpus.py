@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = ("<root>/Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female1_angry_1a_1.wav "
           "(speaker_emotion_sentence_take)")
@@ -36,10 +36,7 @@ def load_jlcorpus(root, *, on_error: str = "skip", check_audio: bool = True) -> 
     root = corpus_root(root, "jlcorpus", LAYOUT)
     raw = root.joinpath(*RAW)
     rows = Rows(bad)
-    for path in walk_audio(raw if raw.is_dir() else root):
-        m = match_name(_NAME, path, bad, "female1_angry_1a_1.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(raw if raw.is_dir() else root, _NAME, bad, "female1_angry_1a_1.wav"):
         speaker, female, code = m[1], m[2], m[3]
         emotion = lookup(code, EMOTIONS, path, bad)
         if emotion is not None:

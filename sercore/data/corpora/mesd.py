@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/Anger_C_A_abajo.wav (emotion_voice_corpus_word; voice F/M adult, C child)"
 EMOTIONS = {"Anger": "ang", "Disgust": "dis", "Fear": "fea", "Happiness": "hap", "Neutral": "neu",
@@ -34,10 +34,7 @@ def load_mesd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.D
     bad = BadFiles("mesd", on_error)
     root = corpus_root(root, "mesd", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "Anger_C_A_abajo.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "Anger_C_A_abajo.wav"):
         code, voice, _, word = m.groups()
         emotion = lookup(code.capitalize(), EMOTIONS, path, bad)
         if emotion is not None:

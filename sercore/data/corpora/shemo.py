@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/<female|male>/F01A01.wav (gender, speaker, emotion letter, utterance)"
 EMOTIONS = {"A": "ang", "F": "fea", "H": "hap", "N": "neu", "S": "sad", "W": "sur"}
@@ -30,10 +30,7 @@ def load_shemo(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.
     bad = BadFiles("shemo", on_error)
     root = corpus_root(root, "shemo", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "F01A01.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "F01A01.wav"):
         gender, number, code, _ = m.groups()
         folder = _FOLDERS.get(path.parent.name.lower())
         if folder is not None and folder != gender:

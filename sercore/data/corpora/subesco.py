@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/F_01_OISHI_S_1_ANGRY_1.wav (gender_number_NAME_S_sentence_EMOTION_take)"
 EMOTIONS = {"ANGRY": "ang", "DISGUST": "dis", "FEAR": "fea", "HAPPY": "hap", "NEUTRAL": "neu", "SAD": "sad",
@@ -33,10 +33,7 @@ def load_subesco(root, *, on_error: str = "skip", check_audio: bool = True) -> p
     bad = BadFiles("subesco", on_error)
     root = corpus_root(root, "subesco", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "F_01_OISHI_S_1_ANGRY_1.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "F_01_OISHI_S_1_ANGRY_1.wav"):
         gender, number, name, sentence, code, take = m.groups()
         emotion = lookup(code, EMOTIONS, path, bad)
         if emotion is not None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, lookup, named_audio
 
 LAYOUT = "<root>/**/OAF_back_angry.wav (<OAF|YAF>_<word>_<emotion>.wav, any folders)"
 EMOTIONS = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "neutral": "neu", "ps": "sur",
@@ -37,10 +37,7 @@ def load_tess(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.D
     bad = BadFiles("tess", on_error)
     root = corpus_root(root, "tess", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "OAF_back_angry.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "OAF_back_angry.wav"):
         emotion = lookup(m[3].lower(), EMOTIONS, path, bad)
         if emotion is None:
             continue

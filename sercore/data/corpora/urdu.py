@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..registry import BadFiles, register_dataset
 from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, match_name, walk_audio
+from ._layouts import Rows, folder_agrees, lookup, named_audio
 
 LAYOUT = "<root>/<Angry|Happy|Neutral|Sad>/SM1_F1_A01.wav (speaker code, file number, emotion letter)"
 EMOTIONS = {"A": "ang", "H": "hap", "N": "neu", "S": "sad"}
@@ -33,14 +33,9 @@ def load_urdu(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.D
     bad = BadFiles("urdu", on_error)
     root = corpus_root(root, "urdu", LAYOUT)
     rows = Rows(bad)
-    for path in walk_audio(root):
-        m = match_name(_NAME, path, bad, "SM1_F1_A01.wav")
-        if m is None:
-            continue
+    for path, m in named_audio(root, _NAME, bad, "SM1_F1_A01.wav"):
         speaker, gender, code = m.groups()
-        folder = FOLDERS.get(path.parent.name.lower())
-        if folder is not None and folder != code:
-            bad.add(path, f"emotion letter {code} but lies in folder {path.parent.name}")
+        if not folder_agrees(path, code, FOLDERS, bad):
             continue
         emotion = lookup(code, EMOTIONS, path, bad)
         if emotion is not None:
