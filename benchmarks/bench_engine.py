@@ -69,7 +69,8 @@ def main(argv=None) -> None:
         args.n, args.reps, args.ft_epochs = 160, 1, 2
     manifest, lengths, frames, functionals = make_corpus(args.n)
     ids = manifest["utt_id"].tolist()
-    features = {"mel": FeatureSet(ids, frames, lengths), "egemaps": FeatureSet(ids, functionals)}
+    features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
+                "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
     task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
     data = (manifest, task, make_splits(manifest), features)
     n_runs = len(FRACTIONS) * args.reps * 2 * 2

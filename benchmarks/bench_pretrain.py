@@ -92,7 +92,7 @@ def load_corpus(size: str, n: int, seed: int = 0):
 def write_featureset(folder: Path, ids, frames: np.ndarray, lengths) -> FeatureSet:
     """Store frames back to back as float16 ``.npy`` and reopen it memory-mapped (as the feature cache does)."""
     np.save(folder / "data.npy", frames)
-    return FeatureSet(ids, np.load(folder / "data.npy", mmap_mode="r"), lengths, meta={"view": "mel"})
+    return FeatureSet(ids, np.load(folder / "data.npy", mmap_mode="r"), lengths, meta={"view": "mel", "encoder": "mel"})
 
 
 class PaddedFiles:
@@ -126,16 +126,22 @@ def in_child(fn, *args):
     """Run ``fn(*args)`` in a forked process; returns its result plus its peak RSS growth in MiB."""
     def target(queue):
         start = _rss_mib()
-        result = fn(*args)
+        try:
+            result = fn(*args)
+        except BaseException as err:  # the parent must not wait forever on a child that failed
+            queue.put((None, f"{type(err).__name__}: {err}"))
+            raise
         queue.put((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start))
 
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(queue,))
     proc.start()
-    result = queue.get()
+    result, memory = queue.get()
     proc.join()
-    return result
+    if isinstance(memory, str):
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in the child process: {memory}")
+    return result, memory
 
 
 def _rss_mib() -> float:
@@ -268,7 +274,7 @@ class ConvMelEncoder(nn.Module):
                 h = self.pool(h)
                 lens = torch.div(lens + self.pool_size - 1, self.pool_size, rounding_mode="floor")
                 mask = torch.arange(h.shape[-1], device=x.device)[None, :] < lens[:, None]
-        return masked_mean(h, mask)
+        return masked_mean(h.transpose(1, 2), mask)
 
 
 def precision_arm(features, data, baseline: bool, precision: str, args, threads: int) -> tuple[float, float, str]:
@@ -301,7 +307,8 @@ def part_precision(args, manifest, lengths, frames, functionals) -> None:
     from sercore.data import make_splits
 
     ids = manifest["utt_id"].tolist()
-    features = {"mel": FeatureSet(ids, frames, lengths), "egemaps": FeatureSet(ids, functionals)}
+    features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
+                "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
     task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
     data = fold_data(manifest, task, make_splits(manifest), 0)
     threads = args.threads
