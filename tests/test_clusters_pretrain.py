@@ -256,13 +256,18 @@ def _corpus_for_evaluation():
     return manifest, make_splits(manifest), features
 
 
+def evaluation_configs(epochs: int) -> dict:
+    """Tiny configs of paper B's evaluation (cluster pre-training, fine-tuning, Pairwise-CL, pseudo-labels)."""
+    return {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, epochs=epochs, out_dim=16,
+                                              proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
+            "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
+            "pairwise": PretrainConfig(max_epochs=epochs, batch_size=32, proj_hidden=16, proj_dim=16),
+            "pseudo": {"k": 3}}
+
+
 def test_evaluation_table_and_leakage_guard():
     manifest, splits, features = _corpus_for_evaluation()
-    configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, epochs=2, out_dim=16,
-                                                 proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
-               "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
-               "pairwise": PretrainConfig(max_epochs=2, batch_size=32, proj_hidden=16, proj_dim=16),
-               "pseudo": {"k": 3}}
+    configs = evaluation_configs(epochs=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = evaluate_cluster_pretraining(manifest, manifest, splits, features, encoder_view="egemaps",

@@ -8,6 +8,7 @@ from sercore.crosscorpus import (NONE, TARGET, UNION, check_excludes_target, cro
 from sercore.data import LeakageError, make_splits
 from sercore.featureset import FeatureSet
 from sercore.train import FinetuneConfig, PretrainConfig
+from tiny_models import record_pretraining
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
@@ -16,6 +17,7 @@ FRACTIONS = (0.25, 0.5)
 
 
 KINDS = {"fixed": {"view": "fixed", "encoder": "mlp"}, "seq": {"view": "seq", "encoder": "mel"}}
+
 
 def make_corpus(name, seed, sessions=4, per_emotion=2):
     """A manifest (sessions × 2 speakers × 6 emotions, utt_ids that repeat across corpora, own paths) and two
@@ -64,15 +66,7 @@ def setting():
 @pytest.fixture
 def spy(monkeypatch):
     """Record the ids every source pre-training receives (and still run it)."""
-    calls = []
-    real = cc.pretrain_pairwise
-
-    def recording(features, train_ids, val_ids, **kw):
-        calls.append((list(train_ids), list(val_ids)))
-        return real(features, train_ids, val_ids, **kw)
-
-    monkeypatch.setattr(cc, "pretrain_pairwise", recording)
-    return calls
+    return record_pretraining(monkeypatch, cc)
 
 
 def grid(setting, **kw):

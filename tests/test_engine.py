@@ -282,15 +282,10 @@ def test_ray_gives_the_same_sparse_grid_as_local(corpus, local_ray, cached):
 
 def test_ray_gives_the_same_cluster_evaluation_as_local(local_ray):
     from sercore.clusters.evaluate import evaluate_cluster_pretraining
-    from sercore.clusters.pretrain import ClusterPretrainConfig
-    from test_clusters_pretrain import _corpus_for_evaluation
+    from test_clusters_pretrain import _corpus_for_evaluation, evaluation_configs
 
     manifest, splits, features = _corpus_for_evaluation()
-    configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, epochs=1, out_dim=16,
-                                                 proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
-               "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
-               "pairwise": PretrainConfig(max_epochs=1, batch_size=32, proj_hidden=16, proj_dim=16),
-               "pseudo": {"k": 3}}
+    configs = evaluation_configs(epochs=1)
     kw = dict(encoder_view="egemaps", fractions=(1.0, 0.5), variants=("contrastive",), configs=configs, folds=[0])
     local = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine=LocalEngine(2), **kw)
     on_ray = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine="ray", **kw)

@@ -9,6 +9,7 @@ from sercore.models.encoders import MelEncoder, count_parameters
 from sercore.protocols import (RESULT_COLUMNS, fold_data, parameter_counts, run_jobs, sparse_label_grid,
                                sparse_subset, target_vs_ood, temperature_grid)
 from sercore.train import FinetuneConfig, PretrainConfig, supervised_baseline
+from tiny_models import record_pretraining
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]  # 4 targets + 2 out-of-distribution
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
@@ -42,15 +43,7 @@ def corpus():
 @pytest.fixture
 def spy(monkeypatch):
     """Record the ids every pre-training run receives (and still run it)."""
-    calls = []
-    real = protocols.pretrain_pairwise
-
-    def recording(features, train_ids, val_ids, **kw):
-        calls.append((list(train_ids), list(val_ids)))
-        return real(features, train_ids, val_ids, **kw)
-
-    monkeypatch.setattr(protocols, "pretrain_pairwise", recording)
-    return calls
+    return record_pretraining(monkeypatch, protocols)
 
 
 def _check_no_test_data(calls, splits, fold):

@@ -94,3 +94,16 @@ def make_tiny_ecapa(folder: str | Path, *, lin_neurons: int = 192, channels: int
     # InputNormalization has its own save format (running statistics); use it.
     hparams["mean_var_norm_emb"]._save(folder / "mean_var_norm_emb.ckpt")
     return folder
+
+
+def record_pretraining(monkeypatch, module) -> list:
+    """Patch ``module.pretrain_pairwise`` to record the ``(train_ids, val_ids)`` of every call (and still run it)."""
+    calls = []
+    real = module.pretrain_pairwise
+
+    def recording(features, train_ids, val_ids, **kw):
+        calls.append((list(train_ids), list(val_ids)))
+        return real(features, train_ids, val_ids, **kw)
+
+    monkeypatch.setattr(module, "pretrain_pairwise", recording)
+    return calls
