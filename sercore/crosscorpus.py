@@ -24,7 +24,7 @@ from .data.splits import LeakageError
 from .engine import as_engine
 from .engine.jobs import Job, PretrainJob
 from .featureset import FeatureSet
-from .protocols import _folds, _run_rows, _sparse_jobs, fold_data, result_table
+from .protocols import _folds, _sparse_jobs, run_rows, fold_data, result_table
 from .train import FinetuneConfig, PretrainConfig, pretrain_pairwise
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"
@@ -199,10 +199,11 @@ def cross_corpus_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     trained = engine.run(jobs, shared)
     by_source = dict(zip(pools, trained[len(datas):]))
     finetune = []
-    for data, target_encoders in zip(datas, trained):
+    for data, target in zip(datas, trained):  # a PretrainJob gives the whole PretrainResult
+        target_encoders = target.encoders
         finetune += _sparse_jobs(data, {TARGET: target_encoders, **by_source}, views, fractions, repetitions,
                                  finetune_config, device, True)
-    return result_table(_run_rows(engine, finetune, features), ["fraction", "frozen", "pretrain_data"])
+    return result_table(run_rows(engine, finetune, features), ["fraction", "frozen", "pretrain_data"])
 
 
 def pretrain_order(results: pd.DataFrame) -> list[str]:

@@ -51,6 +51,7 @@ class Experiment:
     unavailable: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
     settings: RunSettings | None = None  # set by setup()
+    histories: dict = field(default_factory=dict)  # learning curves of the last grid (see grid())
 
     @property
     def views(self) -> list[str]:
@@ -100,9 +101,26 @@ class Experiment:
         return Image(str(self.output_dir / f"{name}.png"))
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
-        """A grid of ``sercore.protocols`` on this experiment's data and folds with the run settings."""
+        """A grid of ``sercore.protocols`` on this experiment's data and folds with the run settings; its learning
+        curves (when the protocol keeps them) replace ``histories``."""
+        if "histories" in inspect.signature(protocol).parameters:
+            self.histories = kwargs.setdefault("histories", {})
         return protocol(self.manifest, self.task, self.splits, self.features, folds=self.folds,
                         **self._settings().grid, **kwargs)
+
+    def learning_curves(self, name: str = "learning_curves", **caption):
+        """The last grid's learning curves (pre-training losses, fine-tuning validation UAR per condition) as
+        ``<name>.png/.pdf`` and their best epochs as ``<name>_best``; returns the PNG for display."""
+        from IPython.display import Image
+
+        from .analysis.figures import learning_curves
+
+        if not self.histories:
+            raise RuntimeError("no learning curves: run a grid with exp.grid(...) first")
+        kept = {k: h for k, h in self.histories.items() if len(h)}  # no pre-training: encoders were given
+        learning_curves(self.output_dir / name, caption=self.caption(**caption), pretrain=kept.get("pretrain"),
+                        finetune=kept.get("finetune"))
+        return Image(str(self.output_dir / f"{name}.png"))
 
     def representations(self, *, last_fold_only: bool = False) -> list:
         """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one

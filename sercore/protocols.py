@@ -23,10 +23,10 @@ import torch
 
 from .data.splits import LeakageError, split_ids
 from .engine import LocalEngine, as_engine
-from .engine.jobs import CallJob, FinetuneJob, PretrainJob
+from .engine.jobs import HISTORY, CallJob, FinetuneJob, PretrainJob
 from .featureset import FeatureSet
 from .models.encoders import EncoderClassifier, ProjectionHead, count_parameters
-from .train import FinetuneConfig, PretrainConfig, default_encoder, pretrain_pairwise
+from .train import FinetuneConfig, PretrainConfig, PretrainResult, default_encoder, pretrain_pairwise
 
 RESULT_COLUMNS = ["fold", "view", "condition", "repetition", "seed", "val_uar", "val_wa", "test_uar", "test_wa"]
 PRETRAINED, SUPERVISED = "pairwise-cl", "supervised"
@@ -108,9 +108,23 @@ def run_jobs(fn: Callable, jobs: Sequence, shared=None, *, workers: int = 1, dev
     return LocalEngine(workers, backend=backend).run([CallJob(fn, job) for job in jobs], shared)
 
 
-def _run_rows(engine, jobs: Sequence, features) -> list[dict]:
-    """Result rows of ``jobs`` in order, each with the ``node`` it ran on."""
-    return [dict(o.value, node=o.node) for o in as_engine(engine).map(jobs, features)]
+RUN_KEYS = ("fold", "view", "condition", "pretrain_data", "temperature", "frozen", "fraction", "repetition")
+
+
+def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) -> list[dict]:
+    """Result rows of ``jobs`` in order, each with the ``node`` it ran on. Fine-tuning rows' per-epoch validation
+    UAR goes to ``histories["finetune"]`` (when a dict is given): one row per run × epoch with ``RUN_KEYS``,
+    ``run``, ``epoch``, ``val_uar``."""
+    rows = [dict(o.value, node=o.node) for o in as_engine(engine).map(jobs, features)]
+    curves = [row.pop(HISTORY, None) for row in rows]
+    if histories is not None:
+        records = []
+        for row, curve in zip(rows, curves):
+            keys = {k: row[k] for k in RUN_KEYS if k in row}
+            run = " ".join(f"{k}={v}" for k, v in keys.items())
+            records += [dict(keys, run=run, epoch=e, val_uar=v) for e, v in enumerate(curve or [], start=1)]
+        histories["finetune"] = pd.DataFrame(records)
+    return rows
 
 
 def result_table(rows: list[dict], grid_cols: Sequence[str]) -> pd.DataFrame:
@@ -126,27 +140,38 @@ def _folds(splits: pd.DataFrame, folds) -> list[int]:
 
 
 def pretrain_fold(features: dict[str, FeatureSet], data: FoldData, config: PretrainConfig | None = None,
-                  device="cpu", pool: tuple[list, list] | None = None) -> dict:
+                  device="cpu", pool: tuple[list, list] | None = None, *, result: bool = False) -> dict:
     """Pairwise-CL encoders (view → module) of one fold, pre-trained on its pool (or ``pool`` = (train, val) ids,
-    which must come from the fold's pool)."""
+    which must come from the fold's pool); with ``result``, the whole ``PretrainResult`` (history, heads)."""
     train, val = pool if pool is not None else (data.pool_train, data.pool_val)
     outside = sorted(set(train) - set(data.pool_train)) + sorted(set(val) - set(data.pool_val))
     if outside:
         raise LeakageError(f"fold {data.fold}: {len(outside)} pre-training id(s) outside the fold's training/"
                            f"validation pool: {outside[:5]}")
-    return pretrain_pairwise(features, train, val, config=config or PretrainConfig(), device=device).encoders
+    trained = pretrain_pairwise(features, train, val, config=config or PretrainConfig(), device=device)
+    return trained if result else trained.encoders
 
 
 def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, device="cpu",
-                  workers: int = 1, engine=None) -> list[dict]:
-    """``pretrain_fold`` for each request (``data``, ``config``, optional ``pool``, ``views``) on ``engine``.
+                  workers: int = 1, engine=None, histories: dict | None = None) -> list[dict]:
+    """``pretrain_fold`` for each request (``data``, ``config``, optional ``pool``, ``views``, ``row``) on
+    ``engine``.
 
     The folds' pre-training runs are independent, so on CPU one process per core (one torch thread each) beats
     one process with several threads for these small encoders. ``engine``: a name or Engine (default: the
-    local engine with ``workers`` processes).
+    local engine with ``workers`` processes). ``histories`` (a dict) receives under ``"pretrain"`` the runs'
+    per-epoch losses (``fold``, the request's ``row`` columns, ``run``, ``epoch``, ``train_loss``, ``val_loss``).
     """
     jobs = [PretrainJob(r["data"], r["config"], device, r.get("pool"), r.get("views")) for r in requests]
-    return as_engine(engine, workers=workers).run(jobs, features)
+    results: list[PretrainResult] = as_engine(engine, workers=workers).run(jobs, features)
+    if histories is not None:
+        frames = []
+        for r, res in zip(requests, results):
+            keys = dict(fold=r["data"].fold, **r.get("row", {}))
+            run = " ".join(f"{k}={v}" for k, v in keys.items())
+            frames.append(res.history[["epoch", "train_loss", "val_loss"]].assign(**keys, run=run))
+        histories["pretrain"] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return [res.encoders for res in results]
 
 
 # ---- grids --------------------------------------------------------------------------------------------------
@@ -155,21 +180,23 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
                      temperatures: Sequence[float] = (0.1, 0.25, 0.5, 1.0), views: Sequence[str] | None = None,
                      folds: Sequence[int] | None = None, repetitions: int = 1,
                      pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
-                     device="cpu", workers: int = 1, label_col: str = "emotion", engine=None) -> pd.DataFrame:
+                     device="cpu", workers: int = 1, label_col: str = "emotion", engine=None,
+                     histories: dict | None = None) -> pd.DataFrame:
     """Tables 1/2/4: pre-train with each τ, fine-tune frozen and tuned with all labels, plus supervised rows.
 
     Pre-training runs once per fold × τ; fine-tuning (and the supervised baseline) is repeated ``repetitions``
     times with seeds ``finetune_config.seed + r`` (the paper: one run per fold).
     Grid columns ``temperature`` (NaN for supervised), ``frozen``; also ``best_epoch``, ``n_labels``, ``node``.
-    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes). ``histories``: a dict
+    that receives the learning curves (``pretrain_many``'s ``"pretrain"``, ``run_rows``' ``"finetune"``).
     """
     engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     views = list(views or features)
     datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
-    requests = [dict(data=data, config=replace(pretrain_config, temperature=tau))
+    requests = [dict(data=data, config=replace(pretrain_config, temperature=tau), row=dict(temperature=tau))
                 for data in datas for tau in temperatures]
-    pretrained = iter(pretrain_many(features, requests, device=device, engine=engine))
+    pretrained = iter(pretrain_many(features, requests, device=device, engine=engine, histories=histories))
     encoders = {(data.fold, tau): next(pretrained) for data in datas for tau in temperatures}
     jobs = []
     for data in datas:
@@ -186,7 +213,7 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
                         jobs.append(FinetuneJob(view, data, replace(config, frozen=frozen),
                                                 encoder=encoders[data.fold, tau][view], device=device,
                                                 row=dict(row, condition=PRETRAINED, temperature=tau, frozen=frozen)))
-    rows = _run_rows(engine, jobs, features)
+    rows = run_rows(engine, jobs, features, histories)
     return result_table(rows, ["temperature", "frozen"])
 
 
@@ -214,14 +241,15 @@ def sparse_label_grid(manifest, task, splits, features: dict[str, FeatureSet], *
                       views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
                       pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
                       device="cpu", workers: int = 1, label_col: str = "emotion",
-                      pretrained: dict | None = None, engine=None) -> pd.DataFrame:
+                      pretrained: dict | None = None, engine=None, histories: dict | None = None) -> pd.DataFrame:
     """Figure 3: per fold, pre-train once, then fine-tune on p% of each class (≥1) vs supervised from scratch.
 
     Repetition r of a fraction draws its labelled subset with seed ``finetune_config.seed + r`` (shared by both
     conditions and all views, so comparisons are paired). ``pretrained`` (fold → view → encoder, e.g. from the
     temperature grid) skips pre-training for the folds it has. Grid columns ``fraction``, ``frozen``,
     ``pretrain_data`` (``all``/``none``); also ``n_labels``, ``best_epoch``, ``node`` (where the run went).
-    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes). ``histories``: a dict
+    that receives the learning curves (``pretrain_many``'s ``"pretrain"``, ``run_rows``' ``"finetune"``).
     """
     engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
@@ -229,13 +257,13 @@ def sparse_label_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
     todo = [data for data in datas if not (pretrained or {}).get(data.fold)]
     trained = pretrain_many(features, [dict(data=d, config=pretrain_config) for d in todo], device=device,
-                            engine=engine)
+                            engine=engine, histories=histories)
     encoders_by_fold = {**(pretrained or {}), **{d.fold: enc for d, enc in zip(todo, trained)}}
     jobs = []
     for data in datas:
         jobs += _sparse_jobs(data, {"all": encoders_by_fold[data.fold]}, views, fractions, repetitions,
                              finetune_config, device, True)
-    rows = _run_rows(engine, jobs, features)
+    rows = run_rows(engine, jobs, features, histories)
     return result_table(rows, ["fraction", "frozen", "pretrain_data"])
 
 
@@ -244,10 +272,11 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
                   views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
                   pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
                   device="cpu", workers: int = 1, include_supervised: bool = False,
-                  label_col: str = "emotion", engine=None) -> pd.DataFrame:
+                  label_col: str = "emotion", engine=None, histories: dict | None = None) -> pd.DataFrame:
     """Figure 4: pre-train on the training groups' task (target-emotion) utterances vs the others (OOD), then
     fine-tune both with sparse labels. ``pretrain_data`` is ``target`` or ``ood`` (``none`` for supervised rows).
-    ``engine``: a name or Engine (default: the local engine with ``workers`` processes).
+    ``engine``: a name or Engine (default: the local engine with ``workers`` processes); ``histories`` as in
+    ``sparse_label_grid``.
     """
     engine = as_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
@@ -261,14 +290,15 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
             if not pool[0] or not pool[1]:
                 raise ValueError(f"fold {data.fold}: no {source} utterances to pre-train on "
                                  f"({len(pool[0])} train, {len(pool[1])} validation)")
-            requests.append(dict(data=data, config=pretrain_config, pool=pool, source=source))
-    trained = pretrain_many(features, requests, device=device, engine=engine)
+            requests.append(dict(data=data, config=pretrain_config, pool=pool, source=source,
+                                 row=dict(pretrain_data=source)))
+    trained = pretrain_many(features, requests, device=device, engine=engine, histories=histories)
     jobs = []
     for data in datas:
         encoders = {r["source"]: enc for r, enc in zip(requests, trained) if r["data"] is data}
         jobs += _sparse_jobs(data, encoders, views, fractions, repetitions, finetune_config, device,
                              include_supervised)
-    rows = _run_rows(engine, jobs, features)
+    rows = run_rows(engine, jobs, features, histories)
     return result_table(rows, ["fraction", "frozen", "pretrain_data"])
 
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,6 +92,23 @@ def test_sparse_label_grid_pairs_conditions_and_runs_in_parallel(corpus):
     parallel = sparse_label_grid(manifest, task, splits, features, workers=2, **kw)
     assert table["node"].nunique() == 1 and set(parallel["node"]).isdisjoint(table["node"])  # worker processes
     pd.testing.assert_frame_equal(table.drop(columns="node"), parallel.drop(columns="node"))
+
+
+def test_grids_keep_each_runs_learning_curve(corpus):
+    manifest, task, splits, features = corpus
+    histories = {}
+    table = temperature_grid(manifest, task, splits, features, temperatures=(0.1, 0.5), folds=[0],
+                             views=["fixed"], pretrain_config=replace(PRE, max_epochs=3),
+                             finetune_config=replace(FT, max_epochs=4), histories=histories)
+    pre, fine = histories["pretrain"], histories["finetune"]
+    assert pre.groupby("temperature")["epoch"].apply(list).to_dict() == {0.1: [1, 2, 3], 0.5: [1, 2, 3]}
+    assert pre[["train_loss", "val_loss"]].notna().all().all() and pre["run"].nunique() == 2
+    assert "_val_uar_history" not in table and fine["run"].nunique() == len(table) == 5
+    for (_, row), (_, curve) in zip(table.iterrows(), fine.groupby("run", sort=False)):
+        assert len(curve) == row["epochs_run"] == 4 and row["steps"] > 0
+        assert curve["condition"].iloc[0] == row["condition"] and curve["frozen"].iloc[0] == row["frozen"]
+        best = curve.loc[curve["epoch"] == row["best_epoch"], "val_uar"].item()  # the restored epoch
+        assert best == pytest.approx(row["val_uar"]) and best == curve["val_uar"].max()
 
 
 def _supervised_job(job, shared):

@@ -17,6 +17,7 @@ import matplotlib
 if "inline" not in str(getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() or ""):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -328,7 +329,8 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
 
     ``pretrain``: ``PretrainResult.history`` (columns ``epoch, train_loss, val_loss``), a list of them, or
     ``{run name: history}`` (e.g. one per fold); ``finetune``: ``FinetuneResult.history`` (``epoch, val_uar``)
-    in the same forms. At least one is needed; each makes one panel. Several runs are drawn as the mean per
+    in the same forms (with a ``condition`` column, one line per condition, e.g. the ``histories`` a grid of
+    ``sercore.protocols`` fills). At least one is needed; each makes one panel. Several runs are drawn as the mean per
     epoch with its Student-t 95% CI (UAR cut to [0, 1]); a run that stopped early simply ends. The best epoch
     of each run (lowest validation loss, highest validation UAR) is listed in the saved table
     ``<stem>_best`` (CSV + Markdown). Returns all paths.
@@ -346,7 +348,8 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
         best.append(_best_epochs(h, "val_loss", "pre-training", np.argmin))
     if finetune is not None:
         h = _histories(finetune, ["epoch", "val_uar"], "learning_curves(finetune)")
-        panels.append(("fine-tuning", h.assign(set="validation"), "val_uar", (0.0, 1.0)))
+        panels.append(("fine-tuning", h.assign(set=h["condition"] if "condition" in h else "validation"),
+                       "val_uar", (0.0, 1.0)))
         best.append(_best_epochs(h, "val_uar", "fine-tuning", np.argmax))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
     for ax, (name, data, y, bounds) in zip(axes[0], panels):
@@ -355,6 +358,7 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
                      else None)
         ax.set_title(f"{name} ({data['run'].nunique()} run(s))")
         ax.set_ylabel("validation UAR" if y == "val_uar" else y)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(title="", fontsize=8)
         if bounds:
             ax.set_ylim(*bounds)

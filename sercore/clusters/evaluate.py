@@ -24,8 +24,9 @@ from ..data.splits import assert_no_leakage
 from ..engine import as_engine
 from ..engine.jobs import ClusterPretrainJob, FinetuneJob, PretrainJob, ProbeJob
 from ..featureset import FeatureSet
-from ..protocols import PRETRAINED, RESULT_COLUMNS, SUPERVISED, FoldData, fold_data, result_table, sparse_subset
-from ..train import FinetuneConfig, PretrainConfig, scores
+from ..protocols import (PRETRAINED, RESULT_COLUMNS, SUPERVISED, FoldData, fold_data, result_table, run_rows,
+                         sparse_subset)
+from ..train import FinetuneConfig, PretrainConfig, PretrainResult, scores
 from .pretrain import VARIANTS, ClusterPretrainConfig
 from .sampler import pseudo_labels
 
@@ -89,13 +90,14 @@ def evaluate_cluster_pretraining(manifest: pd.DataFrame, task_manifest: pd.DataF
              for fold in (sorted(splits["fold"].unique()) if folds is None else folds)]
     pre_jobs = [(data.fold, condition, job) for data in datas
                 for condition, job in plan.pretrain_jobs(data, variants, baselines)]
-    encoders = dict(zip([(fold, c) for fold, c, _ in pre_jobs], engine.run([j for *_, j in pre_jobs], features)))
+    trained = [r.encoders if isinstance(r, PretrainResult) else r  # PretrainJob: all views; cluster: one encoder
+               for r in engine.run([j for *_, j in pre_jobs], features)]
+    encoders = dict(zip([(fold, c) for fold, c, _ in pre_jobs], trained))
     jobs = []
     for data in datas:
         conditions = {c: enc for (fold, c), enc in encoders.items() if fold == data.fold}
         jobs += plan.run_jobs(data, conditions, fractions, repetitions, baselines)
-    rows = [dict(o.value, node=o.node) for o in engine.map(jobs, features)]
-    return result_table(rows, GRID_COLUMNS)
+    return result_table(run_rows(engine, jobs, features), GRID_COLUMNS)
 
 
 class _Plan:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
+HISTORY = "_val_uar_history"  # key of a fine-tuning row's per-epoch validation UAR; the grids take it out
 
 
 def _is_cuda(device) -> bool:
@@ -37,7 +38,9 @@ class Job:
 
 @dataclass
 class FinetuneJob(Job):
-    """One fine-tuning run of a grid → one result row (``row``: the grid columns, e.g. fold, condition, seed).
+    """One fine-tuning run of a grid → one result row (``row``: the grid columns, e.g. fold, condition, seed;
+    then the metrics, ``best_epoch``, ``epochs_run``, ``steps``, ``n_labels`` and, under ``HISTORY``, the
+    validation UAR of each epoch).
 
     ``encoder`` None: the supervised baseline (same encoder from scratch, z-statistics from the fold's
     pre-training pool); else ``finetune`` of a copy of it. ``subset``: positions in ``data.train_ids`` of the
@@ -69,15 +72,17 @@ class FinetuneJob(Job):
         else:
             result = finetune(self.encoder, fs, train_ids, train_labels, data.val_ids, data.val_labels, **common)
         row = dict(self.row, view=self.view)
-        row.update({k: result.metrics[k] for k in (*METRICS, "best_epoch")})
+        row.update({k: result.metrics[k] for k in (*METRICS, "best_epoch", "epochs_run", "steps")})
         row["n_labels"] = len(train_ids)
+        row[HISTORY] = result.history["val_uar"].tolist()
         return row
 
 
 @dataclass
 class PretrainJob(Job):
-    """Pairwise-CL pre-training of one fold → ``{view: encoder}`` (``views``: a subset of the features; ``pool``:
-    (train, val) ids from the fold's pool, default the whole pool)."""
+    """Pairwise-CL pre-training of one fold → its ``train.PretrainResult`` (encoders, history, heads, metrics;
+    ``views``: a subset of the features; ``pool``: (train, val) ids from the fold's pool, default the whole
+    pool)."""
 
     data: Any  # protocols.FoldData
     config: Any  # train.PretrainConfig
@@ -89,7 +94,7 @@ class PretrainJob(Job):
         from ..protocols import pretrain_fold
 
         chosen = features if self.views is None else {v: features[v] for v in self.views}
-        return pretrain_fold(chosen, self.data, self.config, self.device, self.pool)
+        return pretrain_fold(chosen, self.data, self.config, self.device, self.pool, result=True)
 
 
 @dataclass
