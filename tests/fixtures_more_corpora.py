@@ -32,9 +32,14 @@ def write_garbage(path: Path) -> Path:
     return path
 
 
-def _write_all(root: Path, names, **kw) -> Path:
+def _write_all(root: Path, names, bad=(), **kw) -> Path:
+    """Write ``names`` under ``root`` (seeds 0, 1, ...; ``kw`` as for :func:`write_audio`), then the ``bad``
+    files the loader must report (16 kHz, seed 0); return ``root`` as a Path."""
+    root = Path(root)
     for i, name in enumerate(names):
         write_audio(root / name, seed=i, **kw)
+    for name in bad:
+        write_audio(root / name)
     return root
 
 
@@ -123,10 +128,8 @@ SHEMO_FILES = ("female/F01A01.wav", "female/F01H01.wav", "female/F02N01.wav", "f
 
 def make_shemo(root: Path) -> Path:
     """ShEMO: ``female/F01A01.wav``, ``male/M01A01.wav``; 1 gender/folder mismatch, 1 unknown letter."""
-    root = _write_all(Path(root), SHEMO_FILES)
-    write_audio(root / "male" / "F03A01.wav")      # female name in the male folder
-    write_audio(root / "female" / "F01X01.wav")    # unknown emotion letter
-    return root
+    return _write_all(root, SHEMO_FILES, bad=("male/F03A01.wav",       # female name in the male folder
+                                              "female/F01X01.wav"))    # unknown emotion letter
 
 
 # ---------------------------------------------------------------- SUBESCO
@@ -154,10 +157,8 @@ URDU_FILES = ("Angry/SM1_F1_A01.wav", "Angry/SF1_F2_A02.wav", "Happy/SM1_F3_H01.
 
 def make_urdu(root: Path) -> Path:
     """URDU: ``Angry/SM1_F1_A01.wav`` ...; 1 letter/folder mismatch, 1 name without a speaker code."""
-    root = _write_all(Path(root), URDU_FILES)
-    write_audio(root / "Sad" / "SM1_F9_A03.wav")     # angry letter in the Sad folder
-    write_audio(root / "Happy" / "F10_H03.wav")      # no speaker code
-    return root
+    return _write_all(root, URDU_FILES, bad=("Sad/SM1_F9_A03.wav",     # angry letter in the Sad folder
+                                             "Happy/F10_H03.wav"))     # no speaker code
 
 
 # ---------------------------------------------------------------- MESD
@@ -202,10 +203,8 @@ AESDD_FILES = ("anger/a01 (1).wav", "anger/a02 (1).wav", "anger/a01 (2).wav", "d
 
 def make_aesdd(root: Path) -> Path:
     """AESDD: ``<emotion>/xAA (B).wav`` with a second take ``s01 (1)b.wav``; 1 letter/folder mismatch, 1 misnamed."""
-    root = _write_all(Path(root), AESDD_FILES, sr=44100)
-    write_audio(root / "anger" / "d05 (1).wav")    # disgust letter in anger
-    write_audio(root / "fear" / "f01.wav")         # no speaker
-    return root
+    return _write_all(root, AESDD_FILES, sr=44100, bad=("anger/d05 (1).wav",   # disgust letter in anger
+                                                        "fear/f01.wav"))       # no speaker
 
 
 # ---------------------------------------------------------------- JL-Corpus

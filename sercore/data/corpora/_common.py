@@ -38,6 +38,14 @@ def audio_files(folder: Path, suffixes=(".wav",)) -> list[Path]:
                   and not p.name.startswith(".")) if folder.is_dir() else []
 
 
+def wav_files(folder: Path, name: str, layout: str) -> list[Path]:
+    """:func:`audio_files` of ``folder``; none at all is a ``ManifestError`` naming the expected layout."""
+    files = audio_files(folder)
+    if not files:
+        raise ManifestError(f"{name}: no WAV files in {folder}; expected {layout}")
+    return files
+
+
 def natural_key(text: str) -> list:
     """Sort key that orders ``Session2`` before ``Session10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
@@ -79,11 +87,13 @@ def _usable_rows(rows: list[dict], bad: BadFiles, check_files: bool = True) -> l
     return out
 
 
-def finish(rows: list[dict], source: str, layout: str, bad: BadFiles, *, check_audio: bool = True,
+def finish(rows: list[dict], source: str, layout: str, bad: BadFiles | None = None, *, check_audio: bool = True,
            check_files: bool = True) -> pd.DataFrame:
     """Validated manifest of ``rows`` (sorted by utt_id), headers probed when ``check_audio``, bad files
-    attached. Rows whose utt_id repeats, or (``check_files``) whose file is missing, go to ``bad``. No usable
-    row at all is a ``ManifestError`` naming the expected layout (and the first skipped file, if any)."""
+    attached. Rows whose utt_id repeats, or (``check_files``) whose file is missing, go to ``bad`` (by default
+    the collector of ``rows``, a ``Rows``). No usable row at all is a ``ManifestError`` naming the expected
+    layout (and the first skipped file, if any)."""
+    bad = rows.bad if bad is None else bad
     n_rows = len(rows)
     rows = _usable_rows(rows, bad, check_files)
     if not rows:

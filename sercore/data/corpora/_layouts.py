@@ -1,7 +1,8 @@
-"""Helpers the file-name-coded corpora share: a recursive audio walk, name matching and label lookup that
-report misnamed files to a :class:`~sercore.data.registry.BadFiles` collector, and a row list that reports
-duplicate utterance ids (the same release unpacked twice, a Kaggle copy nested inside itself) instead of
-letting the manifest validation fail on them.
+"""Helpers the file-name-coded corpora share: the loader preamble (:func:`open_corpus`), a recursive audio
+walk, name matching and label lookup that report misnamed files to a
+:class:`~sercore.data.registry.BadFiles` collector, and a row list that reports duplicate utterance ids (the
+same release unpacked twice, a Kaggle copy nested inside itself) instead of letting the manifest validation
+fail on them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..registry import BadFiles
+from ._common import corpus_root
 
 _SKIPPED_DIRS = ("__MACOSX",)
 
@@ -63,7 +65,8 @@ def lookup(code: str, mapping: Mapping[str, str], path: Path, bad: BadFiles, wha
 
 
 class Rows(list):
-    """Manifest rows; :meth:`add` reports a repeated ``utt_id`` to ``bad`` and keeps the first."""
+    """Manifest rows and the loader's bad-file collector ``bad`` (which ``finish`` then reports to as well);
+    :meth:`add` reports a repeated ``utt_id`` to ``bad`` and keeps the first."""
 
     def __init__(self, bad: BadFiles):
         super().__init__()
@@ -76,3 +79,17 @@ class Rows(list):
             return
         self.first[utt] = row["path"]
         self.append(row)
+
+    def add_labelled(self, code: str, emotions: Mapping[str, str], **row) -> None:
+        """:meth:`add` the row with ``emotion=emotions[code]``; an unknown code goes to ``bad`` (see
+        :func:`lookup`) and adds nothing."""
+        emotion = lookup(code, emotions, row["path"], self.bad)
+        if emotion is not None:
+            self.add(**row, emotion=emotion)
+
+
+def open_corpus(root, name: str, layout: str, on_error: str) -> tuple[Path, Rows]:
+    """A loader's start: the checked root of corpus ``name`` (:func:`corpus_root`) and empty :class:`Rows`
+    whose ``bad`` collects its bad files under ``on_error`` (checked first)."""
+    bad = BadFiles(name, on_error)
+    return corpus_root(root, name, layout), Rows(bad)

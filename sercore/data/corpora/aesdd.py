@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, folder_agrees, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import folder_agrees, named_audio, open_corpus
 
 LAYOUT = "<root>/<anger|disgust|fear|happiness|sadness>/a01 (1).wav (emotion letter, utterance, (speaker))"
 EMOTIONS = {"a": "ang", "d": "dis", "f": "fea", "h": "hap", "s": "sad"}
@@ -31,16 +31,11 @@ _IMPROVISED = "20"
 @register_dataset("aesdd", layout=LAYOUT)
 def load_aesdd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """AESDD manifest: 5 emotions, speakers from the bracketed number."""
-    bad = BadFiles("aesdd", on_error)
-    root = corpus_root(root, "aesdd", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "a01 (1).wav"):
+    root, rows = open_corpus(root, "aesdd", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "a01 (1).wav"):
         code, number, speaker, take = m.groups()
-        if not folder_agrees(path, code, FOLDERS, bad):
-            continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            speaker = str(int(speaker))
-            rows.add(utt_id=f"{code}{number}_{speaker}{take}", path=str(path), speaker=speaker,
-                     emotion=emotion, dataset="aesdd", text_id=None if number == _IMPROVISED else number)
-    return finish(rows, "aesdd", LAYOUT, bad, check_audio=check_audio)
+        speaker = str(int(speaker))
+        if folder_agrees(path, code, FOLDERS, rows.bad):
+            rows.add_labelled(code, EMOTIONS, utt_id=f"{code}{number}_{speaker}{take}", path=str(path),
+                              speaker=speaker, dataset="aesdd", text_id=None if number == _IMPROVISED else number)
+    return finish(rows, "aesdd", LAYOUT, check_audio=check_audio)

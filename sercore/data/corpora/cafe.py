@@ -16,9 +16,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/<Émotion>/<Faible|Fort>/01-C-1-1.wav (actor-emotion-intensity-sentence; .wav or .aiff)"
 EMOTIONS = {"C": "ang", "D": "dis", "J": "hap", "N": "neu", "P": "fea", "S": "sur", "T": "sad"}
@@ -28,16 +28,12 @@ _NAME = re.compile(r"^(\d\d)-([A-Z])-(?:([12])-)?([1-6])$")
 @register_dataset("cafe", layout=LAYOUT)
 def load_cafe(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """CaFE manifest: 7 emotions, actors 01-12 (odd male), text_id = sentence 1-6."""
-    bad = BadFiles("cafe", on_error)
-    root = corpus_root(root, "cafe", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "01-C-1-1.wav", (".wav", ".aiff", ".aif")):
+    root, rows = open_corpus(root, "cafe", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "01-C-1-1.wav", (".wav", ".aiff", ".aif")):
         actor, code, intensity, sentence = m.groups()
         if intensity is None and code != "N":
-            bad.add(path, "no intensity field; only neutral files may lack it (AA-E-I-S)")
+            rows.bad.add(path, "no intensity field; only neutral files may lack it (AA-E-I-S)")
             continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=actor, emotion=emotion, dataset="cafe",
-                     gender="M" if int(actor) % 2 else "F", text_id=sentence)
-    return finish(rows, "cafe", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=path.stem, path=str(path), speaker=actor, dataset="cafe",
+                          gender="M" if int(actor) % 2 else "F", text_id=sentence)
+    return finish(rows, "cafe", LAYOUT, check_audio=check_audio)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..manifest import ManifestError
 from ..registry import BadFiles, register_dataset
-from ._common import audio_files, corpus_root, finish
+from ._common import corpus_root, finish, wav_files
 
 LAYOUT = "<root>/AudioWAV/1001_DFA_ANG_XX.wav (actor_sentence_emotion_intensity)"
 EMOTIONS = {"ANG": "ang", "DIS": "dis", "FEA": "fea", "HAP": "hap", "NEU": "neu", "SAD": "sad"}
@@ -43,12 +42,8 @@ def load_cremad(root, *, check_audio: bool = True, on_error: str = "skip") -> pd
     """
     bad = BadFiles("cremad", on_error)
     root = corpus_root(root, "cremad", LAYOUT)
-    folder = root / "AudioWAV"
-    files = audio_files(folder)
-    if not files:
-        raise ManifestError(f"cremad: no WAV files in {folder}; expected {LAYOUT}")
     genders, rows = _genders(root, bad), []
-    for path in files:
+    for path in wav_files(root / "AudioWAV", "cremad", LAYOUT):
         m = _NAME.match(path.stem)
         if not m:
             bad.add(path, "file name is not like 1001_DFA_ANG_XX.wav")

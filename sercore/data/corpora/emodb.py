@@ -6,9 +6,8 @@ import re
 
 import pandas as pd
 
-from ..manifest import ManifestError
 from ..registry import BadFiles, register_dataset
-from ._common import audio_files, corpus_root, finish
+from ._common import corpus_root, finish, wav_files
 
 LAYOUT = "<root>/wav/03a01Fa.wav (speaker, text, emotion letter, version)"
 EMOTIONS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea", "F": "hap", "T": "sad", "N": "neu"}
@@ -26,12 +25,8 @@ def load_emodb(root, *, check_audio: bool = True, on_error: str = "skip") -> pd.
     """
     bad = BadFiles("emodb", on_error)
     root = corpus_root(root, "emodb", LAYOUT)
-    folder = root / "wav"
-    files = audio_files(folder)
-    if not files:
-        raise ManifestError(f"emodb: no WAV files in {folder}; expected {LAYOUT}")
     rows = []
-    for path in files:
+    for path in wav_files(root / "wav", "emodb", LAYOUT):
         m = _NAME.match(path.stem)
         if not m:
             bad.add(path, "file name is not like 03a01Fa.wav")

@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/<f1..f3|m1..m3>/dis-f1-b1.wav (<emotion>-<actor>-<sentence>.wav)"
 EMOTIONS = {"dis": "dis", "gio": "hap", "neu": "neu", "pau": "fea", "rab": "ang", "sor": "sur", "tri": "sad"}
@@ -30,16 +30,12 @@ _ACTOR = re.compile(r"^[fm][1-3]$")
 @register_dataset("emovo", layout=LAYOUT)
 def load_emovo(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """EMOVO manifest: 7 emotions, actors f1..m3, text_id = sentence code."""
-    bad = BadFiles("emovo", on_error)
-    root = corpus_root(root, "emovo", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "dis-f1-b1.wav"):
+    root, rows = open_corpus(root, "emovo", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "dis-f1-b1.wav"):
         code, actor, sentence = m.groups()
         if _ACTOR.match(path.parent.name) and path.parent.name != actor:
-            bad.add(path, f"names actor {actor} but lies in folder {path.parent.name}")
+            rows.bad.add(path, f"names actor {actor} but lies in folder {path.parent.name}")
             continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=actor, emotion=emotion, dataset="emovo",
-                     gender=actor[0].upper(), text_id=sentence)
-    return finish(rows, "emovo", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=path.stem, path=str(path), speaker=actor, dataset="emovo",
+                          gender=actor[0].upper(), text_id=sentence)
+    return finish(rows, "emovo", LAYOUT, check_audio=check_audio)

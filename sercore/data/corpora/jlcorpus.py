@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = ("<root>/Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female1_angry_1a_1.wav "
           "(speaker_emotion_sentence_take)")
@@ -32,14 +32,10 @@ _NAME = re.compile(r"^((fe)?male[12])_([a-z]+)_(\d+[a-z])_(\d+)$")
 @register_dataset("jlcorpus", layout=LAYOUT, aliases=("jl",))
 def load_jlcorpus(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """JL-Corpus manifest: 5 primary emotions + secondary ones as ``oth``, speakers female1..male2."""
-    bad = BadFiles("jlcorpus", on_error)
-    root = corpus_root(root, "jlcorpus", LAYOUT)
+    root, rows = open_corpus(root, "jlcorpus", LAYOUT, on_error)
     raw = root.joinpath(*RAW)
-    rows = Rows(bad)
-    for path, m in named_audio(raw if raw.is_dir() else root, _NAME, bad, "female1_angry_1a_1.wav"):
+    for path, m in named_audio(raw if raw.is_dir() else root, _NAME, rows.bad, "female1_angry_1a_1.wav"):
         speaker, female, code = m[1], m[2], m[3]
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=speaker, emotion=emotion, dataset="jlcorpus",
-                     gender="F" if female else "M")
-    return finish(rows, "jlcorpus", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=path.stem, path=str(path), speaker=speaker, dataset="jlcorpus",
+                          gender="F" if female else "M")
+    return finish(rows, "jlcorpus", LAYOUT, check_audio=check_audio)

@@ -18,9 +18,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/Anger_C_A_abajo.wav (emotion_voice_corpus_word; voice F/M adult, C child)"
 EMOTIONS = {"Anger": "ang", "Disgust": "dis", "Fear": "fea", "Happiness": "hap", "Neutral": "neu",
@@ -31,13 +31,9 @@ _NAME = re.compile(r"^([A-Za-z]+)_([CFM])_([AB])_([^_]+)$")
 @register_dataset("mesd", layout=LAYOUT)
 def load_mesd(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """MESD manifest: 6 emotions, speaker = voice type F/M/C, text_id = word."""
-    bad = BadFiles("mesd", on_error)
-    root = corpus_root(root, "mesd", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "Anger_C_A_abajo.wav"):
+    root, rows = open_corpus(root, "mesd", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "Anger_C_A_abajo.wav"):
         code, voice, _, word = m.groups()
-        emotion = lookup(code.capitalize(), EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=voice, emotion=emotion, dataset="mesd",
-                     gender=None if voice == "C" else voice, text_id=word.lower())
-    return finish(rows, "mesd", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code.capitalize(), EMOTIONS, utt_id=path.stem, path=str(path), speaker=voice,
+                          dataset="mesd", gender=None if voice == "C" else voice, text_id=word.lower())
+    return finish(rows, "mesd", LAYOUT, check_audio=check_audio)

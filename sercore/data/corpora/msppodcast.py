@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..manifest import ManifestError
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import lookup, open_corpus
 
 LAYOUT = ("<root>/Labels/labels_consensus.csv (FileName, EmoClass, ..., SpkrID, Gender, Split_Set) + "
           "<root>/Audios/<FileName>")
@@ -74,12 +74,10 @@ def _partition(split_set: str, test_sets) -> str | None:
 @register_dataset("msppodcast", layout=LAYOUT, aliases=("msp-podcast", "msp_podcast"))
 def load_msppodcast(root, *, test_sets=("Test1",), on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """MSP-Podcast manifest with ``split_set`` and ``partition`` (train/val/test) columns; see the module."""
-    bad = BadFiles("msppodcast", on_error)
-    root = corpus_root(root, "msppodcast", LAYOUT)
+    root, rows = open_corpus(root, "msppodcast", LAYOUT, on_error)
     labels = read_labels(_first(root / "Labels", _LABELS, "labels CSV"))
     audio = _first(root, _AUDIO, "audio folder")
     test_sets = tuple(test_sets)
-    rows = Rows(bad)
     for rec in labels.to_dict("records"):
         path = audio / rec["FileName"]
         if rec["EmoClass"] == NO_CONSENSUS:
@@ -89,18 +87,18 @@ def load_msppodcast(root, *, test_sets=("Test1",), on_error: str = "skip", check
         if partition is None and is_test:
             continue
         if partition is None:
-            bad.add(path, f"unknown Split_Set {rec['Split_Set']!r}; known: Train Development Test*")
+            rows.bad.add(path, f"unknown Split_Set {rec['Split_Set']!r}; known: Train Development Test*")
             continue
-        emotion = lookup(rec["EmoClass"], EMOTIONS, path, bad, "EmoClass")
+        emotion = lookup(rec["EmoClass"], EMOTIONS, path, rows.bad, "EmoClass")
         if emotion is None:
             continue
         if not path.is_file():
-            bad.add(path, "listed in the labels CSV but the audio file is missing")
+            rows.bad.add(path, "listed in the labels CSV but the audio file is missing")
             continue
         rows.add(utt_id=Path(rec["FileName"]).stem, path=str(path), speaker=_speaker(rec), emotion=emotion,
                  dataset="msppodcast", gender=_GENDERS.get(rec["Gender"].lower()), split_set=rec["Split_Set"],
                  partition=partition)
-    return finish(rows, "msppodcast", LAYOUT, bad, check_audio=check_audio)
+    return finish(rows, "msppodcast", LAYOUT, check_audio=check_audio)
 
 
 def _speaker(rec: dict) -> str:

@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, walk_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import open_corpus, walk_audio
 
 LAYOUT = "<root>/AudioData/<DC|JE|JK|KL>/a01.wav (official) or <root>/ALL/DC_a01.wav (Kaggle)"
 SPEAKERS = ("DC", "JE", "JK", "KL")
@@ -31,9 +31,7 @@ _IN_FOLDER = re.compile(r"^([a-z]{1,2})(\d\d)$")
 @register_dataset("savee", layout=LAYOUT)
 def load_savee(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """SAVEE manifest: 7 emotions, speakers DC/JE/JK/KL (all male)."""
-    bad = BadFiles("savee", on_error)
-    root = corpus_root(root, "savee", LAYOUT)
-    rows = Rows(bad)
+    root, rows = open_corpus(root, "savee", LAYOUT, on_error)
     for path in walk_audio(root):
         flat, inner = _FLAT.match(path.stem), _IN_FOLDER.match(path.stem)
         if flat:
@@ -41,10 +39,8 @@ def load_savee(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.
         elif inner and path.parent.name in SPEAKERS:
             speaker, (code, number) = path.parent.name, inner.groups()
         else:
-            bad.add(path, "file name is not like DC/a01.wav or DC_a01.wav")
+            rows.bad.add(path, "file name is not like DC/a01.wav or DC_a01.wav")
             continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=f"{speaker}_{code}{number}", path=str(path), speaker=speaker, emotion=emotion,
-                     dataset="savee", gender="M")
-    return finish(rows, "savee", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=f"{speaker}_{code}{number}", path=str(path), speaker=speaker,
+                          dataset="savee", gender="M")
+    return finish(rows, "savee", LAYOUT, check_audio=check_audio)

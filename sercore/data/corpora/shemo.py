@@ -14,9 +14,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/<female|male>/F01A01.wav (gender, speaker, emotion letter, utterance)"
 EMOTIONS = {"A": "ang", "F": "fea", "H": "hap", "N": "neu", "S": "sad", "W": "sur"}
@@ -27,17 +27,13 @@ _FOLDERS = {"female": "F", "male": "M"}
 @register_dataset("shemo", layout=LAYOUT)
 def load_shemo(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """ShEMO manifest: 6 emotions, speakers F01../M01.., gender from the name."""
-    bad = BadFiles("shemo", on_error)
-    root = corpus_root(root, "shemo", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "F01A01.wav"):
+    root, rows = open_corpus(root, "shemo", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "F01A01.wav"):
         gender, number, code, _ = m.groups()
         folder = _FOLDERS.get(path.parent.name.lower())
         if folder is not None and folder != gender:
-            bad.add(path, f"gender {gender} in the name but lies in folder {path.parent.name}")
+            rows.bad.add(path, f"gender {gender} in the name but lies in folder {path.parent.name}")
             continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=gender + number, emotion=emotion,
-                     dataset="shemo", gender=gender)
-    return finish(rows, "shemo", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=path.stem, path=str(path), speaker=gender + number,
+                          dataset="shemo", gender=gender)
+    return finish(rows, "shemo", LAYOUT, check_audio=check_audio)

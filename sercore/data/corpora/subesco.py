@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/F_01_OISHI_S_1_ANGRY_1.wav (gender_number_NAME_S_sentence_EMOTION_take)"
 EMOTIONS = {"ANGRY": "ang", "DISGUST": "dis", "FEAR": "fea", "HAPPY": "hap", "NEUTRAL": "neu", "SAD": "sad",
@@ -30,14 +30,10 @@ _NAME = re.compile(r"^([FM])_(\d+)_([A-Z]+)_S_(\d+)_([A-Z]+)_(\d+)\]?$")
 @register_dataset("subesco", layout=LAYOUT)
 def load_subesco(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """SUBESCO manifest: 7 emotions, speakers F_01..M_10, text_id = sentence."""
-    bad = BadFiles("subesco", on_error)
-    root = corpus_root(root, "subesco", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "F_01_OISHI_S_1_ANGRY_1.wav"):
+    root, rows = open_corpus(root, "subesco", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "F_01_OISHI_S_1_ANGRY_1.wav"):
         gender, number, name, sentence, code, take = m.groups()
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=f"{gender}_{number}_{name}_S_{sentence}_{code}_{take}", path=str(path),
-                     speaker=f"{gender}_{number}", emotion=emotion, dataset="subesco", gender=gender,
-                     text_id=sentence)
-    return finish(rows, "subesco", LAYOUT, bad, check_audio=check_audio)
+        rows.add_labelled(code, EMOTIONS, utt_id=f"{gender}_{number}_{name}_S_{sentence}_{code}_{take}",
+                          path=str(path), speaker=f"{gender}_{number}", dataset="subesco", gender=gender,
+                          text_id=sentence)
+    return finish(rows, "subesco", LAYOUT, check_audio=check_audio)

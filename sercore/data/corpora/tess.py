@@ -21,9 +21,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import named_audio, open_corpus
 
 LAYOUT = "<root>/**/OAF_back_angry.wav (<OAF|YAF>_<word>_<emotion>.wav, any folders)"
 EMOTIONS = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "neutral": "neu", "ps": "sur",
@@ -34,14 +34,9 @@ _NAME = re.compile(r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z]+)$", re.IGNORECASE)
 @register_dataset("tess", layout=LAYOUT, aliases=("toronto",))
 def load_tess(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """TESS manifest: 7 emotions, speakers OAF/YAF, text_id = target word."""
-    bad = BadFiles("tess", on_error)
-    root = corpus_root(root, "tess", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "OAF_back_angry.wav"):
-        emotion = lookup(m[3].lower(), EMOTIONS, path, bad)
-        if emotion is None:
-            continue
-        speaker, word = m[1].upper(), m[2].lower()
-        rows.add(utt_id=f"{speaker}_{word}_{m[3].lower()}", path=str(path), speaker=speaker, emotion=emotion,
-                 dataset="tess", gender="F", text_id=word)
-    return finish(rows, "tess", LAYOUT, bad, check_audio=check_audio)
+    root, rows = open_corpus(root, "tess", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "OAF_back_angry.wav"):
+        speaker, word, code = m[1].upper(), m[2].lower(), m[3].lower()
+        rows.add_labelled(code, EMOTIONS, utt_id=f"{speaker}_{word}_{code}", path=str(path), speaker=speaker,
+                          dataset="tess", gender="F", text_id=word)
+    return finish(rows, "tess", LAYOUT, check_audio=check_audio)

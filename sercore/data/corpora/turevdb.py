@@ -18,9 +18,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, match_name, walk_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import match_name, open_corpus, walk_audio
 
 LAYOUT = "<root>/Sound Source/<Angry|Calm|Happy|Sad>/1157_kz_acik.wav (speaker_emotion-abbrev_word)"
 EMOTIONS = {"angry": "ang", "calm": "cal", "happy": "hap", "sad": "sad"}
@@ -31,22 +31,20 @@ _NAME = re.compile(r"^(\d+)_([a-z]+)_(.+)$")
 @register_dataset("turevdb", layout=LAYOUT, aliases=("turev",))
 def load_turevdb(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """TurEV-DB manifest: 4 emotions from the folders, speakers from the names' leading ids."""
-    bad = BadFiles("turevdb", on_error)
-    root = corpus_root(root, "turevdb", LAYOUT)
+    root, rows = open_corpus(root, "turevdb", LAYOUT, on_error)
     source = root / "Sound Source" if (root / "Sound Source").is_dir() else root
-    rows = Rows(bad)
     for path in walk_audio(source):
         folder = path.parent.name.lower()
         if folder not in EMOTIONS:
-            bad.add(path, f"not in an emotion folder ({', '.join(f.capitalize() for f in EMOTIONS)})")
+            rows.bad.add(path, f"not in an emotion folder ({', '.join(f.capitalize() for f in EMOTIONS)})")
             continue
-        m = match_name(_NAME, path, bad, "1157_kz_acik.wav (speaker id first)")
+        m = match_name(_NAME, path, rows.bad, "1157_kz_acik.wav (speaker id first)")
         if m is None:
             continue
         speaker, abbrev, word = m.groups()
         if ABBREVIATIONS.get(abbrev, folder) != folder:
-            bad.add(path, f"emotion abbreviation {abbrev!r} contradicts folder {path.parent.name}")
+            rows.bad.add(path, f"emotion abbreviation {abbrev!r} contradicts folder {path.parent.name}")
             continue
         rows.add(utt_id=path.stem, path=str(path), speaker=speaker, emotion=EMOTIONS[folder],
                  dataset="turevdb", text_id=word)
-    return finish(rows, "turevdb", LAYOUT, bad, check_audio=check_audio)
+    return finish(rows, "turevdb", LAYOUT, check_audio=check_audio)

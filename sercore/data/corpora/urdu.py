@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
-from ._common import corpus_root, finish
-from ._layouts import Rows, folder_agrees, lookup, named_audio
+from ..registry import register_dataset
+from ._common import finish
+from ._layouts import folder_agrees, named_audio, open_corpus
 
 LAYOUT = "<root>/<Angry|Happy|Neutral|Sad>/SM1_F1_A01.wav (speaker code, file number, emotion letter)"
 EMOTIONS = {"A": "ang", "H": "hap", "N": "neu", "S": "sad"}
@@ -30,15 +30,10 @@ _NAME = re.compile(r"^(S([MF])\d+)_F\d+_([A-Z])\d+$")
 @register_dataset("urdu", layout=LAYOUT)
 def load_urdu(root, *, on_error: str = "skip", check_audio: bool = True) -> pd.DataFrame:
     """URDU manifest: 4 emotions, speakers from the names' speaker codes (SM1, SF1, ...)."""
-    bad = BadFiles("urdu", on_error)
-    root = corpus_root(root, "urdu", LAYOUT)
-    rows = Rows(bad)
-    for path, m in named_audio(root, _NAME, bad, "SM1_F1_A01.wav"):
+    root, rows = open_corpus(root, "urdu", LAYOUT, on_error)
+    for path, m in named_audio(root, _NAME, rows.bad, "SM1_F1_A01.wav"):
         speaker, gender, code = m.groups()
-        if not folder_agrees(path, code, FOLDERS, bad):
-            continue
-        emotion = lookup(code, EMOTIONS, path, bad)
-        if emotion is not None:
-            rows.add(utt_id=path.stem, path=str(path), speaker=speaker, emotion=emotion, dataset="urdu",
-                     gender=gender)
-    return finish(rows, "urdu", LAYOUT, bad, check_audio=check_audio)
+        if folder_agrees(path, code, FOLDERS, rows.bad):
+            rows.add_labelled(code, EMOTIONS, utt_id=path.stem, path=str(path), speaker=speaker, dataset="urdu",
+                              gender=gender)
+    return finish(rows, "urdu", LAYOUT, check_audio=check_audio)
