@@ -9,7 +9,8 @@
    the cache's disk per hour of audio against ``estimate_bytes``.
 2. Three-view Pairwise-CL pre-training (wav2vec2 13 × 768 + mel + eGeMAPS) throughput in fp32 and bf16.
 
-On a CPU without fast bf16 kernels the bf16 arms run emulated (same numbers, slower): the printed note says so.
+On a device without fast bf16 kernels a bf16 run falls back to fp32 (``sercore.precision``), so the bf16 arms would
+repeat the fp32 ones: they are skipped with a line saying why (``SERCORE_BF16_EMULATED=1`` runs them emulated).
 Defaults: a few minutes of audio (``--minutes``); about 30 for the real measurement. ``--smoke``: seconds.
 Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--device cpu] [--smoke]``.
 """
@@ -30,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import in_child  # noqa: E402  (the same child runner: result + peak RSS growth)
 from sercore.config import usable_cores  # noqa: E402
 
+# Smoke-test bounds (tests/test_benchmarks.py) that only catch a broken path.
+FLOORS = {"extraction speed-up fp32 vs plain:": 0.3, "measured/estimate": 0.8}
+CEILINGS = {"measured/estimate": 1.25}
 SOURCE = "random:wav2vec2_base"
 SR = 16000
 
@@ -140,12 +144,23 @@ def main(argv=None) -> int:
     return 0
 
 
+def precisions(device: str) -> list[str]:
+    """fp32, and bf16 where a run would use it (fast kernels, or emulation asked for); else a line why not."""
+    from sercore.precision import resolve_precision
+
+    used, note = resolve_precision("bf16", device)
+    if used != "bf16":
+        print(f"  bf16 arms skipped: {note}")
+        return ["fp32"]
+    return ["fp32", "bf16"]
+
+
 def part_extract(args, manifest, folder: Path, hours: float) -> None:
     audio_s = hours * 3600
     plain, plain_mem = in_child(plain_extraction, manifest, args.threads, args.device)
     print(f"  plain (extract_features, 1 file at a time, fp32): {audio_s / plain:6.2f}x real time, "
           f"peak RSS +{plain_mem:6.0f} MiB")
-    for precision in ("fp32", "bf16"):
+    for precision in precisions(args.device):
         (took, size, note), mem = in_child(sercore_extraction, manifest, folder / f"cache-{precision}", precision,
                                            args.threads, args.device, args.batch_size)
         print(f"  sercore {precision} (batched, float16 cache):      {audio_s / took:6.2f}x real time, "
@@ -162,14 +177,15 @@ def part_extract(args, manifest, folder: Path, hours: float) -> None:
 
 def part_pretrain(args, manifest, folder: Path) -> None:
     rates = {}
-    for precision in ("fp32", "bf16"):
+    for precision in precisions(args.device):
         (utt_s, audio_s, metrics), mem = in_child(pretrain_throughput, manifest, folder / "cache-fp32", precision,
                                                   args.epochs, args.threads, args.device)
         rates[precision] = utt_s
         note = metrics["precision_note"]
         print(f"  three-view pre-training {precision}: {utt_s:7.2f} utt/s, {audio_s:7.1f} s of audio per s, "
               f"{metrics['steps']} steps, peak RSS +{mem:.0f} MiB {('(' + note + ')') if note else ''}")
-    print(f"three-view pre-training speed-up bf16 vs fp32: {rates['bf16'] / rates['fp32']:.2f}x")
+    if "bf16" in rates:
+        print(f"three-view pre-training speed-up bf16 vs fp32: {rates['bf16'] / rates['fp32']:.2f}x")
 
 
 if __name__ == "__main__":

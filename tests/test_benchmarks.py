@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_engine  # noqa: E402
 import bench_pretrain  # noqa: E402
 import bench_views  # noqa: E402
+import bench_wav2vec2  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 RATIO = r"(\d+\.\d+)x"
@@ -52,3 +54,25 @@ def test_bench_views_prints_a_row_per_view():
         assert len(ratios) == len(bench_views.FLOORS) == 3, row
         for (column, floor), ratio in zip(bench_views.FLOORS.items(), ratios):
             assert ratio >= floor, (row[0], column, ratio, floor, out)
+
+
+def _check_bounds(out: str, module) -> None:
+    for label, floor in module.FLOORS.items():
+        assert _ratio(out, label) >= floor, (label, floor, out)
+    for label, ceiling in getattr(module, "CEILINGS", {}).items():
+        assert _ratio(out, label) <= ceiling, (label, ceiling, out)
+
+
+@pytest.mark.slow
+def test_bench_engine_prints_ray_and_local_ratios():
+    pytest.importorskip("ray")
+    out = _run("bench_engine.py", "--quick")
+    _check_bounds(out, bench_engine)
+    assert "1-thread loop" in out and "ray engine, 2 CPUs" in out, out
+
+
+@pytest.mark.slow
+def test_bench_wav2vec2_prints_extraction_disk_and_pretraining():
+    out = _run("bench_wav2vec2.py", "--smoke")
+    _check_bounds(out, bench_wav2vec2)
+    assert "three-view pre-training fp32:" in out and "GB per hour of audio" in out, out

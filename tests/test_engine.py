@@ -2,6 +2,7 @@
 and engine "ray": the same tables as the local engine, and a two-node cluster simulated on one machine.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -301,9 +302,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_node_cluster(local_ray):
-    """``ray start --head --num-cpus 1`` plus a second node joining it with one CPU; ``ray stop`` afterwards."""
+    """``ray start --head --num-cpus 1`` plus a second node joining it with one CPU; ``ray stop`` after the
+    module's last test (the tests that use it come last: it shuts the local Ray down)."""
     local_ray.shutdown()
     ray_cli = str(Path(sys.executable).with_name("ray"))
     address = f"127.0.0.1:{_free_port()}"
@@ -334,3 +336,17 @@ def test_sparse_grid_runs_on_both_nodes_of_a_cluster(corpus, two_node_cluster):
     assert table["node"].nunique() == 2  # the node id recorded by each run: both nodes worked
     local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)
     pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
+
+
+def test_quick_sparse_label_notebook_runs_on_both_nodes(two_node_cluster, tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--size", "tiny", "--quick", "--offline",
+                           "--results", str(out), "--notebooks", "03_sparse_labels", "--engine", "ray",
+                           "--ray-address", two_node_cluster], cwd=tmp_path, env=_ray_env(), capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    folder = out / "default" / "03_sparse_labels"
+    runs = pd.read_csv(folder / "sparse_label_runs.csv")
+    assert len(runs) == 48 and runs["node"].nunique() == 2  # the quick grid's runs went to both nodes
+    engine = json.loads((folder / "params.json").read_text())["engine"]
+    assert engine["engine"] == "ray" and engine["nodes"] == 2 and engine["address"] == two_node_cluster
