@@ -160,7 +160,8 @@ def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, 
     The folds' pre-training runs are independent, so on CPU one process per core (one torch thread each) beats
     one process with several threads for these small encoders. ``engine``: a name or Engine (default: the
     local engine with ``workers`` processes). ``histories`` (a dict) receives under ``"pretrain"`` the runs'
-    per-epoch losses (``fold``, the request's ``row`` columns, ``run``, ``epoch``, ``train_loss``, ``val_loss``).
+    per-epoch history (``epoch``, ``train_loss``, ``val_loss``, ``seconds``, ``steps``, then ``fold``, the
+    request's ``row`` columns and ``run``).
     """
     jobs = [PretrainJob(r["data"], r["config"], device, r.get("pool"), r.get("views")) for r in requests]
     results: list[PretrainResult] = as_engine(engine, workers=workers).run(jobs, features)
@@ -169,7 +170,7 @@ def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, 
         for r, res in zip(requests, results):
             keys = dict(fold=r["data"].fold, **r.get("row", {}))
             run = " ".join(f"{k}={v}" for k, v in keys.items())
-            frames.append(res.history[["epoch", "train_loss", "val_loss"]].assign(**keys, run=run))
+            frames.append(res.history.assign(**keys, run=run))
         histories["pretrain"] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return [res.encoders for res in results]
 
