@@ -264,9 +264,11 @@ def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: 
 
     ``exp``/``run``: what ``sercore.experiment.setup`` gives (target data, folds; configs, repetitions,
     workers, engine); ``view_params``/``dataset_params``/``strict``: the notebook's; ``size``: of the synthetic
-    fallback source. Returns the result table and the caption sentence naming the pre-training sources.
+    fallback source (``tiny`` under the quick budget). Returns the result table and the caption sentence naming
+    the pre-training sources.
     """
     on_error = "raise" if strict else "skip"
+    size = "tiny" if getattr(run, "budget", None) == "quick" else size
     sources, note = load_sources(corpora, target=exp.dataset, target_params=dataset_params, size=size,
                                  on_error=on_error)
     pool = union_manifest(sources)

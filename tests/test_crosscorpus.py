@@ -217,3 +217,20 @@ def test_notebook_call_loads_sources_and_leaves_out_unreadable_files(setting, sp
     assert note == "sources ['cremad', 'tess'] emodb"
     assert set(table["pretrain_data"]) == {TARGET, "cremad", "tess", UNION, NONE} and len(table) == 5
     assert all(lost not in train + val for train, val in spy) and len(spy) == 3
+
+
+def test_quick_budget_uses_a_tiny_synthetic_source(monkeypatch):
+    from types import SimpleNamespace
+
+    seen = []
+
+    def stop(corpora, **kw):
+        seen.append(kw["size"])
+        raise LookupError("stop here")
+
+    monkeypatch.setattr(cc, "load_sources", stop)
+    exp = SimpleNamespace(dataset="default")
+    for budget in ("quick", "default"):
+        with pytest.raises(LookupError):
+            cc.cross_corpus(exp, SimpleNamespace(budget=budget), None, fractions=(0.5,), size="small")
+    assert seen == ["tiny", "small"]
