@@ -325,17 +325,21 @@ def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
 
 
 def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> dict:
+    """``data.npy`` of ``shape`` written chunk by chunk with plain writes (a memory map of the output would keep
+    every written page in this process's resident memory until the end)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    written = 0
     with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        pos = 0
-        for p in chunk_paths:
-            with np.load(p, allow_pickle=False) as z:
-                if len(z["ids"]):
-                    data = z["data"]
-                    out[pos:pos + len(data)] = data
-                    pos += len(data)
-        out.flush()
-        del out
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for p in chunk_paths:
+                with np.load(p, allow_pickle=False) as z:
+                    if len(z["ids"]):
+                        data = np.ascontiguousarray(z["data"], dtype=dtype)
+                        f.write(data.tobytes())
+                        written += len(data)
+        if written != shape[0]:
+            raise ValueError(f"{target}: wrote {written} rows of the {shape[0]} the chunks announced")
     return describe(target)
 
 
