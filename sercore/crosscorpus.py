@@ -24,7 +24,7 @@ from .data.splits import LeakageError
 from .engine import as_engine
 from .engine.jobs import Job, PretrainJob
 from .featureset import FeatureSet
-from .protocols import _folds, _sparse_jobs, run_rows, fold_data, result_table
+from .protocols import _folds, _sparse_jobs, fold_data, result_table, run_rows
 from .train import FinetuneConfig, PretrainConfig, pretrain_pairwise
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"

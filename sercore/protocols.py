@@ -111,6 +111,11 @@ def run_jobs(fn: Callable, jobs: Sequence, shared=None, *, workers: int = 1, dev
 RUN_KEYS = ("fold", "view", "condition", "pretrain_data", "temperature", "frozen", "fraction", "repetition")
 
 
+def _run_name(keys: dict) -> str:
+    """A learning curve's run name: ``fold=0 view=mel ...``."""
+    return " ".join(f"{k}={v}" for k, v in keys.items())
+
+
 def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) -> list[dict]:
     """Result rows of ``jobs`` in order, each with the ``node`` it ran on. Fine-tuning rows' per-epoch validation
     UAR goes to ``histories["finetune"]`` (when a dict is given): one row per run × epoch with ``RUN_KEYS``,
@@ -121,8 +126,8 @@ def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) ->
         records = []
         for row, curve in zip(rows, curves):
             keys = {k: row[k] for k in RUN_KEYS if k in row}
-            run = " ".join(f"{k}={v}" for k, v in keys.items())
-            records += [dict(keys, run=run, epoch=e, val_uar=v) for e, v in enumerate(curve or [], start=1)]
+            records += [dict(keys, run=_run_name(keys), epoch=e, val_uar=v)
+                        for e, v in enumerate(curve or [], start=1)]
         histories["finetune"] = pd.DataFrame(records)
     return rows
 
@@ -169,8 +174,7 @@ def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, 
         frames = []
         for r, res in zip(requests, results):
             keys = dict(fold=r["data"].fold, **r.get("row", {}))
-            run = " ".join(f"{k}={v}" for k, v in keys.items())
-            frames.append(res.history.assign(**keys, run=run))
+            frames.append(res.history.assign(**keys, run=_run_name(keys)))
         histories["pretrain"] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return [res.encoders for res in results]
 
