@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ import soundfile as sf
 import sercore.engine as engine_mod
 from sercore.cache import extract_features
 from sercore.config import usable_cores
-from sercore.engine import (FeatureRef, LocalEngine, as_engine, available_engines, feature_refs, get_engine,
-                            start_method)
+from sercore.engine import (FeatureRef, LocalEngine, as_engine, available_engines, costliest_first, feature_refs,
+                            get_engine, start_method)
 from sercore.engine.jobs import CallJob, FinetuneJob
 from sercore.featureset import FeatureSet
 from sercore.protocols import fold_data, sparse_label_grid
@@ -111,6 +112,39 @@ def test_results_come_back_in_job_order_with_their_nodes():
     here = f"{os.uname().nodename}:{os.getpid()}"
     assert all(o.node.split(":")[0] == os.uname().nodename and o.node != here for o in outcomes)
     assert [o.node for o in LocalEngine(1).map(jobs)] == [here] * 4  # one worker: run here
+
+
+STARTED: list = []
+
+
+def _record_start(arg, features):
+    STARTED.append(arg)
+    time.sleep(0.05)
+    return arg
+
+
+@dataclass
+class _Sized(CallJob):
+    size: float = 1.0
+
+    def cost(self) -> float:
+        return self.size
+
+
+def test_parallel_engines_start_the_costliest_jobs_first():
+    jobs = [_Sized(_record_start, i, size=s) for i, s in enumerate([1, 5, 1, 9, 2, 2])]
+    assert costliest_first(jobs) == [3, 1, 4, 5, 0, 2]  # ties keep their order
+    STARTED.clear()
+    assert LocalEngine(2, backend="thread").run(jobs) == list(range(6))  # results in job order
+    assert set(STARTED[:2]) == {3, 1} and set(STARTED[-2:]) == {0, 2}
+    assert LocalEngine(1).run(jobs) == list(range(6)) and STARTED[-6:] == list(range(6))  # in turn, in order
+
+
+def test_a_finetune_job_costs_its_labelled_utterances(corpus):
+    manifest, task, splits, features = corpus
+    data = fold_data(manifest, task, splits, 0)
+    assert FinetuneJob("v", data, FinetuneConfig()).cost() == len(data.train_ids)
+    assert FinetuneJob("v", data, FinetuneConfig(), subset=[0, 3, 4]).cost() == 3
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -332,6 +366,9 @@ def test_sparse_grid_runs_on_both_nodes_of_a_cluster(corpus, two_node_cluster):
     manifest, task, splits, features = corpus
     engine = get_engine("ray", address=two_node_cluster)
     assert engine.describe()["nodes"] == 2
+    ray = sys.modules["ray"]
+    warmed = ray.get(ray.remote(lambda: {"sercore.train", "torch._dynamo"} <= set(sys.modules)).remote())
+    assert warmed  # a new worker ran warm_up_worker (the engine's setup hook) before its first task
     table = sparse_label_grid(manifest, task, splits, features, engine=engine, **GRID)
     assert table["node"].nunique() == 2  # the node id recorded by each run: both nodes worked
     local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)

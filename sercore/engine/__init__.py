@@ -11,7 +11,8 @@ travels as its folder and is reopened memory-mapped in the worker; others (built
 per worker. Workers die with their parent (``PR_SET_PDEATHSIG`` on Linux, a parent-pid watch elsewhere).
 
 Engine ``ray``: Ray core tasks, one per job, with the job's resources; ``address`` joins a running cluster (e.g.
-``"auto"`` or ``"head-node:6379"``), none starts a local one. Features reach the tasks by cache path
+``"auto"`` or ``"head-node:6379"``), none starts a local one. Each Ray worker runs :func:`warm_up_worker` when it
+starts (the job's ``worker_process_setup_hook``), so sercore must be importable on every node. Features reach the tasks by cache path
 (``transport="path"``, a filesystem every node sees) or through Ray's object store (``"object_store"``).
 """
 
@@ -144,9 +145,7 @@ def execute(job: Job, features, node: str | None = None) -> Outcome:
 
 def _init_local_worker(payload, parent: int | None) -> None:
     die_with_parent(parent)
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker process
+    warm_up_worker()
     _WORKER["features"] = open_features(payload)
 
 
@@ -203,19 +202,27 @@ class LocalEngine(Engine):
         backend = self.backend or ("thread" if any(job.uses_cuda() for job in jobs) else "process")
         if backend == "thread":
             with ThreadPoolExecutor(workers) as pool:
-                futures = {pool.submit(execute, job, features): i for i, job in enumerate(jobs)}
+                futures = {pool.submit(execute, jobs[i], features): i for i in costliest_first(jobs)}
                 return _collect(((futures[f], f.result()) for f in as_completed(futures)), len(jobs), on_done)
         import multiprocessing
 
         method = self.start_method or start_method()
+        if method == "fork":
+            load_training_code()  # once here, not in every worker of every pool
         payload = features if method == "fork" else feature_refs(features)  # fork: inherited, not pickled
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                    initializer=_init_local_worker, initargs=(payload, parent_pid(method)))
         try:
-            futures = {pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
+            futures = {pool.submit(_run_in_worker, jobs[i]): i for i in costliest_first(jobs)}
             return _collect(((futures[f], f.result()) for f in as_completed(futures)), len(jobs), on_done)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def costliest_first(jobs: Sequence[Job]) -> list[int]:
+    """Job positions by falling ``cost()`` (ties in job order): parallel engines start the long jobs first, so
+    that the last ones to finish, while other workers may idle, are short."""
+    return sorted(range(len(jobs)), key=lambda i: -jobs[i].cost())
 
 
 def _collect(done, n: int, on_done) -> list[Outcome]:
@@ -225,6 +232,26 @@ def _collect(done, n: int, on_done) -> list[Outcome]:
         if on_done:
             on_done(i, outcome)
     return out
+
+
+def warm_up_worker() -> None:
+    """Get a new worker process ready for its first job: one torch thread and :func:`load_training_code`.
+    Ray runs it as the ``worker_process_setup_hook`` of every worker it starts, the local engine in each new
+    worker (a forked one finds the code already loaded by its parent)."""
+    import torch
+
+    torch.set_num_threads(1)
+    load_training_code()
+
+
+def load_training_code() -> None:
+    """Import the training code and do ``torch.optim``'s first-use import of ``torch._dynamo`` (1-2 s, with
+    sympy), so that a job does not pay them; the local engine does it before it forks its workers."""
+    import torch
+
+    from .. import protocols, train  # noqa: F401
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def _ray_task(job: Job, payload) -> Outcome:
@@ -261,6 +288,7 @@ class RayEngine(Engine):
             if self.address:
                 kw.pop("num_cpus", None), kw.pop("num_gpus", None)  # a running cluster has its own
             kw.setdefault("include_dashboard", False)
+            kw.setdefault("runtime_env", {"worker_process_setup_hook": f"{__name__}.warm_up_worker"})
             kw.setdefault("log_to_driver", False)
             ray.init(address=self.address, **kw)
         return ray
@@ -285,7 +313,7 @@ class RayEngine(Engine):
             _WORKER["ray_task"] = ray.remote(_ray_task)
         task = _WORKER["ray_task"]
         payload = self._payload(ray, features)
-        pending = {task.options(**job.resources()).remote(job, payload): i for i, job in enumerate(jobs)}
+        pending = {task.options(**jobs[i].resources()).remote(jobs[i], payload): i for i in costliest_first(jobs)}
 
         def finished():
             waiting = list(pending)
@@ -324,4 +352,5 @@ def as_engine(engine=None, *, workers: int | None = 1, address: str | None = Non
 
 
 __all__ = ["Engine", "LocalEngine", "RayEngine", "Outcome", "FeatureRef", "available_engines", "get_engine",
-           "as_engine", "start_method", "die_with_parent", "parent_pid", "feature_refs", "open_features", "execute"]
+           "as_engine", "costliest_first", "start_method", "warm_up_worker", "load_training_code", "die_with_parent",
+           "parent_pid", "feature_refs", "open_features", "execute"]

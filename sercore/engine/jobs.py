@@ -35,6 +35,10 @@ class Job:
     def uses_cuda(self) -> bool:
         return _is_cuda(self.device)
 
+    def cost(self) -> float:
+        """Relative cost among the jobs of one run (parallel engines start the costliest first)."""
+        return 1.0
+
 
 @dataclass
 class FinetuneJob(Job):
@@ -58,6 +62,10 @@ class FinetuneJob(Job):
 
     def resources(self) -> dict:
         return {"num_cpus": 1, "num_gpus": self.gpu_fraction} if self.uses_cuda() else {"num_cpus": 1}
+
+    def cost(self) -> float:
+        """The number of labelled training utterances."""
+        return float(len(self.data.train_ids) if self.subset is None else len(self.subset))
 
     def run(self, features) -> dict:
         from ..train import finetune, supervised_baseline
