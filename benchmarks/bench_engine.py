@@ -75,7 +75,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cores", type=int, default=2, help="local workers and Ray CPUs")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per fraction (3: 48 runs)")
     parser.add_argument("--ft-epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=2, help="local engine and Ray, alternating")
+    parser.add_argument("--repeats", type=int, default=2, help="turns of loop, local engine and Ray")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)

@@ -12,8 +12,9 @@ per worker. Workers die with their parent (``PR_SET_PDEATHSIG`` on Linux, a pare
 
 Engine ``ray``: Ray core tasks, one per job, with the job's resources; ``address`` joins a running cluster (e.g.
 ``"auto"`` or ``"head-node:6379"``), none starts a local one. Each Ray worker runs :func:`warm_up_worker` when it
-starts (the job's ``worker_process_setup_hook``), so sercore must be importable on every node. Features reach the tasks by cache path
-(``transport="path"``, a filesystem every node sees) or through Ray's object store (``"object_store"``).
+starts (the job's ``worker_process_setup_hook``), so sercore must be importable on every node. Features reach the
+tasks by cache path (``transport="path"``, a filesystem every node sees) or through Ray's object store
+(``"object_store"``).
 """
 
 from __future__ import annotations
