@@ -24,10 +24,13 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
+from sercore import finetune_cache
 from sercore.config import usable_cores
 from sercore.experiment import configs, prepare
 from sercore.precision import EMULATE_ENV, bf16_support
 from sercore.protocols import sparse_label_grid
+
+os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
 
 CELL = ["view", "condition", "fraction"]
 

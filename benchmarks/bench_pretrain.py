@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -41,11 +42,14 @@ import torch
 from torch import nn
 from torch.func import vmap
 
+from sercore import finetune_cache
 from sercore.config import usable_cores
 from sercore.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, sparse_subset
 from sercore.train import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
+
+os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The

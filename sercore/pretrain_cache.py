@@ -56,9 +56,22 @@ def _files_digest(paths: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
+def modules_digest(names: Sequence[str]) -> str:
+    """Digest of the source files of the modules ``names`` (read once per process and file list)."""
+    return _files_digest(tuple(str(Path(importlib.import_module(name).__file__)) for name in names))
+
+
 def code_digest() -> str:
     """Digest of the source code that builds and trains the encoders (read once per process and file list)."""
     return _files_digest(tuple(str(p) for p in code_files()))
+
+
+def feature_entry(fs: FeatureSet) -> dict | None:
+    """The feature-cache entry behind ``fs`` (folder and data digest), or None for in-memory features."""
+    if not fs.meta.get("folder"):
+        return None
+    data = (fs.meta.get("files") or {}).get("data.npy") or {}
+    return {"folder": str(fs.meta["folder"]), "data": data.get("blake2b")}
 
 
 def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
@@ -66,12 +79,9 @@ def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: 
     """Key of a pre-training run, or None when a FeatureSet is not from the feature cache."""
     from sercore.train import PRETRAIN_VERSION
 
-    entries = {}
-    for view, fs in features.items():
-        if not fs.meta.get("folder"):
-            return None
-        data = (fs.meta.get("files") or {}).get("data.npy") or {}
-        entries[view] = {"folder": str(fs.meta["folder"]), "data": data.get("blake2b")}
+    entries = {view: feature_entry(fs) for view, fs in features.items()}
+    if any(entry is None for entry in entries.values()):
+        return None
     record = json.dumps({"features": entries, "train": [str(u) for u in train_ids],
                          "val": [str(u) for u in val_ids], "config": asdict(config), "device": str(device),
                          "torch": torch.__version__, "code": code_digest(), "version": PRETRAIN_VERSION},

@@ -25,6 +25,7 @@ from .data.splits import LeakageError, split_ids
 from .engine import LocalEngine, as_engine
 from .engine.jobs import HISTORY, CallJob, FinetuneJob, PretrainJob
 from .featureset import FeatureSet
+from .finetune_cache import run_cached
 from .models.encoders import EncoderClassifier, ProjectionHead, count_parameters
 from .train import FinetuneConfig, PretrainConfig, PretrainResult, default_encoder, pretrain_pairwise
 
@@ -117,10 +118,11 @@ def _run_name(keys: dict) -> str:
 
 
 def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) -> list[dict]:
-    """Result rows of ``jobs`` in order, each with the ``node`` it ran on. Fine-tuning rows' per-epoch validation
+    """Result rows of ``jobs`` in order, each with the ``node`` it ran on; fine-tuning runs done before come from
+    the result cache (:mod:`sercore.finetune_cache`). Fine-tuning rows' per-epoch validation
     UAR goes to ``histories["finetune"]`` (when a dict is given): one row per run × epoch with ``RUN_KEYS``,
     ``run``, ``epoch``, ``val_uar``."""
-    rows = [dict(o.value, node=o.node) for o in as_engine(engine).map(jobs, features)]
+    rows = [dict(o.value, node=o.node) for o in run_cached(engine, jobs, features)]
     curves = [row.pop(HISTORY, None) for row in rows]
     if histories is not None:
         records = []

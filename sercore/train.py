@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -206,11 +205,8 @@ def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
-    """``(UAR, WA)`` of ``sercore.analysis.stats``, without sklearn's warning for predicted classes absent from
-    ``y_true``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return uar(y_true, y_pred), wa(y_true, y_pred)
+    """``(UAR, WA)`` of ``sercore.analysis.stats``."""
+    return uar(y_true, y_pred), wa(y_true, y_pred)
 
 
 def _check_ids(name: str, ids, labels=None) -> list[str]:

@@ -123,6 +123,20 @@ def test_padding_frames_do_not_change_the_output(make, frame):
     assert torch.allclose(alone, enc(x_more, lengths), atol=1e-5)
 
 
+def test_eval_batch_norm_equals_normalising_the_real_frames_alone():
+    from sercore.models.encoders import _masked_batch_norm
+
+    torch.manual_seed(3)
+    norm = nn.BatchNorm1d(8)
+    h, lengths = _padded([torch.randn(n, 8) for n in (3, 7, 10)], 12, fill=5.0)
+    mask = torch.arange(12)[None, :] < lengths[:, None]
+    norm(h[mask])  # one training step moves the running statistics off their defaults
+    norm.eval()
+    want = torch.zeros_like(h)
+    want[mask] = norm(h[mask])
+    assert torch.equal(_masked_batch_norm(norm, h, mask), want)
+
+
 def test_padding_receives_no_gradient():
     torch.manual_seed(2)
     enc = MelEncoder(16, channels=(8, 8))

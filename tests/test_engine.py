@@ -379,7 +379,8 @@ def test_quick_sparse_label_notebook_runs_on_both_nodes(two_node_cluster, tmp_pa
     out = tmp_path / "results"
     proc = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--size", "tiny", "--quick", "--offline",
                            "--results", str(out), "--notebooks", "03_sparse_labels", "--engine", "ray",
-                           "--ray-address", two_node_cluster], cwd=tmp_path, env=_ray_env(), capture_output=True,
+                           "--ray-address", two_node_cluster], cwd=tmp_path, capture_output=True,
+                          env=dict(_ray_env(), SERCORE_RESULT_CACHE="0"),  # every run trained: none read back
                           text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     folder = out / "default" / "03_sparse_labels"

@@ -1,5 +1,7 @@
 """Metrics, intervals, tests and rank tables against values computed by hand."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,3 +139,25 @@ def test_bounded_metrics_have_clipped_intervals():
     assert lo_t < 1.0
     assert summary_table(rows, by=["view"], bounds=None)["ci_high"].iloc[0] > 1.0
     assert summary_table(rows, by=["view"], value="train_loss")["ci_high"].iloc[0] > 2.0  # unbounded metric
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_uar_and_wa_equal_sklearn_bit_for_bit(kind):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(1, 6))
+        y_true, y_pred = rng.integers(0, k, n), rng.integers(0, k + 1, n)  # class k: predicted, never true
+        if kind == "str":
+            y_true, y_pred = np.array([f"c{v}" for v in y_true]), np.array([f"c{v}" for v in y_pred])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns about the predicted-only class
+            want = balanced_accuracy_score(y_true, y_pred)
+        assert uar(y_true, y_pred) == want, (trial, y_true, y_pred)
+        assert wa(y_true, y_pred) == accuracy_score(y_true, y_pred)
+
+
+def test_metrics_refuse_labels_of_different_types():
+    with pytest.raises(ValueError, match="different types"):
+        uar(["neu", "ang"], [0, 1])

@@ -1,7 +1,7 @@
 """Metrics, confidence intervals and significance tests for result tables.
 
-Metrics come from scikit-learn, intervals and tests from ``scipy.stats``. Holm's correction is written by hand
-because statsmodels is not a dependency (it is five lines).
+Metrics come from scikit-learn (UAR and WA are two lines of NumPy, see below), intervals and tests from
+``scipy.stats``. Holm's correction is written by hand because statsmodels is not a dependency (it is five lines).
 """
 
 from __future__ import annotations
@@ -28,17 +28,26 @@ def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} vs {len(y_pred)}")
     if len(y_true) == 0:
         raise ValueError("y_true and y_pred are empty")
+    if (y_true.dtype.kind in "USO") != (y_pred.dtype.kind in "USO"):
+        raise ValueError(f"y_true and y_pred hold labels of different types ({y_true.dtype} and {y_pred.dtype})")
     return y_true, y_pred
 
 
+# UAR and WA are computed here rather than by sklearn's balanced_accuracy_score/accuracy_score (same values, same
+# float operations): their input validation costs ~8 ms a call, a tenth of a small fine-tuning run that scores its
+# validation set every epoch.
 def uar(y_true, y_pred) -> float:
     """Unweighted average recall (mean of per-class recalls over the classes present in ``y_true``)."""
-    return float(skm.balanced_accuracy_score(*_labels_pair(y_true, y_pred)))
+    y_true, y_pred = _labels_pair(y_true, y_pred)
+    _, inverse = np.unique(y_true, return_inverse=True)
+    recalls = np.bincount(inverse, weights=y_true == y_pred) / np.bincount(inverse)
+    return float(np.mean(recalls))
 
 
 def wa(y_true, y_pred) -> float:
     """Weighted accuracy as used in SER papers: plain accuracy over all utterances."""
-    return float(skm.accuracy_score(*_labels_pair(y_true, y_pred)))
+    y_true, y_pred = _labels_pair(y_true, y_pred)
+    return float(np.mean(y_true == y_pred))
 
 
 def macro_f1(y_true, y_pred) -> float:

@@ -172,6 +172,8 @@ class MelEncoder(nn.Module):
 
 def _masked_batch_norm(norm: nn.BatchNorm1d, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """BatchNorm of ``h: [B, T, C]`` using real frames only; padding frames come out as zeros."""
+    if not norm.training and norm.track_running_stats:  # a per-frame affine map: no need to gather real frames
+        return norm(h.reshape(-1, h.shape[-1])).reshape(h.shape) * mask[:, :, None]
     out = h.new_zeros(h.shape)
     out[mask] = norm(h[mask])
     return out
