@@ -124,14 +124,15 @@ class Experiment:
 
     def representations(self, *, last_fold_only: bool = False) -> list:
         """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one
-        only (the maps of paper A's Figures 5 and 6); see ``sercore.representations.fold_representations``."""
-        from .representations import fold_representations
+        only (the maps of paper A's Figures 5 and 6), the folds in parallel on the run's engine; see
+        ``sercore.representations.fold_representations``."""
+        from .representations import folds_representations
 
         run = self._settings()
         folds = self.folds[-1:] if last_fold_only else self.folds
-        return [fold_representations(self.manifest, self.task, self.splits, self.features, fold,
-                                     pretrain_config=run.pretrain, finetune_config=run.finetune, device=self.device)
-                for fold in folds]
+        return folds_representations(self.manifest, self.task, self.splits, self.features, folds,
+                                     engine=run.job_engine(), pretrain_config=run.pretrain,
+                                     finetune_config=run.finetune, device=self.device)
 
     def _settings(self) -> RunSettings:
         if self.settings is None:

@@ -136,9 +136,11 @@ def run_cached(engine, jobs: Sequence, features) -> list[Outcome]:
     ran = dict(zip(todo, engine.map([jobs[i] for i in todo], features, on_done=done))) if todo else {}
     for key, i in first.items():
         stored[key] = Outcome(_computed(jobs[i], ran[i].value), ran[i].node, ran[i].seconds)
-    hits = sum(1 for i, k in enumerate(keys) if k is not None and i not in ran)
-    if hits:
-        print(f"fine-tuning: {hits} of {len(jobs)} runs read from the result cache ({folder()})")
+    reused = [i for i, k in enumerate(keys) if k is not None and i not in ran]
+    twins = sum(1 for i in reused if keys[i] in first)
+    if reused:
+        print(f"fine-tuning: {len(reused) - twins} of {len(jobs)} runs read from the result cache ({folder()}), "
+              f"{twins} identical to another run of these")
     return [ran[i] if i in ran else _with_row(jobs[i], stored[keys[i]]) for i in range(len(jobs))]
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .analysis import MEASURES, pairwise_similarity
+from .engine import as_engine
+from .engine.jobs import CallJob
 from .featureset import FeatureSet
 from .protocols import fold_data
 from .train import (FinetuneConfig, PretrainConfig, default_encoder, embed, normalize_if_needed,
@@ -95,6 +97,20 @@ def fold_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.
     return FoldRepresentations(fold, list(data.test_ids), list(data.test_labels), vectors, other_ids, other)
 
 
+def folds_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.DataFrame,
+                          features: dict[str, FeatureSet], folds: Sequence[int], *, engine=None,
+                          **kw) -> list[FoldRepresentations]:
+    """:func:`fold_representations` of each of ``folds`` (keywords ``kw``), the folds run in parallel as jobs of
+    ``engine`` (a name or Engine; default: the local engine, one process per core)."""
+    jobs = [CallJob(_fold_job, (manifest, task, splits, fold, kw)) for fold in folds]
+    return as_engine(engine).run(jobs, features)
+
+
+def _fold_job(arg, features) -> FoldRepresentations:
+    manifest, task, splits, fold, kw = arg
+    return fold_representations(manifest, task, splits, features, fold, **kw)
+
+
 def choose_samples(n_test: int, width: int, n_all: int, samples: str = "auto", *, per_dim: int = 10) -> str:
     """``"test"`` or ``"all"``: ``"auto"`` takes all utterances when the test set has fewer than ``per_dim``
     samples per dimension (``n_test < per_dim * width``) and there are more utterances than the test set."""
@@ -106,7 +122,8 @@ def choose_samples(n_test: int, width: int, n_all: int, samples: str = "auto", *
 
 
 def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_repeats: int = 10,
-                    samples: str = "auto", variance: float | None = 0.99, per_dim: int = 10) -> pd.DataFrame:
+                    samples: str = "auto", variance: float | None = 0.99, per_dim: int = 10,
+                    engine=None) -> pd.DataFrame:
     """PWCCA, linear CKA and debiased CKA for every pair of views, per fold and model kind, with baselines.
 
     ``samples``: ``"test"`` (each fold's test set, as paper A), ``"all"`` (test, training and validation
@@ -124,30 +141,36 @@ def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_rep
     Columns ``fold, condition, pair, view_a, view_b, pwcca, cka, debiased_cka``, the baseline columns, and
     ``samples`` (the choice made), ``n_samples`` (rows used), ``n_test``, ``width``, ``variance``, ``max_dims``
     (0 when not needed), ``n_repeats``: enough for a caption (:func:`sercore.analysis.alignment_note`).
+    The folds run in parallel as jobs of ``engine`` (a name or Engine; default: the local engine).
     """
-    frames = []
-    for rep in reps:
-        models = list(dict.fromkeys(m for m, _ in rep.vectors))
-        width = max(z.shape[1] for z in rep.vectors.values())
-        n_test = len(rep.ids)
-        choice = choose_samples(n_test, width, n_test + len(rep.other_ids), samples, per_dim=per_dim)
-        if choice == "all" and not rep.other_ids:
-            warnings.warn(f"fold {rep.fold}: samples='all' asked but only test representations exist; using "
-                          f"the test set (n={n_test})")
-            choice = "test"
-        n = n_test + (len(rep.other_ids) if choice == "all" else 0)
-        kw = _reduction(n, width)
-        info = dict(fold=rep.fold, samples=choice, n_samples=n, n_test=n_test, width=width,
-                    variance=np.nan if variance is None else variance, max_dims=kw.get("max_dims", 0),
-                    n_repeats=n_repeats)
-        tables = [pairwise_similarity(rep.by_model(model, samples=choice), baseline=True, seed=seed,
-                                      n_repeats=n_repeats, variance=variance, **kw).assign(condition=model, **info)
-                  for model in models]
-        frames += tables + [_random_rows(tables).assign(condition="random vectors", **info)]
+    kw = dict(seed=seed, n_repeats=n_repeats, samples=samples, variance=variance, per_dim=per_dim)
+    frames = as_engine(engine).run([CallJob(_fold_alignment, (rep, kw)) for rep in reps])
     out = pd.concat(frames, ignore_index=True)
     out["pair"] = out["view_a"] + "-" + out["view_b"]
     first = ["fold", "condition", "pair", "view_a", "view_b", *MEASURES]
     return out[first + [c for c in out.columns if c not in first]]
+
+
+def _fold_alignment(arg, features=None) -> pd.DataFrame:
+    """The rows of one fold of :func:`alignment_table` (``arg``: the fold's representations, its keywords)."""
+    rep, kw = arg
+    models = list(dict.fromkeys(m for m, _ in rep.vectors))
+    width = max(z.shape[1] for z in rep.vectors.values())
+    n_test = len(rep.ids)
+    choice = choose_samples(n_test, width, n_test + len(rep.other_ids), kw["samples"], per_dim=kw["per_dim"])
+    if choice == "all" and not rep.other_ids:
+        warnings.warn(f"fold {rep.fold}: samples='all' asked but only test representations exist; using "
+                      f"the test set (n={n_test})")
+        choice = "test"
+    n = n_test + (len(rep.other_ids) if choice == "all" else 0)
+    reduction = _reduction(n, width)
+    info = dict(fold=rep.fold, samples=choice, n_samples=n, n_test=n_test, width=width,
+                variance=np.nan if kw["variance"] is None else kw["variance"],
+                max_dims=reduction.get("max_dims", 0), n_repeats=kw["n_repeats"])
+    tables = [pairwise_similarity(rep.by_model(model, samples=choice), baseline=True, seed=kw["seed"],
+                                  n_repeats=kw["n_repeats"], variance=kw["variance"], **reduction)
+              .assign(condition=model, **info) for model in models]
+    return pd.concat(tables + [_random_rows(tables).assign(condition="random vectors", **info)])
 
 
 def _random_rows(tables: list[pd.DataFrame]) -> pd.DataFrame:

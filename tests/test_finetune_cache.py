@@ -86,12 +86,14 @@ def test_encoder_weights_are_part_of_the_key(corpus):
     assert finetune_cache.job_key(FinetuneJob("fixed", data, FinetuneConfig(), encoder=b), features) in keys
 
 
-def test_identical_jobs_run_once(corpus, runs):
+def test_identical_jobs_run_once(corpus, runs, capsys):
     manifest, task, splits, features = corpus
     job = FinetuneJob("fixed", fold_data(manifest, task, splits, 1), FinetuneConfig(max_epochs=2), row={"n": 0})
     twin = replace(job, row={"n": 1})
     first, second = finetune_cache.run_cached(LocalEngine(1), [job, twin], features)
     assert len(runs) == 1 and first.value["n"] == 0 and second.value["n"] == 1
+    said = capsys.readouterr().out
+    assert "0 of 2 runs read from the result cache" in said and "1 identical to another run" in said
     assert {k: v for k, v in first.value.items() if k != "n"} == {k: v for k, v in second.value.items() if k != "n"}
     assert list(first.value) == list(second.value)  # the same column order as a run of its own
 

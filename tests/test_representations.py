@@ -41,3 +41,22 @@ def test_alignment_table_takes_all_utterances_of_a_small_fold(reps):
     assert np.isfinite(t["debiased_cka"]).all()
     test_only = alignment_table([rep], samples="test", n_repeats=2)
     assert (test_only["n_samples"] == len(rep.ids)).all()
+
+
+def test_folds_run_in_parallel_give_what_one_process_gives():
+    import pandas as pd
+
+    from sercore.engine import LocalEngine
+    from sercore.representations import folds_representations
+
+    manifest, task, splits, features = make_corpus()
+    kw = dict(views=["fixed", "seq"], pretrain_config=PretrainConfig(max_epochs=1, batch_size=32),
+              finetune_config=FinetuneConfig(max_epochs=2))
+    with threadpool_limits(limits=1):  # the workers' one thread, here too
+        alone = folds_representations(manifest, task, splits, features, [0, 2], **kw)
+        table = alignment_table(alone, n_repeats=2)
+    parallel = folds_representations(manifest, task, splits, features, [0, 2], engine=LocalEngine(2), **kw)
+    assert [r.fold for r in parallel] == [0, 2] and [r.ids for r in parallel] == [r.ids for r in alone]
+    for a, b in zip(alone, parallel):
+        assert all(np.array_equal(a.vectors[k], b.vectors[k]) for k in a.vectors)
+    pd.testing.assert_frame_equal(alignment_table(parallel, n_repeats=2, engine=LocalEngine(2)), table)
