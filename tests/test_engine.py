@@ -114,6 +114,23 @@ def test_results_come_back_in_job_order_with_their_nodes():
     assert [o.node for o in LocalEngine(1).map(jobs)] == [here] * 4  # one worker: run here
 
 
+def _threads(arg, features):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_local_workers_run_one_torch_and_one_blas_thread(method):
+    import numpy  # noqa: F401  (its BLAS pool is loaded in the parent, which has more than one core)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2):  # a parent with two BLAS threads, as a notebook kernel on two cores
+        seen = LocalEngine(2, start_method=method).run([CallJob(_threads, i) for i in range(2)])
+    assert seen == [(1, [1])] * 2
+
+
 STARTED: list = []
 
 

@@ -149,3 +149,34 @@ def test_the_stored_entry_is_plain_json_of_what_the_run_computed(corpus):
     assert set(stored) == {"key", "result", "node", "seconds"} and stored["node"] == outcome.node
     assert "fold" not in stored["result"] and "view" not in stored["result"]
     assert stored["result"]["n_labels"] == outcome.value["n_labels"]
+
+
+def _grid_killed_at_the_fifth_run(corpus):
+    import os
+    import signal
+
+    manifest, task, splits, features = corpus
+    trained, real = [], FinetuneJob.run
+
+    def run(job, features):
+        if len(trained) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no exception handling, no cleanup
+        trained.append(job)
+        return real(job, features)
+
+    FinetuneJob.run = run
+    sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+
+
+def test_a_grid_killed_mid_run_resumes_with_sound_entries(corpus, runs):
+    import multiprocessing as mp
+
+    proc = mp.get_context("fork").Process(target=_grid_killed_at_the_fifth_run, args=(corpus,))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -9
+    entries = list(finetune_cache.folder().rglob("*.json"))
+    assert len(entries) == 4 and all(json.loads(e.read_text())["result"] for e in entries)
+    manifest, task, splits, features = corpus
+    table = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    assert len(runs) == 12 and len(table) == 16 and table[["val_uar", "test_uar"]].notna().all().all()

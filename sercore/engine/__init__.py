@@ -236,12 +236,16 @@ def _collect(done, n: int, on_done) -> list[Outcome]:
 
 
 def warm_up_worker() -> None:
-    """Get a new worker process ready for its first job: one torch thread and :func:`load_training_code`.
+    """Get a new worker process ready for its first job: one torch thread, one BLAS/OpenMP thread (NumPy, SciPy
+    and scikit-learn: a forked worker inherits its parent's thread pools, and two workers each spinning two
+    threads on two cores made notebook 06's CCA/CKA jobs 4× slower, measured) and :func:`load_training_code`.
     Ray runs it as the ``worker_process_setup_hook`` of every worker it starts, the local engine in each new
     worker (a forked one finds the code already loaded by its parent)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # for the rest of the worker's life
     load_training_code()
 
 
