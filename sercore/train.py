@@ -70,7 +70,7 @@ class FinetuneConfig:
     patience: int | None = 20  # stop after this many epochs without a validation-UAR gain (None: never)
     max_frames: int | None = None
     weight_decay: float = 0.0
-    eval_batch_size: int = 256
+    eval_batch_size: int = 64  # validation/test passes, batched by length: 256 padded 200 utterances to the longest
     bucket_batches: int = 8  # as in PretrainConfig
     precision: str = "fp32"  # as in PretrainConfig
 
@@ -194,7 +194,7 @@ def _outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, dev
     return result
 
 
-def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="cpu", *, batch_size: int = 256,
+def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="cpu", *, batch_size: int = 64,
           max_frames: int | None = None, precision: str = "fp32") -> np.ndarray:
     """Representations ``[N, out_dim]`` (numpy float32) of ``ids`` from ``encoder`` in eval mode.
 

@@ -134,7 +134,9 @@ def test_eval_batch_norm_equals_normalising_the_real_frames_alone():
     norm.eval()
     want = torch.zeros_like(h)
     want[mask] = norm(h[mask])
-    assert torch.equal(_masked_batch_norm(norm, h, mask), want)
+    assert torch.equal(_masked_batch_norm(norm, h, mask), want)  # frames as rows (a pointwise block's output)
+    as_conv_gives = h.transpose(1, 2).contiguous().transpose(1, 2)  # [B, C, T] memory seen as [B, T, C]
+    assert torch.equal(_masked_batch_norm(norm, as_conv_gives, mask), want)
 
 
 def test_padding_receives_no_gradient():

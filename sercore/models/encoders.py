@@ -173,7 +173,9 @@ class MelEncoder(nn.Module):
 def _masked_batch_norm(norm: nn.BatchNorm1d, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """BatchNorm of ``h: [B, T, C]`` using real frames only; padding frames come out as zeros."""
     if not norm.training and norm.track_running_stats:  # a per-frame affine map: no need to gather real frames
-        return norm(h.reshape(-1, h.shape[-1])).reshape(h.shape) * mask[:, :, None]
+        if h.is_contiguous():  # frames are rows
+            return norm(h.view(-1, h.shape[-1])).view(h.shape) * mask[:, :, None]
+        return norm(h.transpose(1, 2)).transpose(1, 2) * mask[:, :, None]  # a conv's [B, C, T], seen as [B, T, C]
     out = h.new_zeros(h.shape)
     out[mask] = norm(h[mask])
     return out
