@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -68,7 +68,7 @@ def module_digest(module: torch.nn.Module | None) -> str | None:
 def job_key(job, features: dict, digests: dict | None = None) -> str | None:
     """Key of a fine-tuning job's result, or None when it cannot be cached (another job type, in-memory
     features). ``digests`` (id(encoder) → digest) saves hashing an encoder shared by many jobs again."""
-    if not isinstance(job, FinetuneJob) or job.view not in features:
+    if not isinstance(job, FinetuneJob) or job.view not in features or not is_dataclass(job.data):
         return None
     entry = feature_entry(features[job.view])
     if entry is None:
@@ -146,4 +146,4 @@ def run_cached(engine, jobs: Sequence, features) -> list[Outcome]:
 
 def _with_row(job, outcome: Outcome) -> Outcome:
     """A stored outcome with the job's own ``row`` and view put back in front, as ``FinetuneJob.run`` orders them."""
-    return Outcome(dict(job.row, view=job.view, **outcome.value), outcome.node, outcome.seconds)
+    return Outcome({**job.row, "view": job.view, **outcome.value}, outcome.node, outcome.seconds)

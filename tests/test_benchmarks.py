@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_engine  # noqa: E402
+import bench_finetune  # noqa: E402
 import bench_pretrain  # noqa: E402
 import bench_views  # noqa: E402
 import bench_wav2vec2  # noqa: E402
@@ -41,6 +42,13 @@ def test_bench_pretrain_prints_every_ratio():
     assert len(bench_pretrain.FLOORS) == 3
     _check_bounds(out, bench_pretrain)
     assert "would reach" in out and "sequential loop, torch 1 thread" in out, out
+
+
+@pytest.mark.slow
+def test_bench_finetune_prints_its_ratio_and_identical_tables():
+    out = _run("bench_finetune.py", "--quick")
+    _check_bounds(out, bench_finetune)
+    assert "identical result tables: True" in out and "one padded batch (256)" in out, out
 
 
 @pytest.mark.slow
