@@ -30,8 +30,6 @@ from sercore.experiment import configs, prepare
 from sercore.precision import EMULATE_ENV, bf16_support
 from sercore.protocols import sparse_label_grid
 
-os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
-
 CELL = ["view", "condition", "fraction"]
 
 
@@ -68,6 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=usable_cores())
     parser.add_argument("--smoke", action="store_true", help="2 seeds, 1 fraction, 1 + 2 epochs")
     args = parser.parse_args(argv)
+    os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.smoke:
         args.seeds, args.fractions, args.epochs, args.ft_epochs = 2, [0.25], 1, 2
     fast, reason = bf16_support("cpu")

@@ -18,6 +18,7 @@ Usage: ``python benchmarks/bench_engine.py [--cores 2] [--repeats 2] [--quick]``
 from __future__ import annotations
 
 import argparse
+import os
 import operator
 import statistics
 import sys
@@ -29,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
 
+from sercore import finetune_cache  # noqa: E402
 from sercore.data import make_splits  # noqa: E402
 from sercore.engine import LocalEngine, get_engine  # noqa: E402
 from sercore.engine.jobs import CallJob  # noqa: E402
@@ -79,6 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
+    os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.quick:
         args.n, args.reps, args.ft_epochs, args.repeats = 160, 1, 2, 1
     manifest, lengths, frames, functionals = make_corpus(args.n)

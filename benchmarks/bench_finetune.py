@@ -15,6 +15,7 @@ Usage: ``python benchmarks/bench_finetune.py [--n 640] [--corpus default] [--rep
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -24,8 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pretrain import in_child, load_corpus, make_corpus  # noqa: E402  (sets SERCORE_RESULT_CACHE=0)
+from bench_pretrain import in_child, load_corpus, make_corpus  # noqa: E402
 
+from sercore import finetune_cache  # noqa: E402
 from sercore.data import make_splits  # noqa: E402
 from sercore.featureset import FeatureSet  # noqa: E402
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid  # noqa: E402
@@ -65,6 +67,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="turns of the two arms (medians are compared)")
     parser.add_argument("--quick", "--smoke", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
+    os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.quick:
         args.n, args.reps, args.ft_epochs, args.repeats = 160, 1, 2, 1
     manifest, lengths, frames, functionals = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)

@@ -49,8 +49,6 @@ from sercore.models.encoders import frame_mask, masked_mean
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, sparse_subset
 from sercore.train import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
 
-os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
-
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The
 # grid's is lowest: under spawn each worker imports torch first, which outweighs the smoke grid itself (0.2x
@@ -349,6 +347,7 @@ def main(argv=None) -> None:
     parser.add_argument("--part", choices=["all", "pretrain", "grid", "batching", "precision"], default="all")
     parser.add_argument("--quick", "--smoke", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
+    os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.quick:
         args.n, args.epochs, args.reps, args.ft_epochs, args.batch_repeat = 160, 1, 1, 2, 1
     data = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)

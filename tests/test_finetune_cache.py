@@ -29,6 +29,7 @@ def _as_if_cached(features: dict, tag: str) -> dict:
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(finetune_cache.ENV, raising=False)
     manifest, task, splits, features = make_corpus()
     return manifest, task, splits, _as_if_cached(features, "a")
 
