@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     (plain, ours, same), _ = in_child(grid_times, manifest, task, splits, features, args)
     listed = lambda ts: ", ".join(f"{t:.1f}" for t in ts)  # noqa: E731
     print(f"  plain, one padded batch ({PLAIN}):      {statistics.median(plain):7.1f} s ({listed(plain)})")
-    print(f"  sercore, length-sorted batches of {SERCORE}: {statistics.median(ours):7.1f} s ({listed(ours)})")
+    print(f"  sercore, sorted batches of {SERCORE}:       {statistics.median(ours):7.1f} s ({listed(ours)})")
     print(f"  identical result tables: {same}")
     print(f"validation batching speed-up: {statistics.median(plain) / statistics.median(ours):.2f}x "
           f"(the same runs, the same numbers)")
