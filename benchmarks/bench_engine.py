@@ -28,13 +28,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pretrain import in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
+from bench_pretrain import grid_inputs, in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
 
 from sercore import finetune_cache  # noqa: E402
-from sercore.data import make_splits  # noqa: E402
 from sercore.engine import LocalEngine, get_engine  # noqa: E402
 from sercore.engine.jobs import CallJob  # noqa: E402
-from sercore.featureset import FeatureSet  # noqa: E402
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid  # noqa: E402
 from sercore.train import FinetuneConfig, PretrainConfig  # noqa: E402
 
@@ -84,12 +82,9 @@ def main(argv=None) -> None:
     os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.quick:
         args.n, args.reps, args.ft_epochs, args.repeats = 160, 1, 2, 1
-    manifest, lengths, frames, functionals = make_corpus(args.n)
-    ids = manifest["utt_id"].tolist()
-    features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
-                "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
-    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
-    data = (manifest, task, make_splits(manifest), features)
+    corpus = make_corpus(args.n)
+    features, task, splits = grid_inputs(*corpus)
+    data = (corpus[0], task, splits, features)
     n_runs = len(FRACTIONS) * args.reps * 2 * 2
     print(f"sparse-label grid: {n_runs} fine-tuning runs, {args.ft_epochs} epochs max, {args.cores} cores, "
           f"{args.repeats} x (loop, local engine, then a new Ray: its first grid and a second one)")

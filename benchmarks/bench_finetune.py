@@ -25,11 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pretrain import in_child, load_corpus, make_corpus  # noqa: E402
+from bench_pretrain import grid_inputs, in_child, load_corpus, make_corpus  # noqa: E402
 
 from sercore import finetune_cache  # noqa: E402
-from sercore.data import make_splits  # noqa: E402
-from sercore.featureset import FeatureSet  # noqa: E402
 from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid  # noqa: E402
 from sercore.train import FinetuneConfig, PretrainConfig  # noqa: E402
 
@@ -70,12 +68,9 @@ def main(argv=None) -> None:
     os.environ[finetune_cache.ENV] = "0"  # time the training: never a result from the cache
     if args.quick:
         args.n, args.reps, args.ft_epochs, args.repeats = 160, 1, 2, 1
-    manifest, lengths, frames, functionals = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)
-    ids = manifest["utt_id"].tolist()
-    features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
-                "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
-    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
-    splits = make_splits(manifest)
+    corpus = load_corpus(args.corpus, args.n) if args.corpus else make_corpus(args.n)
+    manifest = corpus[0]
+    features, task, splits = grid_inputs(*corpus)
     data = fold_data(manifest, task, splits, 0)
     print(f"torch {torch.__version__}, {len(manifest)} utterances ({args.corpus or 'random mel-like'} features); "
           f"sparse-label grid: {4 * args.reps * 2 * 2} fine-tuning runs, {len(data.val_ids)} validation and "

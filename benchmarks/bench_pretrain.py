@@ -195,14 +195,18 @@ def grid_time(manifest, task, splits, features, workers: int, threads: int, args
     return time.perf_counter() - start
 
 
-def part_grid(args, manifest, lengths, frames, functionals) -> None:
+def grid_inputs(manifest, lengths, frames, functionals) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """A benchmark corpus as the grids take it: mel and eGeMAPS-like FeatureSets, the 4-class task, the splits."""
     from sercore.data import make_splits
 
     ids = manifest["utt_id"].tolist()
     features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
                 "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
-    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
-    splits = make_splits(manifest)
+    return features, manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])], make_splits(manifest)
+
+
+def part_grid(args, manifest, lengths, frames, functionals) -> None:
+    features, task, splits = grid_inputs(manifest, lengths, frames, functionals)
     data = fold_data(manifest, task, splits, 0)
     n_runs = 4 * args.reps * 2 * 2
     print(f"sparse-label grid: {n_runs} fine-tuning runs ({len(data.train_ids)} labelled training utterances, "
@@ -308,13 +312,8 @@ def precision_arm(features, data, baseline: bool, precision: str, args, threads:
 
 
 def part_precision(args, manifest, lengths, frames, functionals) -> None:
-    from sercore.data import make_splits
-
-    ids = manifest["utt_id"].tolist()
-    features = {"mel": FeatureSet(ids, frames, lengths, meta={"encoder": "mel"}),
-                "egemaps": FeatureSet(ids, functionals, meta={"encoder": "mlp"})}
-    task = manifest[manifest["emotion"].isin(["neu", "hap", "sad", "ang"])]
-    data = fold_data(manifest, task, make_splits(manifest), 0)
+    features, task, splits = grid_inputs(manifest, lengths, frames, functionals)
+    data = fold_data(manifest, task, splits, 0)
     threads = args.threads
     print(f"precision: pre-training {len(data.pool_train)} utterances ({args.epochs} timed epochs) and the 48-run "
           f"sparse-label grid ({len(data.train_ids)} labelled training utterances, {args.ft_epochs} epochs max), "
