@@ -101,7 +101,7 @@ def folds_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd
                           features: dict[str, FeatureSet], folds: Sequence[int], *, engine=None,
                           **kw) -> list[FoldRepresentations]:
     """:func:`fold_representations` of each of ``folds`` (keywords ``kw``), the folds run in parallel as jobs of
-    ``engine`` (a name or Engine; default: the local engine, one process per core)."""
+    ``engine`` (a name or Engine; default: one after another in this process)."""
     jobs = [CallJob(_fold_job, (manifest, task, splits, fold, kw)) for fold in folds]
     return as_engine(engine).run(jobs, features)
 
@@ -141,7 +141,7 @@ def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_rep
     Columns ``fold, condition, pair, view_a, view_b, pwcca, cka, debiased_cka``, the baseline columns, and
     ``samples`` (the choice made), ``n_samples`` (rows used), ``n_test``, ``width``, ``variance``, ``max_dims``
     (0 when not needed), ``n_repeats``: enough for a caption (:func:`sercore.analysis.alignment_note`).
-    The folds run in parallel as jobs of ``engine`` (a name or Engine; default: the local engine).
+    The folds run in parallel as jobs of ``engine`` (a name or Engine; default: one after another here).
     """
     kw = dict(seed=seed, n_repeats=n_repeats, samples=samples, variance=variance, per_dim=per_dim)
     frames = as_engine(engine).run([CallJob(_fold_alignment, (rep, kw)) for rep in reps])
