@@ -43,9 +43,14 @@ class PretrainCacheCorrupt(ValueError):
     """A pre-training cache entry failed its check: ``"<file>: <problem>"``."""
 
 
+def module_files(names: Sequence[str]) -> list[Path]:
+    """Source files of the modules ``names`` (as imported: each module's ``__file__``)."""
+    return [Path(importlib.import_module(name).__file__) for name in names]
+
+
 def code_files() -> list[Path]:
-    """Source files of ``CODE_MODULES`` (as imported: each module's ``__file__``)."""
-    return [Path(importlib.import_module(name).__file__) for name in CODE_MODULES]
+    """Source files of ``CODE_MODULES``."""
+    return module_files(CODE_MODULES)
 
 
 @lru_cache(maxsize=None)
@@ -58,7 +63,7 @@ def _files_digest(paths: tuple[str, ...]) -> str:
 
 def modules_digest(names: Sequence[str]) -> str:
     """Digest of the source files of the modules ``names`` (read once per process and file list)."""
-    return _files_digest(tuple(str(Path(importlib.import_module(name).__file__)) for name in names))
+    return _files_digest(tuple(str(p) for p in module_files(names)))
 
 
 def code_digest() -> str:

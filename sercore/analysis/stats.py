@@ -34,8 +34,8 @@ def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 # UAR and WA are computed here rather than by sklearn's balanced_accuracy_score/accuracy_score (same values, same
-# float operations): their input validation costs ~8 ms a call, a tenth of a small fine-tuning run that scores its
-# validation set every epoch.
+# float operations): their input validation costs ~4 ms per UAR+WA pair (measured), close to a tenth of a small
+# fine-tuning run that scores its validation set every epoch.
 def uar(y_true, y_pred) -> float:
     """Unweighted average recall (mean of per-class recalls over the classes present in ``y_true``)."""
     y_true, y_pred = _labels_pair(y_true, y_pred)
