@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs (injected only when given)")
     p.add_argument("--budget", choices=("quick", "default", "paper"),
                    help="training budget: 'paper' is paper A's protocol (100 epochs, patience 30, 10 repetitions)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="training precision (bf16 where the CPU/GPU has it)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="training precision (default auto: bf16 where the CPU/GPU has fast bf16 kernels, else fp32)")
     p.add_argument("--engine", choices=("local", "ray"), help="job engine for the grids (default: local processes)")
     p.add_argument("--ray-address", help="address of a running Ray cluster, e.g. 10.0.0.1:6379 (with --engine ray)")
     p.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",

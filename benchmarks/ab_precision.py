@@ -24,11 +24,11 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from sercore import finetune_cache
-from sercore.config import usable_cores
-from sercore.experiment import configs, prepare
-from sercore.precision import EMULATE_ENV, bf16_support
-from sercore.protocols import sparse_label_grid
+from sercore.training import finetune_cache
+from sercore.core.config import usable_cores
+from sercore.notebook.experiment import configs, prepare
+from sercore.core.precision import EMULATE_ENV, bf16_support
+from sercore.pairwise import sparse_label_grid
 
 CELL = ["view", "condition", "fraction"]
 

@@ -30,11 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import grid_inputs, in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
 
-from sercore import finetune_cache  # noqa: E402
+from sercore.training import finetune_cache# noqa: E402
 from sercore.engine import LocalEngine, get_engine  # noqa: E402
-from sercore.engine.jobs import CallJob  # noqa: E402
-from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid  # noqa: E402
-from sercore.train import FinetuneConfig, PretrainConfig  # noqa: E402
+from sercore.engine import CallJob  # noqa: E402
+from sercore.training import fold_data  # noqa: E402
+from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
+from sercore.training import FinetuneConfig, PretrainConfig  # noqa: E402
 
 FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 # Smoke-test bound (tests/test_benchmarks.py) that only catches a broken pool; the targets are in the printed

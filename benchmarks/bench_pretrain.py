@@ -14,7 +14,7 @@
 4. Precision (``--part precision``): pre-training throughput and the 48-run sparse-label grid (4 fractions × 3
    repetitions × 2 views × pre-trained/from scratch, one sequential loop) with today's encoders in fp32 and in bf16,
    against the baseline "today's fp32 conv1d path": ``ConvMelEncoder``, a frozen copy of the mel encoder as it
-   was before issue 16, in fp32. Without fast bf16 kernels (``sercore.precision``) the bf16 arm falls back to fp32
+   was before issue 16, in fp32. Without fast bf16 kernels (``sercore.core.precision``) the bf16 arm falls back to fp32
    and says so.
 
 Features: random mel-like frames with IEMOCAP-like durations (log-normal, median 3.5 s, clipped to 1–15 s), or with
@@ -42,12 +42,13 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from sercore import finetune_cache
-from sercore.config import usable_cores
-from sercore.featureset import FeatureSet
+from sercore.training import finetune_cache
+from sercore.core.config import usable_cores
+from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
-from sercore.protocols import fold_data, pretrain_fold, sparse_label_grid, sparse_subset
-from sercore.train import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
+from sercore.training import fold_data, sparse_subset
+from sercore.pairwise import pretrain_fold, sparse_label_grid
+from sercore.training import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The
@@ -78,7 +79,7 @@ def make_corpus(n: int, seed: int = 0):
 
 def load_corpus(size: str, n: int, seed: int = 0):
     """The first ``n`` utterances of the default corpus of ``size``: manifest, real mel frames, random functionals."""
-    from sercore.cache import extract_features
+    from sercore.features.cache import extract_features
     from sercore.data import load_dataset
     from sercore.views import get_view
 
@@ -157,8 +158,7 @@ def pretrain_throughput(mel, functionals, train_ids, val_ids, epochs: int, bucke
     """Training utterances per second over the timed epochs (the first epoch is a warm-up and not counted)."""
     torch.set_num_threads(threads)
     config = PretrainConfig(max_epochs=epochs + 1, patience=epochs + 1, batch_size=128, bucket_batches=bucket)
-    history = pretrain_pairwise({"mel": mel, "egemaps": functionals}, train_ids, val_ids, config=config,
-                                cache=False).history  # time the training, never a cache hit
+    history = pretrain_pairwise({"mel": mel, "egemaps": functionals}, train_ids, val_ids, config=config).history
     return len(train_ids) * epochs / history["seconds"].iloc[1:].sum()
 
 
@@ -285,17 +285,17 @@ class ConvMelEncoder(nn.Module):
         return masked_mean(h.transpose(1, 2), mask)
 
 
-def precision_arm(features, data, baseline: bool, precision: str, args, threads: int) -> tuple[float, float, str]:
-    """Pre-train (timed epochs) then run the 48 fine-tuning runs of the grid → (utt/s, grid seconds, note)."""
+def precision_arm(features, data, baseline: bool, precision: str, args, threads: int) -> dict:
+    """Pre-train (timed epochs) then run the 48 fine-tuning runs of the grid → utt/s, grid seconds and what ran:
+    the precision each stage actually used (from the runs' metrics), torch threads and device."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     mel = ConvMelEncoder() if baseline else default_encoder(features["mel"], seed=0)
     pre = PretrainConfig(max_epochs=args.epochs + 1, patience=args.epochs + 1, precision=precision)
-    result = pretrain_pairwise(features, data.pool_train, data.pool_val, config=pre, encoders={"mel": mel},
-                               cache=False)
+    result = pretrain_pairwise(features, data.pool_train, data.pool_val, config=pre, encoders={"mel": mel})
     rate = len(data.pool_train) * args.epochs / result.history["seconds"].iloc[1:].sum()
     config = FinetuneConfig(max_epochs=args.ft_epochs, precision=precision)
-    start = time.perf_counter()
+    start, used = time.perf_counter(), set()
     for fraction in (0.02, 0.05, 0.10, 0.25):
         for rep in range(3):
             idx = sparse_subset(data.train_ids, data.train_labels, fraction, rep)
@@ -305,13 +305,22 @@ def precision_arm(features, data, baseline: bool, precision: str, args, threads:
                 torch.manual_seed(rep)
                 fresh = (ConvMelEncoder() if baseline and view == "mel" else default_encoder(features[view]))
                 for encoder in (result.encoders[view], fresh):  # pre-trained, from scratch (48 runs in all)
-                    finetune(encoder, features[view], train, labels, data.val_ids, data.val_labels,
-                             config=replace(config, seed=rep), test_ids=data.test_ids,
-                             test_labels=data.test_labels)
-    return rate, time.perf_counter() - start, result.metrics["precision_note"]
+                    run = finetune(encoder, features[view], train, labels, data.val_ids, data.val_labels,
+                                   config=replace(config, seed=rep), test_ids=data.test_ids,
+                                   test_labels=data.test_labels)
+                    used.add(run.metrics["precision"])
+    return {"rate": rate, "grid": time.perf_counter() - start, "pretrain_precision": result.metrics["precision"],
+            "finetune_precision": "+".join(sorted(used)), "note": result.metrics["precision_note"],
+            "threads": torch.get_num_threads(), "device": "cpu"}
 
 
-def part_precision(args, manifest, lengths, frames, functionals) -> None:
+def ran(arm: dict) -> str:
+    """What an arm actually ran, from the run itself: ``ran pre-training bf16, fine-tuning bf16; 1 thread; cpu``."""
+    return (f"ran pre-training {arm['pretrain_precision']}, fine-tuning {arm['finetune_precision']}; "
+            f"{arm['threads']} thread{'s' if arm['threads'] != 1 else ''}; {arm['device']}")
+
+
+def part_precision(args, manifest, lengths, frames, functionals) -> dict:
     features, task, splits = grid_inputs(manifest, lengths, frames, functionals)
     data = fold_data(manifest, task, splits, 0)
     threads = args.threads
@@ -321,15 +330,16 @@ def part_precision(args, manifest, lengths, frames, functionals) -> None:
     arms = {"baseline conv1d fp32": (True, "fp32"), "sercore fp32": (False, "fp32"), "sercore bf16": (False, "bf16")}
     results = {}
     for name, (baseline, precision) in arms.items():
-        (rate, grid, note), _ = in_child(precision_arm, features, data, baseline, precision, args, threads)
-        results[name] = (rate, grid, note)
-        print(f"  {name:<22} pre-training {rate:8.1f} utt/s   grid {grid:7.1f} s {('(' + note + ')') if note else ''}")
-    base_rate, base_grid, _ = results["baseline conv1d fp32"]
+        arm, _ = in_child(precision_arm, features, data, baseline, precision, args, threads)
+        results[name] = arm
+        note = f" ({arm['note']})" if arm["note"] else ""
+        print(f"  {name:<22} pre-training {arm['rate']:8.1f} utt/s   grid {arm['grid']:7.1f} s   [{ran(arm)}]{note}")
+    base = results["baseline conv1d fp32"]
     for name in ("sercore fp32", "sercore bf16"):
-        rate, grid, note = results[name]
-        ran = " (ran in fp32: no fast bf16 here)" if note and name.endswith("bf16") else ""
-        print(f"{name}{ran} vs today's fp32 conv1d path: pre-training speed-up {rate / base_rate:.2f}x, "
-              f"grid speed-up {base_grid / grid:.2f}x (target >= 2x)")
+        arm = results[name]
+        print(f"{name} [{ran(arm)}] vs the fp32 conv1d baseline [{ran(base)}]: pre-training speed-up "
+              f"{arm['rate'] / base['rate']:.2f}x, grid speed-up {base['grid'] / arm['grid']:.2f}x (target >= 2x)")
+    return results
 
 
 def main(argv=None) -> None:

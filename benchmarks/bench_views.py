@@ -25,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile as sf
 
-from sercore.config import usable_cores
-from sercore.cache import extract_features
+from sercore.core.config import usable_cores
+from sercore.features.cache import extract_features
 from sercore.data import load_dataset
 from sercore.views import get_view
 

@@ -9,7 +9,7 @@
    the cache's disk per hour of audio against ``estimate_bytes``.
 2. Three-view Pairwise-CL pre-training (wav2vec2 13 × 768 + mel + eGeMAPS) throughput in fp32 and bf16.
 
-On a device without fast bf16 kernels a bf16 run falls back to fp32 (``sercore.precision``), so the bf16 arms would
+On a device without fast bf16 kernels a bf16 run falls back to fp32 (``sercore.core.precision``), so the bf16 arms would
 repeat the fp32 ones: they are skipped with a line saying why (``SERCORE_BF16_EMULATED=1`` runs them emulated).
 Defaults: a few minutes of audio (``--minutes``); about 30 for the real measurement. ``--smoke``: seconds.
 Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--device cpu] [--smoke]``.
@@ -29,7 +29,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import in_child  # noqa: E402  (the same child runner: result + peak RSS growth)
-from sercore.config import usable_cores  # noqa: E402
+from sercore.core.config import usable_cores  # noqa: E402
 
 # Smoke-test bounds (tests/test_benchmarks.py) that only catch a broken path.
 FLOORS = {"extraction speed-up fp32 vs plain:": 0.3, "measured/estimate": 0.8}
@@ -80,7 +80,7 @@ def sercore_extraction(manifest: pd.DataFrame, cache_root: Path, precision: str,
     """``extract_features`` into a fresh cache → (seconds, bytes of the entry, precision note)."""
     import torch
 
-    from sercore.cache import cache_info, extract_features
+    from sercore.features.cache import cache_info, extract_features
     from sercore.views import get_view
 
     torch.set_num_threads(threads)
@@ -97,8 +97,8 @@ def pretrain_throughput(manifest, cache_root: Path, precision: str, epochs: int,
     """Three-view Pairwise-CL (wav2vec2 fp32 cache + mel + eGeMAPS) → (utt/s, audio s per s, result metrics)."""
     import torch
 
-    from sercore.cache import extract_features
-    from sercore.train import PretrainConfig, pretrain_pairwise
+    from sercore.features.cache import extract_features
+    from sercore.training import PretrainConfig, pretrain_pairwise
     from sercore.views import get_view
 
     torch.set_num_threads(threads)
@@ -112,7 +112,7 @@ def pretrain_throughput(manifest, cache_root: Path, precision: str, epochs: int,
     cut = max(2, int(0.9 * len(ids)))
     train, val = ids[:cut], ids[cut:] or ids[-2:]
     config = PretrainConfig(max_epochs=epochs + 1, patience=epochs + 1, batch_size=32, precision=precision)
-    result = pretrain_pairwise(features, train, val, config=config, device=device, cache=False)
+    result = pretrain_pairwise(features, train, val, config=config, device=device)
     timed = result.history["seconds"].iloc[1:].sum()  # the first epoch is a warm-up
     audio = manifest.set_index("utt_id").loc[train, "seconds"].sum()
     return len(train) * epochs / timed, audio * epochs / timed, result.metrics
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 
 def precisions(device: str) -> list[str]:
     """fp32, and bf16 where a run would use it (fast kernels, or emulation asked for); else a line why not."""
-    from sercore.precision import resolve_precision
+    from sercore.core.precision import resolve_precision
 
     used, note = resolve_precision("bf16", device)
     if used != "bf16":

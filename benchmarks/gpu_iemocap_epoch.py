@@ -43,7 +43,7 @@ def random_frames(total: int, shape: tuple, rng: np.random.Generator, block: int
 
 def build_features(seconds: np.ndarray, seed: int = 0) -> dict:
     """Three FeatureSets of IEMOCAP shape (random values) for utterances of ``seconds``."""
-    from sercore.featureset import FeatureSet
+    from sercore.features.featureset import FeatureSet
 
     rng = np.random.default_rng(seed)
     ids = [f"utt{i:05d}" for i in range(len(seconds))]
@@ -58,13 +58,12 @@ def build_features(seconds: np.ndarray, seed: int = 0) -> dict:
 
 def epoch_seconds(features: dict, device: str, precision: str, batch_size: int) -> tuple[float, dict]:
     """Seconds of the second pre-training epoch (the first is a warm-up) over 90 % train / 10 % validation."""
-    from sercore.train import PretrainConfig, pretrain_pairwise
+    from sercore.training import PretrainConfig, pretrain_pairwise
 
     ids = list(features["mel"].ids)
     cut = max(2, int(0.9 * len(ids)))
     config = PretrainConfig(max_epochs=2, patience=2, batch_size=batch_size, precision=precision)
-    result = pretrain_pairwise(features, ids[:cut], ids[cut:] or ids[-2:], config=config, device=device,
-                               cache=False)
+    result = pretrain_pairwise(features, ids[:cut], ids[cut:] or ids[-2:], config=config, device=device)
     return float(result.history["seconds"].iloc[-1]), result.metrics
 
 

@@ -1,9 +1,15 @@
 """sercore: speech emotion recognition with few labels.
 
-Sub-packages: ``sercore.data`` (manifests, corpus loaders, splits, the synthetic default corpus),
-``sercore.views`` (feature extractors + encoders behind one registry), ``sercore.cache`` (feature cache),
-``sercore.models``/``sercore.losses``/``sercore.train`` (Pairwise-CL), ``sercore.clusters`` (speaker-embedding
-emotion clusters), ``sercore.analysis`` (PWCCA/CKA, statistics, maps, figures).
+Packages, lowest layer first (a package imports only from the ones before it; ``tests/test_layers.py``):
+``core`` (cache folder, atomic writes, digests, provenance, precision) · ``engine`` (local and Ray job engines) ·
+``data`` (manifests, corpus loaders, audio, splits, the synthetic default corpus) · ``features`` (feature cache) ·
+``views`` (feature extractors) · ``models`` (encoders, losses) · ``analysis`` (PWCCA/CKA, statistics, maps,
+figures) · ``training`` (pre-training and fine-tuning loops, their caches and jobs) · ``pairwise`` (paper A) ·
+``clusters`` (paper B) · ``notebook`` (what notebooks share: ``setup``, budgets) · ``runner`` (``run_all.py``).
 """
 
-__version__ = "0.1.0"
+from sercore import _moved
+
+__version__ = "0.2.0"
+
+_moved.install()

@@ -1,11 +1,11 @@
-"""Atomic writes (sercore.atomic) and the synthetic corpus folder that names its generator version."""
+"""Atomic writes (sercore.core.atomic) and the synthetic corpus folder that names its generator version."""
 
 import json
 
 import numpy as np
 import pytest
 
-from sercore.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from sercore.core.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
 from sercore.data import synth
 
 

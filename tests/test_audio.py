@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sercore.audio import AudioError, audio_header, load_audio, scan_audio, truncation
+from sercore.data.audio import AudioError, audio_header, load_audio, scan_audio, truncation
 
 
 def sine(freq=440.0, dur=1.0, sr=16000, amp=0.5):

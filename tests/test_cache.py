@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sercore.audio import AudioError
-from sercore.cache import FeatureError, cache_info, cache_path, extract_features, load_cached
+from sercore.data.audio import AudioError
+from sercore.features.cache import FeatureError, cache_info, cache_path, extract_features, load_cached
 
 SR = 16000
 _FAIL = {"after": None, "hard": False}  # make fake views die after N extract calls
@@ -119,7 +119,7 @@ def run(manifest, view, root, **kw):
 
 
 def direct(manifest, view_cls, **params):
-    from sercore.audio import load_audio
+    from sercore.data.audio import load_audio
 
     view = view_cls(**params)
     return {u: np.asarray(view.extract(load_audio(p)), np.float32) for u, p in zip(manifest.utt_id, manifest.path)}

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from test_cache import SR, FakeFixed, FakeSeq, direct, run, write_corpus
 
-from sercore import cache, digests
-from sercore.cache import CacheCorrupt, cache_path, load_cached
+from sercore import cache, digests  # FIXME moved
+from sercore.features.cache import CacheCorrupt, cache_path, load_cached
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from sercore.clusters.pretrain import (ClusterPretrainConfig, SpeakerHead, grad_
                                        pretrain_cluster_contrastive)
 from sercore.clusters.sampler import SpeakerClusterBatchSampler, pseudo_labels, pseudo_speakers
 from sercore.data.splits import LeakageError, make_splits
-from sercore.protocols import fold_data
-from sercore.featureset import FeatureSet
-from sercore.train import FinetuneConfig, PretrainConfig
+from sercore.training import fold_data
+from sercore.features.featureset import FeatureSet
+from sercore.training import FinetuneConfig, PretrainConfig
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sercore.crosscorpus as cc
-from sercore.crosscorpus import (NONE, TARGET, UNION, check_excludes_target, cross_corpus_figure, cross_corpus_grid,
+import sercore.pairwise.crosscorpus as cc
+from sercore.pairwise.crosscorpus import (NONE, TARGET, UNION, check_excludes_target, cross_corpus_figure, cross_corpus_grid,
                                  cross_corpus_summary, source_pools, speaker_split, union_manifest)
 from sercore.data import LeakageError, make_splits
-from sercore.featureset import FeatureSet
-from sercore.train import FinetuneConfig, PretrainConfig
+from sercore.features.featureset import FeatureSet
+from sercore.training import FinetuneConfig, PretrainConfig
 from tiny_models import record_pretraining
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]

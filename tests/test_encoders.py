@@ -4,11 +4,11 @@ import torch
 
 from torch import nn
 
-from sercore.featureset import FeatureSet
+from sercore.features.featureset import FeatureSet
 from sercore.models import available_encoders, build_encoder, register_encoder
 from sercore.models.encoders import (EncoderClassifier, MelEncoder, MelEncoderConfig, MLPEncoder, ProjectionHead,
                                      Wav2Vec2Encoder, count_parameters, encoder_config)
-from sercore.protocols import parameter_counts
+from sercore.pairwise import parameter_counts
 
 
 def _padded(items, width, fill=0.0):

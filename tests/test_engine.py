@@ -17,15 +17,18 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import sercore.engine as engine_mod
-from sercore.cache import extract_features
-from sercore.config import usable_cores
-from sercore.engine import (FeatureRef, LocalEngine, as_engine, available_engines, costliest_first, feature_refs,
+import sercore.engine.base as engine_mod
+from sercore.features.cache import extract_features
+from sercore.core.config import usable_cores
+from sercore.engine import (CallJob, LocalEngine, as_engine, available_engines, costliest_first, feature_refs,
                             get_engine, start_method)
-from sercore.engine.jobs import CallJob, FinetuneJob
-from sercore.featureset import FeatureSet
-from sercore.protocols import fold_data, sparse_label_grid
-from sercore.train import FinetuneConfig, PretrainConfig
+from sercore.engine.ray import RayObject
+from sercore.features.entry import CachedFeatures
+from sercore.training import FinetuneJob
+from sercore.features.featureset import FeatureSet
+from sercore.training import fold_data
+from sercore.pairwise import sparse_label_grid
+from sercore.training import WORKER_PRELOAD, FinetuneConfig, PretrainConfig
 from test_protocols import make_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +169,7 @@ def test_a_finetune_job_costs_its_labelled_utterances(corpus):
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_workers_get_cached_features_memory_mapped(cached, method):
-    assert isinstance(feature_refs({"v": cached})["v"], FeatureRef)
+    assert isinstance(feature_refs({"v": cached})["v"], CachedFeatures)
     in_memory = FeatureSet(cached.ids, np.asarray(cached.data), meta=dict(cached.meta))
     assert feature_refs({"v": in_memory})["v"] is in_memory  # no cache folder behind it: sent as is
     seen = LocalEngine(2, start_method=method).run([CallJob(_where, i) for i in range(4)], {"v": cached})
@@ -183,7 +186,7 @@ def test_spawn_gives_the_same_sparse_grid_as_fork(corpus):
 
 def test_entry_points_without_sched_getaffinity(monkeypatch, corpus, cached, tmp_path):
     """macOS has no os.sched_getaffinity: core counting, a grid and extraction must not need it."""
-    from sercore.experiment import run_settings
+    from sercore.notebook.experiment import run_settings
 
     monkeypatch.delattr(os, "sched_getaffinity")
     cores = usable_cores()
@@ -211,7 +214,7 @@ import os, sys, time
 from pathlib import Path
 
 from sercore.engine import LocalEngine
-from sercore.engine.jobs import CallJob
+from sercore.engine import CallJob
 
 
 def sleep_forever(folder, features):
@@ -274,7 +277,7 @@ def test_provenance_records_mps_like_cuda(monkeypatch, tmp_path):
 
     import torch
 
-    from sercore.provenance import write_params
+    from sercore.core.provenance import write_params
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
@@ -327,9 +330,9 @@ def test_ray_gives_the_same_sparse_grid_as_local(corpus, local_ray, cached):
         pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
         assert set(table["node"]) == {node}
     by_path = get_engine("ray")._payload(local_ray, {"v": cached, "m": features["fixed"]})
-    assert by_path["v"] == FeatureRef(cached.meta["folder"]) and type(by_path["m"]).__name__ == "ObjectRef"
+    assert by_path["v"] == CachedFeatures(cached.meta["folder"]) and isinstance(by_path["m"], RayObject)
     by_store = get_engine("ray", transport="object_store")._payload(local_ray, {"v": cached})
-    assert type(by_store["v"]).__name__ == "ObjectRef"
+    assert isinstance(by_store["v"], RayObject)
 
 
 def test_ray_gives_the_same_cluster_evaluation_as_local(local_ray):
@@ -381,11 +384,11 @@ def two_node_cluster(local_ray):
 
 def test_sparse_grid_runs_on_both_nodes_of_a_cluster(corpus, two_node_cluster):
     manifest, task, splits, features = corpus
-    engine = get_engine("ray", address=two_node_cluster)
+    engine = get_engine("ray", address=two_node_cluster, preload=WORKER_PRELOAD)
     assert engine.describe()["nodes"] == 2
     ray = sys.modules["ray"]
-    warmed = ray.get(ray.remote(lambda: {"sercore.train", "torch._dynamo"} <= set(sys.modules)).remote())
-    assert warmed  # a new worker ran warm_up_worker (the engine's setup hook) before its first task
+    warmed = ray.get(ray.remote(lambda: set(WORKER_PRELOAD) <= set(sys.modules)).remote())
+    assert warmed  # a new worker ran warm_up_worker (the engine's setup hook) with the preload before its task
     table = sparse_label_grid(manifest, task, splits, features, engine=engine, **GRID)
     assert table["node"].nunique() == 2  # the node id recorded by each run: both nodes worked
     local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)

@@ -21,11 +21,11 @@ from sercore.data import registry as datasets
 from sercore.data.corpora._common import corpus_root, finish
 from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.experiment import setup
+from sercore.notebook.experiment import setup
 from sercore.models import registry as encoders
 from sercore.models import register_encoder
 from sercore.models.encoders import frame_mask, masked_mean
-from sercore.protocols import sparse_label_grid
+from sercore.pairwise import sparse_label_grid
 from sercore.views import base as views
 from sercore.views import SAMPLE_RATE, View, register
 

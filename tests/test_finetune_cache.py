@@ -7,12 +7,13 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from sercore import finetune_cache
+from sercore.training import finetune_cache
 from sercore.engine import LocalEngine
-from sercore.engine.jobs import FinetuneJob
-from sercore.featureset import FeatureSet
-from sercore.protocols import fold_data, sparse_label_grid, sparse_subset
-from sercore.train import FinetuneConfig, PretrainConfig
+from sercore.training import FinetuneJob
+from sercore.features.featureset import FeatureSet
+from sercore.training import fold_data, sparse_subset
+from sercore.pairwise import sparse_label_grid
+from sercore.training import FinetuneConfig, PretrainConfig
 from test_protocols import make_corpus
 
 GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq"],

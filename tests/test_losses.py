@@ -4,7 +4,7 @@ import pytest
 import torch
 from pytorch_metric_learning.losses import NTXentLoss
 
-from sercore.losses import nt_xent, pairwise_nt_xent
+from sercore.models.losses import nt_xent, pairwise_nt_xent
 
 
 def _cos(a, b):

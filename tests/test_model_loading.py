@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sercore import config
-from sercore.cache import extract_features
-from sercore.config import ModelLoadError, hub_reachable
+from sercore.core import config
+from sercore.features.cache import extract_features
+from sercore.core.config import ModelLoadError, hub_reachable
 from sercore.views import SAMPLE_RATE, ViewUnavailable, get_view
 from tiny_models import make_tiny_ecapa
 

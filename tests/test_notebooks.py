@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sercore.settings import Params
+from sercore.notebook.settings import Params
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 TEMPLATE = REPO / "templates" / "experiment.ipynb"
-SETUP = "from sercore.experiment import setup\nexp, run = setup(globals())"
+SETUP = "from sercore.notebook.experiment import setup\nexp, run = setup(globals())"
 
 # notebook → files it must write (figures as PNG + PDF, tables as CSV + Markdown)
 EXPECTED = {

@@ -11,12 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from sercore.cache import extract_features
+from sercore.features.cache import extract_features
 from sercore.data import load_dataset, make_splits, target_subset
-from sercore.featureset import FeatureSet
-from sercore.protocols import fold_data
-from sercore.train import (FinetuneConfig, PretrainConfig, default_encoder, embed, finetune, normalize_if_needed,
-                           pretrain_pairwise, supervised_baseline)
+from sercore.features.featureset import FeatureSet
+from sercore.training import fold_data
+from sercore.training import FinetuneConfig, PretrainConfig, default_encoder, embed, finetune, normalize_if_needed, pretrain_pairwise, supervised_baseline
 from sercore.views import get_view
 
 VIEWS = ("egemaps", "mel", "speaker")

@@ -4,13 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sercore.protocols as protocols
+import sercore.pairwise.grids as protocols
 from sercore.data import LeakageError, make_splits
-from sercore.featureset import FeatureSet
+from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import MelEncoder, count_parameters
-from sercore.protocols import (RESULT_COLUMNS, fold_data, parameter_counts, run_jobs, sparse_label_grid,
-                               sparse_subset, target_vs_ood, temperature_grid)
-from sercore.train import FinetuneConfig, PretrainConfig, supervised_baseline
+from sercore.training import RESULT_COLUMNS, fold_data, sparse_subset
+from sercore.pairwise import parameter_counts, sparse_label_grid, target_vs_ood, temperature_grid
+from sercore.engine import CallJob, LocalEngine
+from sercore.training import FinetuneConfig, PretrainConfig, supervised_baseline
 from tiny_models import record_pretraining
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]  # 4 targets + 2 out-of-distribution
@@ -122,11 +123,12 @@ def test_thread_backend_repeats_the_sequential_results(corpus):
     manifest, task, splits, features = corpus
     shared = (features, fold_data(manifest, task, splits, 0))
     jobs = [dict(view=v, seed=s) for v in ("fixed", "seq") for s in (0, 1, 2)]
-    sequential = run_jobs(_supervised_job, jobs, shared)
-    assert run_jobs(_supervised_job, jobs, shared, workers=3, backend="thread") == sequential
+    calls = [CallJob(_supervised_job, job) for job in jobs]
+    sequential = LocalEngine(1).run(calls, shared)
+    assert LocalEngine(3, backend="thread").run(calls, shared) == sequential
     assert sequential[0] != sequential[1]  # different seeds, different runs
     with pytest.raises(ValueError, match="backend"):
-        run_jobs(_supervised_job, jobs, shared, workers=2, backend="mpi")
+        LocalEngine(2, backend="mpi")
 
 
 def test_sparse_subset_counts_and_seeds():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sercore.protocols import fold_data
-from sercore.representations import MODELS, alignment_table, fold_representations
-from sercore.train import FinetuneConfig, PretrainConfig
+from sercore.training import fold_data
+from sercore.pairwise.representations import MODELS, alignment_table, fold_representations
+from sercore.training import FinetuneConfig, PretrainConfig
 from test_protocols import make_corpus
 
 
@@ -47,7 +47,7 @@ def test_folds_run_in_parallel_give_what_one_process_gives():
     import pandas as pd
 
     from sercore.engine import LocalEngine
-    from sercore.representations import folds_representations
+    from sercore.pairwise.representations import folds_representations
 
     manifest, task, splits, features = make_corpus()
     kw = dict(views=["fixed", "seq"], pretrain_config=PretrainConfig(max_epochs=1, batch_size=32),

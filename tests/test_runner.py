@@ -31,7 +31,7 @@ import os, json
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sercore.provenance import write_params
+from sercore.core.provenance import write_params
 plt.plot([0, 1], [1, 0]); plt.savefig("curve.png")
 os.makedirs("tables", exist_ok=True)
 open("tables/scores.csv", "w").write("fold,uar\\n0,0.5\\n")

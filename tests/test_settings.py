@@ -4,8 +4,8 @@ import types
 
 import pytest
 
-from sercore.experiment import injected_names, notebook_parameters
-from sercore.settings import BUDGETS, Params, run_settings
+from sercore.notebook.experiment import injected_names, notebook_parameters
+from sercore.notebook.settings import BUDGETS, Params, run_settings
 
 
 def test_every_agreed_parameter_is_a_field():
@@ -40,7 +40,7 @@ def test_default_and_quick_budgets():
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="budget must be one of quick, default, paper; got 'fast'"):
         Params(budget="fast")
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
         Params(precision="fp16")
     with pytest.raises(ValueError, match="quick=True contradicts budget='paper'"):
         Params(quick=True, budget="paper")

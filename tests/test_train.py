@@ -3,10 +3,9 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from sercore.featureset import FeatureSet
-from sercore.losses import pairwise_nt_xent
-from sercore.train import (FinetuneConfig, PretrainConfig, batch_indices, default_encoder, embed, encode_labels,
-                           encoder_kind, finetune, pretrain_pairwise, supervised_baseline)
+from sercore.features.featureset import FeatureSet
+from sercore.models.losses import pairwise_nt_xent
+from sercore.training import FinetuneConfig, PretrainConfig, batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune, pretrain_pairwise, supervised_baseline
 
 
 def make_data(per_class=12, groups=5, seed=0):
@@ -226,8 +225,7 @@ def test_bf16_runs_record_precision_steps_and_validate_in_inference_mode(data, m
     monkeypatch.setenv("SERCORE_BF16_EMULATED", "1")  # bf16 autocast on any CPU (emulated where not native)
     probe = Probe(24)
     config = PretrainConfig(max_epochs=2, batch_size=32, precision="bf16")
-    result = pretrain_pairwise(features, split["train"], split["val"], config=config, encoders={"fixed": probe},
-                               cache=False)
+    result = pretrain_pairwise(features, split["train"], split["val"], config=config, encoders={"fixed": probe})
     assert result.metrics["precision"] == "bf16" and result.metrics["epochs_run"] == 2
     assert result.metrics["steps"] == result.history["steps"].iloc[-1] == 2 * -(-len(split["train"]) // 32)
     calls = result.encoders["fixed"].calls  # the probe's copy that was trained
@@ -243,7 +241,7 @@ def test_bf16_runs_record_precision_steps_and_validate_in_inference_mode(data, m
 
 
 def test_precision_falls_back_to_fp32_with_a_note(data, monkeypatch):
-    import sercore.precision as precision
+    import sercore.core.precision as precision
 
     features, split, label = data
     monkeypatch.setattr(precision, "bf16_support", lambda device_type: (False, "no bf16 here"))
@@ -255,7 +253,7 @@ def test_precision_falls_back_to_fp32_with_a_note(data, monkeypatch):
     monkeypatch.setattr(precision, "bf16_support", lambda device_type: (True, "native"))
     assert precision.resolve_precision("bf16", "cpu") == ("bf16", "native")
     assert precision.resolve_precision("fp32", "cpu") == ("fp32", "")
-    with pytest.raises(ValueError, match="PretrainConfig.precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match="PretrainConfig.precision must be one of auto, fp32, bf16, got 'fp16'"):
         PretrainConfig(precision="fp16")
-    with pytest.raises(ValueError, match="FinetuneConfig.precision must be one of fp32, bf16"):
+    with pytest.raises(ValueError, match="FinetuneConfig.precision must be one of auto, fp32, bf16"):
         FinetuneConfig(precision="half")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sercore.config import ModelLoadError
+from sercore.core.config import ModelLoadError
 from sercore.models import available_encoders, build_encoder
 from sercore.views import SAMPLE_RATE, ViewUnavailable, available_views, get_view
 from tiny_models import make_tiny_ecapa, make_tiny_wav2vec2
@@ -242,7 +242,7 @@ def test_wav2vec2_failed_download_is_unavailable(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("SERCORE_OFFLINE", raising=False)
     monkeypatch.setattr(torchaudio.pipelines.Wav2Vec2Bundle, "get_model", no_network)
-    monkeypatch.setattr("sercore.config.hub_reachable", lambda *args, **kwargs: True)  # reachable, then fails
+    monkeypatch.setattr("sercore.core.config.hub_reachable", lambda *args, **kwargs: True)  # reachable, then fails
     with pytest.raises(ViewUnavailable, match="could not be loaded.*URLError.*name resolution"):
         get_view("wav2vec2").provenance()
 

@@ -64,7 +64,7 @@ def test_bad_parameters_are_rejected():
 
 
 def test_bf16_extraction_is_close_to_fp32_and_recorded(tmp_path, monkeypatch):
-    import sercore.precision as precision
+    import sercore.core.precision as precision
 
     folder = make_tiny_wav2vec2(tmp_path / "w2v", normalize=True)
     wave = noise(8000, seed=3)
@@ -118,7 +118,7 @@ def test_gpu_epoch_script_dry_run_on_cpu():
 def test_extraction_prints_the_disk_estimate_before_it_starts(tmp_path, capsys):
     import soundfile as sf
 
-    from sercore.cache import extract_features
+    from sercore.features.cache import extract_features
     from sercore.data import make_manifest
 
     rows = []

@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .stats import compare_conditions, mean_ci_t, metric_bounds  # noqa: E402
-from .tables import (_require, alignment_note, save_table, similarity_table, summary_table,  # noqa: E402
+from sercore.analysis.stats import compare_conditions, mean_ci_t, metric_bounds  # noqa: E402
+from sercore.analysis.tables import (_require, alignment_note, save_table, similarity_table, summary_table,  # noqa: E402
                      temperature_table)
 
 __all__ = ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure",
@@ -139,7 +139,7 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
     per ``col`` value, e.g. the labelled fraction): paper B's comparison of pre-training variants against their
     baselines.
 
-    ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.experiment.fold_means`).
+    ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.notebook.experiment.fold_means`).
     """
     _check_caption(caption)
     _require(results, [condition_col, value] + ([col] if col else []), "condition_bars")
@@ -220,7 +220,7 @@ def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str,
     """Paper A Table 3 as heat maps (conditions × view pairs, mean over folds), one panel per measure in
     ``values`` present in ``df``; also saves each table as ``<stem>_<value>`` (CSV + Markdown).
 
-    With the baseline columns of :func:`sercore.representations.alignment_table`, each cell also shows the
+    With the baseline columns of :func:`sercore.pairwise.representations.alignment_table`, each cell also shows the
     score minus its baseline and the ``random vectors`` row its spread (mean ± sd over the draws), those tables
     are saved as ``<stem>_<value>_minus_baseline``, and the caption is extended with
     :func:`sercore.analysis.alignment_note` (samples used, PWCCA's reduction, the baseline).
@@ -330,7 +330,7 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
     ``pretrain``: ``PretrainResult.history`` (columns ``epoch, train_loss, val_loss``), a list of them, or
     ``{run name: history}`` (e.g. one per fold); ``finetune``: ``FinetuneResult.history`` (``epoch, val_uar``)
     in the same forms (with a ``condition`` column, one line per condition, e.g. the ``histories`` a grid of
-    ``sercore.protocols`` fills). At least one is needed; each makes one panel. Several runs are drawn as the mean per
+    ``sercore.pairwise.grids`` fills). At least one is needed; each makes one panel. Several runs are drawn as the mean per
     epoch with its Student-t 95% CI (UAR cut to [0, 1]); a run that stopped early simply ends. The best epoch
     of each run (lowest validation loss, highest validation UAR) is listed in the saved table
     ``<stem>_best`` (CSV + Markdown). Returns all paths.

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .stats import average_ranks, mean_ci_t, metric_bounds
+from sercore.analysis.stats import average_ranks, mean_ci_t, metric_bounds
 
 __all__ = ["save_table", "summary_table", "similarity_table", "temperature_table", "alignment_note"]
 
@@ -77,7 +77,7 @@ def _span(values) -> str:
 
 def alignment_note(df: pd.DataFrame) -> str:
     """A caption line stating the samples, PWCCA's reduction and the baseline of an alignment table
-    (:func:`sercore.representations.alignment_table`); ``""`` when the table lacks those columns."""
+    (:func:`sercore.pairwise.representations.alignment_table`); ``""`` when the table lacks those columns."""
     if not {"samples", "n_samples", "n_test", "width"} <= set(df.columns):
         return ""
     parts = []

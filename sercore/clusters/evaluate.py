@@ -1,8 +1,7 @@
 """Evaluation of cluster-contrastive pre-training (paper B) against its baselines, on paper A's parts.
 
-Folds, labelled subsets, job types, condition names and the result table are paper A's
-(:func:`sercore.protocols.fold_data`, :func:`sercore.protocols.sparse_subset`, :mod:`sercore.engine.jobs`,
-:func:`sercore.protocols.result_table`). Per fold: pre-train on the fold's pre-training pool (the ``manifest``
+Folds, labelled subsets, the fine-tuning job, condition names and the result table are the shared ones of
+:mod:`sercore.training` (``folds``, ``jobs``, ``grid``); the Pairwise-CL baseline is :mod:`sercore.pairwise`'s. Per fold: pre-train on the fold's pre-training pool (the ``manifest``
 utterances of its training groups; validation groups for early stopping; never a test speaker — checked by
 ``fold_data``), then fine-tune on a fraction of the labelled ``task_manifest`` training utterances and score
 validation and test. Pre-training runs once per fold and variant; repetition r redraws the labelled subset and
@@ -12,7 +11,8 @@ the fine-tuning seed (``seed + r``). Every pre-training and every run is a job o
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,15 +20,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..data.splits import assert_no_leakage
-from ..engine import as_engine
-from ..engine.jobs import ClusterPretrainJob, FinetuneJob, PretrainJob, ProbeJob
-from ..featureset import FeatureSet
-from ..protocols import (PRETRAINED, RESULT_COLUMNS, SUPERVISED, FoldData, fold_data, result_table, run_rows,
-                         sparse_subset)
-from ..train import FinetuneConfig, PretrainConfig, PretrainResult, scores
-from .pretrain import VARIANTS, ClusterPretrainConfig
-from .sampler import pseudo_labels
+from sercore.data.splits import assert_no_leakage
+from sercore.engine import Job
+from sercore.features.featureset import FeatureSet
+from sercore.pairwise import PRETRAINED, PretrainJob
+from sercore.training import FinetuneConfig, PretrainConfig, PretrainResult, scores
+from sercore.training.folds import FoldData, fold_data, sparse_subset
+from sercore.training.grid import RESULT_COLUMNS, SUPERVISED, result_table, run_rows, training_engine
+from sercore.training.jobs import FinetuneJob
+from sercore.clusters.pretrain import VARIANTS, ClusterPretrainConfig, ClusterPretrainJob
+from sercore.clusters.sampler import pseudo_labels
 
 GRID_COLUMNS = ["fraction"]
 COLUMNS = RESULT_COLUMNS + GRID_COLUMNS  # then best_epoch, n_labels, node
@@ -52,6 +53,25 @@ def speaker_probe(features: FeatureSet, train, val, test, *, seed: int = 0) -> d
             best = (val_uar, val_wa, model)
     test_uar, test_wa = scores(np.asarray(test[1]), best[2].predict(X["test"]))
     return {"val_uar": best[0], "val_wa": best[1], "test_uar": test_uar, "test_wa": test_wa}
+
+
+@dataclass
+class ProbeJob(Job):
+    """Linear probe on fixed-length features of ``view`` (paper B's speaker probe) → one result row."""
+
+    view: str
+    data: Any  # sercore.training.folds.FoldData
+    subset: Sequence[int] | None = None
+    seed: int = 0
+    row: dict = field(default_factory=dict)
+
+    def run(self, features) -> dict:
+        data = self.data
+        idx = range(len(data.train_ids)) if self.subset is None else self.subset
+        train = ([data.train_ids[i] for i in idx], [data.train_labels[i] for i in idx])
+        metrics = speaker_probe(features[self.view], train, (data.val_ids, data.val_labels),
+                                (data.test_ids, data.test_labels), seed=self.seed)
+        return dict(self.row, view=self.view, **metrics, n_labels=len(train[0]))
 
 
 def evaluate_cluster_pretraining(manifest: pd.DataFrame, task_manifest: pd.DataFrame, splits: pd.DataFrame,
@@ -85,7 +105,7 @@ def evaluate_cluster_pretraining(manifest: pd.DataFrame, task_manifest: pd.DataF
     assert_no_leakage(splits)
     plan = _Plan(manifest, features, encoder_view, speaker_view, configs, device, seed, use_speaker_ids,
                  list(pairwise_views or features))
-    engine = as_engine(engine, workers=workers)
+    engine = training_engine(engine, workers=workers)
     datas = [fold_data(manifest, task_manifest, splits, int(fold))
              for fold in (sorted(splits["fold"].unique()) if folds is None else folds)]
     pre_jobs = [(data.fold, condition, job) for data in datas

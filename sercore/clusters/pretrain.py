@@ -12,6 +12,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import seed_everything
-from ..featureset import FeatureSet
-from ..models import encoders
-from ..train import encoder_kind, load_batch, normalize_if_needed
-from .loss import cluster_contrastive_loss
-from .sampler import SpeakerClusterBatchSampler
+from sercore.core.config import seed_everything
+from sercore.engine import Job
+from sercore.features.featureset import FeatureSet
+from sercore.models import encoders
+from sercore.training import encoder_kind, load_batch, normalize_if_needed
+from sercore.clusters.loss import cluster_contrastive_loss
+from sercore.clusters.sampler import SpeakerClusterBatchSampler
 
 VARIANTS = ("contrastive", "multitask", "adversarial")
 SCHEDULES = ("constant", "dann")
@@ -79,7 +81,7 @@ class ClusterPretrainConfig:
     ``speaker_lambda`` is λ: the weight of the speaker cross-entropy (multitask) or the gradient-reversal
     strength (adversarial; the classifier itself trains on the unweighted cross-entropy, as in DANN);
     ``schedule`` ramps it over epochs. ``encoder_kind`` (a registered kind, ``sercore.models``) None uses
-    the kind the features declare (``sercore.train.encoder_kind``).
+    the kind the features declare (``sercore.training.encoder_kind``).
     """
 
     encoder_kind: str | None = None
@@ -115,9 +117,9 @@ class ClusterPretrainResult:
 
 
 def build_encoder(features: FeatureSet, config: ClusterPretrainConfig) -> nn.Module:
-    """A fresh encoder of ``config.encoder_kind`` (or ``sercore.train.encoder_kind``) for ``features``."""
+    """A fresh encoder of ``config.encoder_kind`` (or ``sercore.training.encoder_kind``) for ``features``."""
     kind = config.encoder_kind or encoder_kind(features)
-    return encoders.build(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
+    return encoders.build_encoder(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
 
 
 def _check_labels(ids, speakers, clusters, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,3 +265,25 @@ class _Trainer:
         # validation speakers are not the head's classes (splits are speaker-disjoint): contrastive loss only
         losses = [float(self._losses(val, batch, 0.0, with_head=False)["contrastive"]) for batch in val.sampler]
         return float(np.mean(losses))
+
+
+@dataclass
+class ClusterPretrainJob(Job):
+    """Cluster-contrastive pre-training (paper B) of ``view`` with (speaker, cluster) pseudo-labels → encoder."""
+
+    view: str
+    variant: str
+    config: Any  # ClusterPretrainConfig
+    train_ids: list
+    speakers: np.ndarray
+    clusters: np.ndarray
+    val_ids: list
+    val_speakers: np.ndarray
+    val_clusters: np.ndarray
+    device: str = "cpu"
+
+    def run(self, features):
+        return pretrain_cluster_contrastive(features[self.view], self.train_ids, self.speakers, self.clusters,
+                                            config=self.config, device=self.device, variant=self.variant,
+                                            val_ids=self.val_ids, val_speakers=self.val_speakers,
+                                            val_clusters=self.val_clusters).encoder

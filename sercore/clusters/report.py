@@ -1,15 +1,15 @@
-"""Paper B's notebook steps on a prepared :class:`sercore.experiment.Experiment`."""
+"""Paper B's notebook steps on a prepared :class:`sercore.notebook.experiment.Experiment`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..analysis import embed_2d
-from ..overview import pooled
-from .analysis import SpeakerClusterAnalysis
-from .evaluate import evaluate_cluster_pretraining
-from .pretrain import ClusterPretrainConfig
+from sercore.analysis import embed_2d
+from sercore.analysis.overview import pooled
+from sercore.clusters.analysis import SpeakerClusterAnalysis
+from sercore.clusters.evaluate import evaluate_cluster_pretraining
+from sercore.clusters.pretrain import ClusterPretrainConfig
 
 
 def cluster_analysis(exp, *, views=None, n_permutations: int = 200, seed: int = 0, **analysis_kw) -> dict:

@@ -10,7 +10,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import silhouette_score
 from torch.utils.data import Sampler
 
-from .analysis import kmeans_labels, l2_normalize
+from sercore.clusters.analysis import kmeans_labels, l2_normalize
 
 SPEAKER_METHODS = ("agglomerative", "kmeans")
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-from .corpora.cremad import load_cremad
-from .corpora.csv import load_csv
-from .corpora.emodb import load_emodb
-from .corpora.esd import load_esd
-from .corpora.iemocap import load_iemocap
-from .corpora.ravdess import load_ravdess
-from .manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TARGET_EMOTIONS, ManifestError,
+from sercore.data.corpora.cremad import load_cremad
+from sercore.data.corpora.csv import load_csv
+from sercore.data.corpora.emodb import load_emodb
+from sercore.data.corpora.esd import load_esd
+from sercore.data.corpora.iemocap import load_iemocap
+from sercore.data.corpora.ravdess import load_ravdess
+from sercore.data.manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TARGET_EMOTIONS, ManifestError,
                        canonical_emotion, make_manifest, ood_subset, read_manifest_csv, target_subset,
                        validate_manifest, write_manifest_csv)
-from .registry import (BadFiles, available_datasets, bad_files, dataset_info, load_dataset, loader_params,
+from sercore.data.registry import (BadFiles, available_datasets, bad_files, dataset_info, load_dataset, loader_params,
                        register_dataset)
-from .splits import (LeakageError, assert_no_leakage, describe_splits, load_splits, make_splits, save_splits,
+from sercore.data.splits import (LeakageError, assert_no_leakage, describe_splits, load_splits, make_splits, save_splits,
                      speaker_dependent_val, split_ids)
 
 __all__ = [

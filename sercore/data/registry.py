@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .manifest import ManifestError
+from sercore.data.manifest import ManifestError
 
 _REGISTRY: dict[str, "DatasetInfo"] = {}
 _ALIASES: dict[str, str] = {}
@@ -62,7 +62,7 @@ def register_dataset(name: str, *, layout: str, aliases: tuple[str, ...] = (), n
 
 
 def _discover() -> None:
-    from . import corpora
+    from sercore.data import corpora
 
     for module in pkgutil.iter_modules(corpora.__path__):
         if not module.name.startswith("_"):

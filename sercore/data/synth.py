@@ -38,7 +38,7 @@ import soundfile as sf
 from scipy import fft as sp_fft
 from scipy import signal
 
-from sercore.config import cache_dir, usable_cores
+from sercore.core.config import cache_dir, usable_cores
 from sercore.data import espeak_server
 from sercore.data.manifest import (ManifestError, read_manifest_csv, validate_manifest,
                                    write_manifest_csv)

@@ -4,7 +4,7 @@
 ``register_encoder(kind)`` adds one (see ``sercore.models.registry``).
 """
 
-from .registry import available_encoders, build_encoder, get_encoder, register_encoder
-from . import encoders  # noqa: E402,F401  (registers wav2vec2, mel, mlp)
+from sercore.models.registry import available_encoders, build_encoder, get_encoder, register_encoder
+from sercore.models import encoders  # noqa: E402,F401  (registers wav2vec2, mel, mlp)
 
 __all__ = ["available_encoders", "build_encoder", "get_encoder", "register_encoder"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .registry import build_encoder, register_encoder
+from sercore.models.registry import build_encoder, register_encoder
 
 
 def frame_mask(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor:
@@ -253,7 +253,6 @@ class EncoderClassifier(nn.Module):
         return self.classifier(self.encoder(x, lengths))
 
 
-build = build_encoder  # the former name, kept for existing callers
 
 
 def encoder_config(encoder: nn.Module) -> dict:

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from . import results
-from .corpus import BAD_FILES_CSV
+from sercore.runner import results
+from sercore.runner.corpus import BAD_FILES_CSV
 
 PAGE = "index.html"
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}"

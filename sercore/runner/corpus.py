@@ -18,8 +18,8 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from .execute import finish_line, now, say
-from .plan import BadArguments, Corpus
+from sercore.runner.execute import finish_line, now, say
+from sercore.runner.plan import BadArguments, Corpus
 
 BAD_FILES_CSV = "bad_files.csv"
 BAD_FILE_COLUMNS = ("path", "step", "reason")

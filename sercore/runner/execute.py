@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-from sercore.config import usable_cores
+from sercore.core.config import usable_cores
 
 KERNEL_NAME = "python3"
 _REPO = Path(__file__).resolve().parents[2]  # the folder holding the sercore package

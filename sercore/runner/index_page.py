@@ -11,9 +11,9 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from . import results
-from .corpus import BAD_FILES_CSV
-from .plan import read_record
+from sercore.runner import results
+from sercore.runner.corpus import BAD_FILES_CSV
+from sercore.runner.plan import read_record
 
 _INDEX_FILES = {"index.html", "index.md", "run_summary.json", "run.json", BAD_FILES_CSV}
 _NO_FILES = {"figures": [], "tables": [], "params": []}

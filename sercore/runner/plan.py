@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sercore.notebook.requirements import notebook_problems
+
 SIZES = ("default", "small", "tiny")
 OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs", "budget", "precision", "engine",
                    "ray_address")
@@ -102,8 +104,8 @@ def check_views(views: list[str] | None) -> list[str]:
 
 def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, params: dict | None = None,
                     size: str = "default", workers: int = 1) -> list[Path]:
-    """Every check that needs no corpus loading (notebooks, corpora, and the notebook ``params`` ``views``,
-    ``n_folds``, ``dataset_params``); returns the notebooks or raises :class:`BadArguments` listing all
+    """Every check that needs no corpus loading (notebooks, corpora, the notebook ``params`` ``views``,
+    ``n_folds``, ``dataset_params``, and each notebook's declared requirements against its parameters); returns the notebooks or raises :class:`BadArguments` listing all
     problems at once."""
     params = params or {}
     n_folds, dataset_params = params.get("n_folds"), params.get("dataset_params")
@@ -126,6 +128,8 @@ def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, params: dict
     if not corpora:
         problems.append("no corpus given")
     problems += check_corpora(corpora) + check_views(params.get("views"))
+    for notebook in notebooks:  # what each notebook declares it needs (its setup call's requires=)
+        problems += notebook_problems(notebook, params)
     if problems:
         raise BadArguments("\n".join(problems))
     return notebooks

@@ -13,11 +13,11 @@ import json
 import time
 from pathlib import Path
 
-from . import corpus as corpus_mod
-from .benchmark_page import write_benchmark_page
-from .execute import ensure_kernel, execute_all, now, run_environment, say
-from .index_page import write_index
-from .plan import Corpus, check_arguments, plan_jobs
+from sercore.runner import corpus as corpus_mod
+from sercore.runner.benchmark_page import write_benchmark_page
+from sercore.runner.execute import ensure_kernel, execute_all, now, run_environment, say
+from sercore.runner.index_page import write_index
+from sercore.runner.plan import Corpus, check_arguments, plan_jobs
 
 
 def run_corpora(notebooks_dir: str | Path, results_dir: str | Path, corpora: list[Corpus], *,

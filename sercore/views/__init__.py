@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import (SAMPLE_RATE, View, ViewUnavailable, _REGISTRY, accepted_parameters,  # noqa: F401
+from sercore.views.base import (SAMPLE_RATE, View, ViewUnavailable, _REGISTRY, accepted_parameters,  # noqa: F401
                    register)
 
 for _info in pkgutil.iter_modules(__path__):

@@ -75,7 +75,7 @@ class View:
         """``wave`` as float32 ``[n]``; a clear ``ValueError`` for anything the extractor cannot use."""
         if sr != SAMPLE_RATE:
             raise ValueError(f"view {self.name!r}: sample rate {sr} Hz, expected {SAMPLE_RATE} "
-                             "(load audio with sercore.audio.load_audio, which resamples)")
+                             "(load audio with sercore.data.audio.load_audio, which resamples)")
         wave = np.asarray(wave)
         if wave.ndim != 1:
             raise ValueError(f"view {self.name!r}: expected a mono wave of shape [n], got shape {wave.shape}")

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .base import SAMPLE_RATE, View, register
+from sercore.views.base import SAMPLE_RATE, View, register
 
 
 @register

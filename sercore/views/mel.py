@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import SAMPLE_RATE, View, check_max_seconds, fit_length, register
+from sercore.views.base import SAMPLE_RATE, View, check_max_seconds, fit_length, register
 
 LOG_FLOOR = 1e-6  # features are log(power + LOG_FLOOR)
 

@@ -5,10 +5,10 @@
 ``embedding_model.ckpt``). Only the default source falls back: when it cannot be loaded (offline, no network,
 failed download) Resemblyzer, whose weights ship inside its wheel, is used with a logged warning giving the
 reason, and ``model="ecapa"`` raises ``ViewUnavailable`` instead (the view is skipped). A ``source`` the user
-names (any other folder or id) that fails to load raises ``sercore.config.ModelLoadError`` naming it and why:
+names (any other folder or id) that fails to load raises ``sercore.core.config.ModelLoadError`` naming it and why:
 it never falls back silently. ``model="resemblyzer"`` never tries ECAPA.
 
-Without ``--offline`` the hub is tried only when ``sercore.config.hub_reachable()`` (a 2 s connection check,
+Without ``--offline`` the hub is tried only when ``sercore.core.config.hub_reachable()`` (a 2 s connection check,
 once per process); otherwise it is treated as offline and the reason says "no network".
 
 Cache key: ``params`` hold the request; the model actually used is part of ``version`` (``"1-ecapa"`` or
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sercore.config import ModelLoadError
+from sercore.core.config import ModelLoadError
 
-from .base import SAMPLE_RATE, View, ViewUnavailable, register, resolve_device
+from sercore.views.base import SAMPLE_RATE, View, ViewUnavailable, register, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def _load_ecapa(source: str, device):
     Failures raise ``ViewUnavailable`` for the default source (the caller may fall back) and ``ModelLoadError``
     for a source the user named.
     """
-    from sercore.config import cache_dir, hub_reachable, is_offline
+    from sercore.core.config import cache_dir, hub_reachable, is_offline
 
     local, explicit = Path(source).is_dir(), source != ECAPA_SOURCE
     fail = ModelLoadError if explicit else ViewUnavailable

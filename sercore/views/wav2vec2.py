@@ -5,17 +5,18 @@ what Hugging Face returns as ``hidden_states[0]``); layers 1..L-1 are the transf
 ``T ≈ n / 320`` (20 ms frames).
 
 Sources: a ``torchaudio.pipelines`` bundle name (``WAV2VEC2_BASE``, paper A), a Hugging Face model id, or a
-local folder holding a Hugging Face checkpoint (``save_pretrained`` layout). Offline (``sercore.config.
-is_offline()``, or no network: ``sercore.config.hub_reachable()`` is false) nothing is downloaded. The default
+local folder holding a Hugging Face checkpoint (``save_pretrained`` layout). Offline (``sercore.core.config.
+is_offline()``, or no network: ``sercore.core.config.hub_reachable()`` is false) nothing is downloaded. The default
 bundle missing from the local caches raises ``ViewUnavailable`` (the view is skipped); any other source the user
-names that cannot be loaded raises ``sercore.config.ModelLoadError`` naming it and why (the run stops).
+names that cannot be loaded raises ``sercore.core.config.ModelLoadError`` naming it and why (the run stops).
 ``random:wav2vec2_base`` (opt-in only, for benchmarks and tests) is torchaudio's base architecture with random
 weights (seeded, so the features repeat): the true shapes and cost of the real model, none of its knowledge;
 its provenance says "random weights".
 
-``layers`` keeps only some hidden layers (e.g. ``(0, 6, 12)``; default ``"all"``); ``precision="bf16"`` runs the
-model in bfloat16 autocast where the device has fast bf16 kernels (else fp32, noted in the provenance). Both are
-part of ``params`` (the cache key). ``estimate_bytes(total_seconds)`` is the float16 cache size of that much
+``layers`` keeps only some hidden layers (e.g. ``(0, 6, 12)``; default ``"all"``); ``precision`` (default
+``"auto"``: bf16 where the device has fast bf16 kernels, else fp32; ``"bf16"`` asks for it, falling back to fp32
+with a note in the provenance) runs the model in bfloat16 autocast. Both are part of ``params`` (the cache key),
+the precision as it resolves on this machine. ``estimate_bytes(total_seconds)`` is the float16 cache size of that much
 audio (about 1 MB per second, 3.6 GB per hour, for all 13 layers of the base model).
 
 Batching: the CNN front end runs on each utterance alone, because wav2vec2-base normalises its first
@@ -33,9 +34,9 @@ from typing import Sequence
 
 import numpy as np
 
-from sercore.config import ModelLoadError
+from sercore.core.config import ModelLoadError
 
-from .base import SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register, resolve_device
+from sercore.views.base import SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register, resolve_device
 
 DEFAULT_SOURCE = "WAV2VEC2_BASE"  # only this one is skipped, not an error, when it cannot be loaded
 TORCHAUDIO_HOST = "https://download.pytorch.org"  # where torchaudio bundles download from
@@ -60,9 +61,9 @@ class Wav2Vec2View(View):
     _lazy = ("_backend",)
 
     def __init__(self, *, source: str = DEFAULT_SOURCE, max_seconds: float | None = None,
-                 layers: str | Sequence[int] = "all", precision: str = "fp32", device: str = "cpu",
+                 layers: str | Sequence[int] = "all", precision: str = "auto", device: str = "cpu",
                  batch_size: int = 8):
-        from sercore.precision import check_precision
+        from sercore.core.precision import check_precision, resolve_precision
 
         if not isinstance(source, (str, Path)) or not str(source):
             raise ValueError(f"view 'wav2vec2': source must be a bundle name, model id or folder, got {source!r}")
@@ -74,9 +75,11 @@ class Wav2Vec2View(View):
                              f"{', '.join(RANDOM_PREFIX + a for a in _RANDOM_ARCHS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"view 'wav2vec2': batch_size must be a positive integer, got {batch_size!r}")
+        self.requested_precision = check_precision(precision, "view 'wav2vec2': precision")
+        if self.requested_precision == "auto":  # the key holds what runs: auto resolves differently per machine
+            precision = resolve_precision("auto", resolve_device("wav2vec2", device))[0]
         self.params = {"source": source, "max_seconds": check_max_seconds("wav2vec2", max_seconds),
-                       "layers": _check_layers(layers), "precision": check_precision(precision, "view 'wav2vec2': "
-                                                                                                "precision")}
+                       "layers": _check_layers(layers), "precision": precision}
         self.device = device
         self.batch_size = batch_size
         self._backend = None
@@ -89,7 +92,7 @@ class Wav2Vec2View(View):
     def _model(self) -> "_Backend":
         if self._backend is None:
             backend = load_backend(self.params["source"], resolve_device(self.name, self.device))
-            backend.select(self.params["layers"], self.params["precision"])
+            backend.select(self.params["layers"], self.requested_precision)
             self._backend = backend
         return self._backend
 
@@ -169,7 +172,7 @@ class _Backend:
 
     def select(self, layers, precision: str) -> "_Backend":
         """Keep ``layers`` (``"all"`` or indices) and run in ``precision`` where the device supports it."""
-        from sercore.precision import resolve_precision
+        from sercore.core.precision import resolve_precision
 
         total = len(self.layers) + 1
         if layers != "all" and layers[-1] >= total:
@@ -192,7 +195,7 @@ class _Backend:
         """``[T_i, L, D]`` float32 for each wave (one padded transformer batch), kept layers only."""
         import torch
 
-        from sercore.precision import autocast
+        from sercore.core.precision import autocast
 
         captured: dict = {}
         last_index = len(self.layers)
@@ -297,7 +300,7 @@ def _load_random(arch: str, device, seed: int = 0) -> _Backend:
 def _load_torchaudio(source: str, bundle, device) -> _Backend:
     import torch
 
-    from sercore.config import hub_reachable, is_offline
+    from sercore.core.config import hub_reachable, is_offline
 
     fail = ViewUnavailable if source == DEFAULT_SOURCE else ModelLoadError
     filename = Path(bundle._path).name  # the checkpoint's file name in torch hub's cache
@@ -323,7 +326,7 @@ def _load_torchaudio(source: str, bundle, device) -> _Backend:
 
 def _load_hf(source: str, device) -> _Backend:
     """A Hugging Face id or folder: always named by the user, so every failure is a ``ModelLoadError``."""
-    from sercore.config import hub_reachable, is_offline
+    from sercore.core.config import hub_reachable, is_offline
 
     try:
         from transformers import AutoConfig, Wav2Vec2Model

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..manifest import ManifestError, make_manifest, validate_manifest
-from ..registry import BadFiles
+from sercore.data.manifest import ManifestError, make_manifest, validate_manifest
+from sercore.data.registry import BadFiles
 
 
 def corpus_root(root, name: str, layout: str) -> Path:
@@ -52,9 +52,9 @@ def natural_key(text: str) -> list:
 
 
 def probe(df: pd.DataFrame, bad: BadFiles) -> pd.DataFrame:
-    """Read each file's header (``sercore.audio.audio_header``): fill missing durations; unreadable, empty
+    """Read each file's header (``sercore.data.audio.audio_header``): fill missing durations; unreadable, empty
     or truncated files go to ``bad`` and are left out."""
-    from ...audio import AudioError, audio_header  # lazy: keeps ``import sercore.data`` light
+    from sercore.data.audio import AudioError, audio_header  # lazy: keeps ``import sercore.data`` light
 
     durations, keep = [], []
     for path in df["path"]:

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from ..registry import BadFiles
-from ._common import corpus_root
+from sercore.data.registry import BadFiles
+from sercore.data.corpora._common import corpus_root
 
 _SKIPPED_DIRS = ("__MACOSX",)
 

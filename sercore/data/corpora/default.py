@@ -6,7 +6,7 @@ import importlib
 
 import pandas as pd
 
-from ..registry import BadFiles, register_dataset
+from sercore.data.registry import BadFiles, register_dataset
 
 LAYOUT = "generated (synthetic eSpeak NG corpus) into <root or the cache folder>/corpora/"
 

@@ -4,7 +4,7 @@ An entry lives in ``<root>/<view>/<key>/`` (root: ``cache_root`` or ``cache_dir(
 the manifest rows (utt_id, path and a digest of the file's bytes), the view's name, params and version, the
 versions of the packages that compute the view (``view.packages``) and read the audio, and the audio options,
 so a change to any of them is a miss. File digests are remembered in ``<root>/file-digests.sqlite`` by size,
-mtime, ctime and inode (``sercore.digests``), so a rerun does not hash the corpus again.
+mtime, ctime and inode (``sercore.core.digests``), so a rerun does not hash the corpus again.
 
 Extraction holds a file lock ``<key>.lock`` beside the entry: processes that fill the same entry wait for each
 other, and the later ones find it complete. It writes one ``chunks/chunk-NNNNN.npz`` per chunk of utterances
@@ -30,23 +30,25 @@ from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sercore.atomic import atomic_path, atomic_write_json
-from sercore.audio import AudioError, load_audio
-from sercore.cache_entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
+from sercore.core.atomic import atomic_path, atomic_write_json
+from sercore.data.audio import AudioError, load_audio
+from sercore.features.entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
                                  save_described)
-from sercore.config import cache_dir, usable_cores
-from sercore.digests import DigestMemo
-from sercore.featureset import FeatureSet
+from sercore.core.config import cache_dir, usable_cores
+from sercore.core.digests import DigestMemo
+from sercore.engine import Engine, Job, LocalEngine
+from sercore.features.featureset import FeatureSet
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 _SHOWN = 5  # skipped files quoted in a message
-AUDIO_PACKAGES = ("soundfile", "scipy")  # read and resample the audio (sercore.audio)
+AUDIO_PACKAGES = ("soundfile", "scipy")  # read and resample the audio (sercore.data.audio)
 
 
 class FeatureError(ValueError):
@@ -247,10 +249,6 @@ def _init_worker(key: str, build: Callable, version: str):
     return _WORKER_VIEWS[key]
 
 
-def _worker_chunk(view, rows, out_path, kw) -> int:
-    return _process_chunk(view, rows, out_path, **kw)
-
-
 def _worker_builder(view, view_factory) -> Callable:
     """How a worker gets its own view: ``view_factory(name, **params)``, or a copy of ``view`` by pickling
     (views drop their loaded models when pickled, so each worker loads its own)."""
@@ -263,12 +261,28 @@ def _worker_builder(view, view_factory) -> Callable:
                         "pass view_factory=sercore.views.get_view or workers=1") from None
 
 
-def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar, engine=None) -> None:
-    """Extract the chunks ``todo`` in ``workers`` processes of the local engine (one view per worker), or on
-    ``engine`` (e.g. Ray: the chunk files are written where every node sees the cache)."""
-    from sercore.engine import LocalEngine
-    from sercore.engine.jobs import ExtractChunkJob
+@dataclass
+class ExtractChunkJob(Job):
+    """One chunk of feature extraction into ``out_path`` → its row count. ``build()`` makes the view; a worker
+    builds it once per ``key`` and reuses it for the following chunks."""
 
+    key: str
+    build: Callable
+    version: str
+    rows: list
+    out_path: Any
+    kw: dict
+
+    def cost(self) -> float:
+        return float(len(self.rows))
+
+    def run(self, features=None) -> int:
+        return _process_chunk(_init_worker(self.key, self.build, self.version), self.rows, self.out_path, **self.kw)
+
+
+def _run_pool(view, todo, view_factory, engine: Engine, kw: dict, make_bar) -> None:
+    """Extract the chunks ``todo`` as jobs of ``engine`` (one view per worker; on Ray the chunk files are written
+    where every node sees the cache)."""
     build, key = _worker_builder(view, view_factory), json.dumps([view.name, view.params, view.version],
                                                                   sort_keys=True, default=str)
     jobs = [ExtractChunkJob(key, build, view.version, rows, path, kw) for rows, path in todo]
@@ -280,14 +294,10 @@ def _run_pool(view, todo, view_factory, workers: int, kw: dict, make_bar, engine
         bar[0].update(outcome.value)
 
     try:
-        (engine or LocalEngine(workers, backend="process")).map(jobs, on_done=done)
+        engine.map(jobs, on_done=done)
     finally:
         if bar:
             bar[0].close()
-
-
-def _usable_cores() -> int:
-    return usable_cores()
 
 
 # ---------------------------------------------------------------- consolidation and reading
@@ -360,20 +370,21 @@ def _report_skipped(fs: FeatureSet, on_error: str, n_rows: int) -> None:
                   f"(listed in meta['skipped']): {_summary(skipped)}", stacklevel=3)
 
 
-def _extract(rows, view, folder: Path, *, chunk_size: int, workers, progress: bool, view_factory, kw) -> None:
+def _extract(rows, view, folder: Path, *, chunk_size: int, workers, engine, progress: bool, view_factory,
+             kw) -> None:
     """Extract the chunks not finished yet (in worker processes or here), then consolidate them."""
     chunks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
     paths = [folder / "chunks" / f"chunk-{i:05d}.npz" for i in range(len(chunks))]
     (folder / "chunks").mkdir(parents=True, exist_ok=True)
     todo = [(c, p) for c, p in zip(chunks, paths) if not (p.is_file() and _chunk_ok(p, c))]
-    n_workers = min(workers if workers is not None else _usable_cores(), len(todo))
+    n_workers = min(workers if workers is not None else usable_cores(), len(todo))
     done = len(rows) - sum(len(c) for c, _ in todo)
 
     def make_bar():
         return tqdm(total=len(rows), initial=done, desc=f"features {view.name}", unit="utt", disable=not progress)
 
-    if getattr(view, "parallel", False) and n_workers > 1:
-        _run_pool(view, todo, view_factory, n_workers, kw, make_bar)
+    if engine is not None or (getattr(view, "parallel", False) and n_workers > 1):
+        _run_pool(view, todo, view_factory, engine or LocalEngine(n_workers, backend="process"), kw, make_bar)
     else:
         with make_bar() as bar:
             for c, p in todo:
@@ -394,7 +405,7 @@ def _say_disk_estimate(view, manifest: pd.DataFrame, progress: bool) -> None:
 def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: int | None = None,
                      on_error: str = "raise", progress: bool = True, chunk_size: int | None = None,
                      batch_size: int = 8, view_factory: Callable | None = None,
-                     audio_kw: dict | None = None) -> FeatureSet:
+                     audio_kw: dict | None = None, engine: Engine | None = None) -> FeatureSet:
     """Features of ``view`` for every utterance of ``manifest``, from the cache or extracted into it.
 
     ``workers``: processes for views with ``parallel = True`` (default: the usable cores); each gets its own
@@ -403,7 +414,8 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
     here with ``extract_batch`` on length-sorted batches of ``batch_size``. ``on_error="raise"`` raises the
     ``AudioError`` of the first bad file; ``"skip"`` leaves bad files out (listed in ``meta["skipped"]``)
     and warns. ``chunk_size``: utterances per resumable chunk (default 64, 16 for variable-length views).
-    ``audio_kw``: options of ``load_audio`` (part of the key). Returns a memory-mapped ``FeatureSet``.
+    ``audio_kw``: options of ``load_audio`` (part of the key). ``engine`` (e.g. a Ray engine, whose workers must
+    see the cache folder and the audio) runs the chunks as its jobs, whatever the view. Returns a memory-mapped ``FeatureSet``.
     Processes that need the same entry wait for the one filling it (file lock); an entry that fails its check
     is moved aside with a warning naming the file, and extracted again.
     """
@@ -419,7 +431,7 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
             fs = load_sound(folder, locked=True)  # another process may have filled it meanwhile
             if fs is None:
                 _say_disk_estimate(view, manifest, progress)
-                _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers,
+                _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers, engine=engine,
                          progress=progress, view_factory=view_factory,
                          kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
                 fs = load_cached(folder, verify_data=False)  # just written under the lock

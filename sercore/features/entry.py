@@ -12,15 +12,16 @@ import json
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
 
-from sercore.atomic import atomic_save_npy
-from sercore.digests import DigestMemo, file_digest
-from sercore.featureset import FeatureSet
+from sercore.core.atomic import atomic_save_npy
+from sercore.core.digests import DigestMemo, file_digest
+from sercore.features.featureset import FeatureSet
 
 DIGESTS = "file-digests.sqlite"  # memo of file digests, in the cache root
 
@@ -70,6 +71,17 @@ def _load_npy(path: Path, **kw) -> np.ndarray:
         raise CacheCorrupt(f"{path}: unreadable ({err})") from None
 
 
+@dataclass(frozen=True)
+class CachedFeatures:
+    """A feature-cache entry by its folder: how the job engine sends a cached FeatureSet to a worker, which
+    reopens it memory-mapped (``reopen``)."""
+
+    folder: str
+
+    def reopen(self) -> FeatureSet:
+        return load_cached(self.folder)
+
+
 def load_cached(folder, *, verify_data: bool = True) -> FeatureSet:
     """The FeatureSet of a complete cache folder, ``data`` memory-mapped (nothing is read up front).
 
@@ -95,7 +107,7 @@ def load_cached(folder, *, verify_data: bool = True) -> FeatureSet:
                            f"{meta.get('shape')} {meta.get('dtype')}")
     lengths = _load_npy(folder / "lengths.npy") if meta.get("variable") else None
     try:
-        return FeatureSet(_load_npy(folder / "ids.npy"), data, lengths, meta)
+        return FeatureSet(_load_npy(folder / "ids.npy"), data, lengths, meta, CachedFeatures(str(folder)))
     except ValueError as err:
         raise CacheCorrupt(f"{folder}: {err}") from None
 

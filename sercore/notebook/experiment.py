@@ -6,7 +6,7 @@ A notebook calls :func:`setup` once, right after its parameters cell::
 
 and gets an :class:`Experiment` (the full manifest — the unlabelled pre-training pool —, the labelled task of
 the 4 target emotions, the stored splits, one ``FeatureSet`` per available view, the views that were
-unavailable and why, the models actually used) and its :class:`~sercore.settings.RunSettings` (training
+unavailable and why, the models actually used) and its :class:`~sercore.notebook.settings.RunSettings` (training
 configs of the budget, repetitions, workers, precision, engine). ``params.json`` is written at once with every
 notebook parameter, the names papermill injected and the run settings. :func:`prepare` is the data half alone.
 """
@@ -24,15 +24,15 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from .analysis.tables import METRICS
-from .cache import extract_features
-from .data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
-from .data import bad_files, describe_splits
-from .data.registry import dataset_info
-from .featureset import FeatureSet
-from .provenance import write_params
-from .settings import BUDGETS, Params, RunSettings, run_settings
-from .views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
+from sercore.analysis.tables import METRICS
+from sercore.features.cache import extract_features
+from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
+from sercore.data import bad_files, describe_splits
+from sercore.data.registry import dataset_info
+from sercore.features.featureset import FeatureSet
+from sercore.core.provenance import write_params
+from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
+from sercore.views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Experiment:
 
     def caption(self, *, repetitions: int | None = None, views: Sequence[str] | None = None, **extra) -> str:
         """A provenance line for figure captions: dataset, views, models actually used, repetitions."""
-        from .analysis import describe
+        from sercore.analysis import describe
 
         views = list(views or self.views)
         models = {v: self.models.get(v, {}).get("model", v) for v in views}
@@ -82,13 +82,15 @@ class Experiment:
             extra.setdefault("splits", describe_splits(self.splits))
         if self.settings is not None:
             repetitions = self.settings.repetitions if repetitions is None else repetitions
-            extra = dict(budget=self.settings.budget, precision=self.settings.precision, **extra)
+            used = self.settings.precision_used[0]
+            shown = used if self.settings.precision == used else f"{used} ({self.settings.precision})"
+            extra = dict(budget=self.settings.budget, precision=shown, **extra)
         return describe(dataset=self.dataset, views=views, models=models, repetitions=repetitions,
                         folds=",".join(map(str, self.folds)), **extra)
 
     def table(self, table: pd.DataFrame, name: str, **caption) -> pd.DataFrame:
         """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display."""
-        from .analysis.tables import save_table
+        from sercore.analysis.tables import save_table
 
         save_table(table, self.output_dir / name, caption=self.caption(**caption))
         return table
@@ -101,7 +103,7 @@ class Experiment:
         return Image(str(self.output_dir / f"{name}.png"))
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
-        """A grid of ``sercore.protocols`` on this experiment's data and folds with the run settings; its learning
+        """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
         curves (when the protocol keeps them) replace ``histories``."""
         if "histories" in inspect.signature(protocol).parameters:
             self.histories = kwargs.setdefault("histories", {})
@@ -113,7 +115,7 @@ class Experiment:
         ``<name>.png/.pdf`` and their best epochs as ``<name>_best``; returns the PNG for display."""
         from IPython.display import Image
 
-        from .analysis.figures import learning_curves
+        from sercore.analysis.figures import learning_curves
 
         if not self.histories:
             raise RuntimeError("no learning curves: run a grid with exp.grid(...) first")
@@ -125,8 +127,8 @@ class Experiment:
     def representations(self, *, last_fold_only: bool = False) -> list:
         """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one
         only (the maps of paper A's Figures 5 and 6), the folds in parallel on the run's engine; see
-        ``sercore.representations.fold_representations``."""
-        from .representations import folds_representations
+        ``sercore.pairwise.representations.fold_representations``."""
+        from sercore.pairwise.representations import folds_representations
 
         run = self._settings()
         folds = self.folds[-1:] if last_fold_only else self.folds
@@ -254,14 +256,20 @@ def injected_names(namespace: dict) -> list[str]:
     return []
 
 
-def setup(namespace: dict, *, workers: int | None = None) -> tuple[Experiment, RunSettings]:
+def setup(namespace: dict, *, workers: int | None = None, requires: Sequence[str] = ()) -> tuple[Experiment, RunSettings]:
     """A notebook's one setup call: ``exp, run = setup(globals())`` right after its parameters cell.
 
-    Parameters named like a field of ``sercore.settings.Params`` configure the data (``prepare``) and the run
+    ``requires``: what the notebook needs of its parameters (names of
+    :data:`sercore.notebook.requirements.REQUIREMENTS`, e.g. ``("pairwise",)``: at least two views); a
+    parameter set that cannot work raises ``BadParameters`` here, before any data is loaded, with the message
+    ``run_all.py`` gives for the same parameters.
+
+    Parameters named like a field of ``sercore.notebook.settings.Params`` configure the data (``prepare``) and the run
     (``run_settings``); the others are the notebook's own (``fractions``, ``temperatures``, ...). Writes
     ``params.json`` with all of them, the names papermill injected and the run settings, and prints a summary.
     """
     found = notebook_parameters(namespace)
+    require(requires, found)
     injected = injected_names(namespace)
     params = Params(**{k: v for k, v in found.items() if k in Params.names()})
     run = run_settings(params, explicit=injected, workers=workers)
@@ -274,4 +282,6 @@ def setup(namespace: dict, *, workers: int | None = None) -> tuple[Experiment, R
     exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
                      engine=run.job_engine().describe())
     print(exp.summary())
+    used, why = run.precision_used
+    print(f"precision: {run.precision} -> {used}" + (f" ({why})" if why else ""))
     return exp, run

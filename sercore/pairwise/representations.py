@@ -18,13 +18,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .analysis import MEASURES, pairwise_similarity
-from .engine import as_engine
-from .engine.jobs import CallJob
-from .featureset import FeatureSet
-from .protocols import fold_data
-from .train import (FinetuneConfig, PretrainConfig, default_encoder, embed, normalize_if_needed,
-                    pretrain_pairwise, supervised_baseline)
+from sercore.analysis import MEASURES, pairwise_similarity
+from sercore.engine import CallJob
+from sercore.features.featureset import FeatureSet
+from sercore.training import fold_data
+from sercore.training import (FinetuneConfig, PretrainConfig, default_encoder, embed, normalize_if_needed,
+                              pretrain_pairwise_cached, supervised_baseline, training_engine)
 
 MODELS = ("pre-trained", "supervised", "random")
 SAMPLES = ("test", "all", "auto")
@@ -81,8 +80,8 @@ def fold_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.
             other[(model, view)] = embed(encoder, features[view], other_ids, device)
 
     if "pre-trained" in models:
-        encoders = pretrain_pairwise(features, data.pool_train, data.pool_val, config=pretrain_config,
-                                     device=device).encoders
+        encoders = pretrain_pairwise_cached(features, data.pool_train, data.pool_val, config=pretrain_config,
+                                              device=device).encoders
         for view in views:
             encode("pre-trained", view, encoders[view])
     for view in views:
@@ -103,7 +102,7 @@ def folds_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd
     """:func:`fold_representations` of each of ``folds`` (keywords ``kw``), the folds run in parallel as jobs of
     ``engine`` (a name or Engine; default: one after another in this process)."""
     jobs = [CallJob(_fold_job, (manifest, task, splits, fold, kw)) for fold in folds]
-    return as_engine(engine).run(jobs, features)
+    return training_engine(engine).run(jobs, features)
 
 
 def _fold_job(arg, features) -> FoldRepresentations:
@@ -144,7 +143,7 @@ def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_rep
     The folds run in parallel as jobs of ``engine`` (a name or Engine; default: one after another here).
     """
     kw = dict(seed=seed, n_repeats=n_repeats, samples=samples, variance=variance, per_dim=per_dim)
-    frames = as_engine(engine).run([CallJob(_fold_alignment, (rep, kw)) for rep in reps])
+    frames = training_engine(engine).run([CallJob(_fold_alignment, (rep, kw)) for rep in reps])
     out = pd.concat(frames, ignore_index=True)
     out["pair"] = out["view_a"] + "-" + out["view_b"]
     first = ["fold", "condition", "pair", "view_a", "view_b", *MEASURES]

@@ -11,7 +11,6 @@ import copy
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -19,19 +18,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .config import cache_dir, seed_everything
-from .featureset import FeatureSet
-from .losses import pairwise_nt_xent
-from .analysis.stats import uar, wa
-from .models import available_encoders, build_encoder
-from .models.encoders import EncoderClassifier, ProjectionHead
-from .precision import autocast, check_precision, resolve_precision
+from sercore.core.config import seed_everything
+from sercore.features.featureset import FeatureSet
+from sercore.models.losses import pairwise_nt_xent
+from sercore.analysis.stats import uar, wa
+from sercore.models import available_encoders, build_encoder
+from sercore.models.encoders import EncoderClassifier, ProjectionHead
+from sercore.views import _REGISTRY
+from sercore.core.precision import autocast, check_precision, resolve_precision
 
-# Seeding and building modules use torch's global RNG: threads (run_jobs on CUDA) take turns so runs repeat.
-_INIT_LOCK = threading.RLock()
+# Seeding and building modules use torch's global RNG: threads (the local engine on CUDA) take turns so runs repeat.
+INIT_LOCK = threading.RLock()
 
 
-PRETRAIN_VERSION = "3"  # part of the pre-training cache key, with a digest of the code (sercore.pretrain_cache)
 
 
 @dataclass
@@ -48,9 +47,9 @@ class PretrainConfig:
     weight_decay: float = 0.0
     proj_hidden: int = 256
     proj_dim: int = 128
-    intra_view_negatives: bool = True  # SimCLR denominator (see sercore.losses)
+    intra_view_negatives: bool = True  # SimCLR denominator (see sercore.models.losses)
     bucket_batches: int = 8  # variable views: sort each chunk of 8 shuffled batches by length (0: plain shuffle)
-    precision: str = "fp32"  # "bf16": forward passes in bfloat16 autocast where supported (sercore.precision)
+    precision: str = "auto"  # auto: bf16 where the device has fast bf16 kernels, else fp32 (sercore.core.precision)
 
     def __post_init__(self):
         check_precision(self.precision, "PretrainConfig.precision")
@@ -72,7 +71,7 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     eval_batch_size: int = 64  # validation/test passes, batched by length: 256 padded 200 utterances to the longest
     bucket_batches: int = 8  # as in PretrainConfig
-    precision: str = "fp32"  # as in PretrainConfig
+    precision: str = "auto"  # as in PretrainConfig
 
     def __post_init__(self):
         check_precision(self.precision, "FinetuneConfig.precision")
@@ -104,8 +103,6 @@ def encoder_kind(features: FeatureSet) -> str:
     view's ``encoder`` attribute (older cache entries: the declared ``encoder`` of ``meta["view"]``)."""
     kind = features.meta.get("encoder")
     if not kind:
-        from .views import _REGISTRY
-
         kind = getattr(_REGISTRY.get(features.meta.get("view")), "encoder", None)
     if not kind:
         raise ValueError(f"FeatureSet of view {features.meta.get('view', '?')!r} names no encoder kind: give it "
@@ -224,44 +221,19 @@ def _state(module: nn.Module) -> dict:
 
 def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str], val_ids: Sequence[str], *,
                       config: PretrainConfig | None = None, device="cpu",
-                      encoders: dict[str, nn.Module] | None = None, cache: bool = True) -> PretrainResult:
+                      encoders: dict[str, nn.Module] | None = None) -> PretrainResult:
     """Pairwise-CL: train one encoder + projection head per view with the mean pairwise NT-Xent.
-
-    With ``cache`` (default) and features that come from the feature cache, the result is stored under
-    ``cache_dir()/pretrained`` (``sercore.pretrain_cache``: state dicts in safetensors) keyed by the feature
-    entries, the ids (in order), the config, the device and the source code of models, losses and training, so
-    notebooks that need the same fold's encoders (sparse labels, maps, alignment, baselines) train them once.
 
     ``features`` maps K ≥ 2 view names to FeatureSets that hold every id of ``train_ids`` and ``val_ids``.
     ``encoders`` (optional) gives initial encoders for some views (copied, not changed); the others get
-    ``default_encoder``.
-    Stops after ``config.patience`` epochs without a lower validation loss and restores the best epoch.
-    Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
-    ``metrics["precision_note"]``); validation runs in inference mode.
+    ``default_encoder``. Stops after ``config.patience`` epochs without a lower validation loss and restores the
+    best epoch. Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
+    ``metrics["precision_note"]``); validation runs in inference mode. Nothing is cached here:
+    :func:`sercore.training.pretrain_cache.pretrain_pairwise_cached` wraps it with the on-disk cache.
     History columns: ``epoch, train_loss, val_loss, seconds, steps`` (optimizer steps so far); ``metrics``:
     ``best_epoch, best_val_loss, epochs_run, steps, precision, precision_note``.
     """
     config = config or PretrainConfig()
-
-    def run() -> PretrainResult:
-        return _pretrain_pairwise(features, train_ids, val_ids, config=config, device=device, encoders=encoders)
-
-    if not cache or encoders:
-        return run()
-    from .pretrain_cache import cached_pretrain  # it imports this module
-
-    return cached_pretrain(features, train_ids, val_ids, config=config, device=device, train=run)
-
-
-def _pretrain_key(features, train_ids, val_ids, config, device) -> Path | None:
-    """Cache entry (its ``.json`` file) of a pre-training run, or None when a FeatureSet is not from the cache."""
-    from .pretrain_cache import pretrain_key
-
-    key = pretrain_key(features, train_ids, val_ids, config, device)
-    return None if key is None else cache_dir() / "pretrained" / f"{key}.json"
-
-
-def _pretrain_pairwise(features, train_ids, val_ids, *, config, device, encoders) -> PretrainResult:
     views = list(features)
     if len(views) < 2:
         raise ValueError(f"pretrain_pairwise: needs at least 2 views, got {views}")
@@ -269,12 +241,12 @@ def _pretrain_pairwise(features, train_ids, val_ids, *, config, device, encoders
     device = torch.device(device)
     encoders = dict(encoders or {})
     model = nn.ModuleDict()
-    with _INIT_LOCK:
+    with INIT_LOCK:
         seed_everything(config.seed)
         for view in views:
             encoder = copy.deepcopy(encoders[view]) if view in encoders else default_encoder(features[view])
             normalize_if_needed(encoder, features[view], train_ids)
-            head = ProjectionHead(_output_dim(encoder, features[view]), config.proj_hidden, config.proj_dim)
+            head = ProjectionHead(output_dim(encoder, features[view]), config.proj_hidden, config.proj_dim)
             model[view] = nn.ModuleDict({"encoder": encoder, "head": head})
     model.to(device)
     train_pos = {v: features[v].positions(train_ids) for v in views}
@@ -339,7 +311,7 @@ def _joint_lengths(features: Sequence[FeatureSet], positions: Sequence[np.ndarra
 
 
 @torch.no_grad()
-def _output_dim(encoder: nn.Module, features: FeatureSet) -> int:
+def output_dim(encoder: nn.Module, features: FeatureSet) -> int:
     """``encoder.out_dim`` when it has one, else the width of its output on two utterances."""
     if getattr(encoder, "out_dim", None):
         return int(encoder.out_dim)
@@ -378,11 +350,11 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     classes, (y_train, y_val, y_test) = encode_labels(train_labels, val_labels, test_labels)
     device = torch.device(device)
     used, note = resolve_precision(config.precision, device)
-    with _INIT_LOCK:
+    with INIT_LOCK:
         seed_everything(config.seed)
         encoder = copy.deepcopy(encoder)
         normalize_if_needed(encoder, features, train_ids)
-        model = EncoderClassifier(encoder, _output_dim(encoder, features), len(classes)).to(device)
+        model = EncoderClassifier(encoder, output_dim(encoder, features), len(classes)).to(device)
     all_ids = train_ids + val_ids + (test_ids or [])
     if config.frozen:
         for p in model.encoder.parameters():
@@ -463,7 +435,7 @@ def supervised_baseline(features: FeatureSet, train_ids: Sequence[str], train_la
     when only a few of them are labelled.
     """
     config = replace(config or FinetuneConfig(), frozen=False)
-    with _INIT_LOCK:
+    with INIT_LOCK:
         encoder = default_encoder(features, seed=config.seed, **(encoder_cfg or {}))
     normalize_if_needed(encoder, features, list(norm_ids) if norm_ids is not None else list(train_ids))
     return finetune(encoder, features, train_ids, train_labels, val_ids, val_labels, config=config, device=device,

@@ -3,7 +3,7 @@
 Notebooks repeat each other's runs: the cross-corpus grid (09) fine-tunes the target-pre-trained encoders and
 the supervised baselines exactly as the sparse-label grid (03) does, and a notebook run again after a change to
 its figure repeats its whole grid. An entry is ``cache_dir()/finetuned/<key[:2]>/<key>.json`` (JSON: nothing is
-unpickled) holding what a :class:`~sercore.engine.jobs.FinetuneJob` computed (metrics, ``best_epoch``,
+unpickled) holding what a :class:`~sercore.training.jobs.FinetuneJob` computed (metrics, ``best_epoch``,
 ``epochs_run``, ``steps``, ``n_labels``, the per-epoch validation UAR) and the node it ran on. The key hashes
 everything that decides that result: the view's feature entry (folder and data digest), the encoder's class,
 config and weights (none for the supervised baseline), the fold's ids and labels, the labelled subset, the
@@ -29,14 +29,16 @@ import numpy as np
 import sklearn
 import torch
 
-from .atomic import atomic_write_json
-from .config import cache_dir
-from .engine import Outcome, as_engine
-from .engine.jobs import FinetuneJob
-from .pretrain_cache import feature_entry, modules_digest
+from sercore.core.atomic import atomic_write_json
+from sercore.core.config import cache_dir
+from sercore.core.precision import resolve_precision
+from sercore.engine import Outcome, as_engine
+from sercore.training.jobs import FinetuneJob
+from sercore.training.pretrain_cache import feature_entry, modules_digest
 
-CODE_MODULES = ("sercore.train", "sercore.models.encoders", "sercore.featureset", "sercore.precision",
-                "sercore.engine.jobs", "sercore.analysis.stats", "sercore.finetune_cache")
+CODE_MODULES = ("sercore.training.loops", "sercore.models.encoders", "sercore.features.featureset",
+                "sercore.core.precision", "sercore.training.jobs", "sercore.analysis.stats",
+                "sercore.training.finetune_cache")
 VERSION = 1
 ENV = "SERCORE_RESULT_CACHE"
 
@@ -78,7 +80,8 @@ def job_key(job, features: dict, digests: dict | None = None) -> str | None:
         digests[id(job.encoder)] = module_digest(job.encoder)
     record = {"features": entry, "view": job.view, "encoder": digests[id(job.encoder)], "data": asdict(job.data),
               "subset": None if job.subset is None else [int(i) for i in job.subset], "config": asdict(job.config),
-              "device": str(job.device), "versions": [torch.__version__, np.__version__, sklearn.__version__],
+              "device": str(job.device), "precision_used": resolve_precision(job.config.precision, job.device)[0],
+              "versions": [torch.__version__, np.__version__, sklearn.__version__],
               "code": modules_digest(CODE_MODULES), "version": VERSION}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

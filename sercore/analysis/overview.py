@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .featureset import FeatureSet
+from sercore.features.featureset import FeatureSet
 
 
 def pooled(features: FeatureSet, ids) -> np.ndarray:
@@ -112,7 +112,7 @@ def overview_figure(manifest: pd.DataFrame, path_stem, *, caption: str) -> list[
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from .analysis import save_figure
+    from sercore.analysis.figures import save_figure
 
     counts = pd.crosstab(manifest["speaker"], manifest["emotion"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * len(counts) + 2.5))

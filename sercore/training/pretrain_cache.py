@@ -29,13 +29,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from sercore.atomic import atomic_write_bytes, atomic_write_json
-from sercore.config import cache_dir
-from sercore.digests import bytes_digest
-from sercore.featureset import FeatureSet
+from sercore.core.atomic import atomic_write_bytes, atomic_write_json
+from sercore.core.config import cache_dir
+from sercore.core.precision import resolve_precision
+from sercore.core.digests import bytes_digest
+from sercore.features.featureset import FeatureSet
+from sercore.models.encoders import ProjectionHead
+from sercore.training.loops import (INIT_LOCK, PretrainConfig, PretrainResult, default_encoder, output_dim,
+                                   pretrain_pairwise)
 
-CODE_MODULES = ("sercore.models.encoders", "sercore.losses", "sercore.train", "sercore.featureset",
-                "sercore.pretrain_cache")
+CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
+                "sercore.features.featureset", "sercore.training.pretrain_cache")
+PRETRAIN_VERSION = "3"  # part of the key, with a digest of the code
 _BROKEN = (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError)
 
 
@@ -82,13 +87,12 @@ def feature_entry(fs: FeatureSet) -> dict | None:
 def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
                  device) -> str | None:
     """Key of a pre-training run, or None when a FeatureSet is not from the feature cache."""
-    from sercore.train import PRETRAIN_VERSION
-
     entries = {view: feature_entry(fs) for view, fs in features.items()}
     if any(entry is None for entry in entries.values()):
         return None
     record = json.dumps({"features": entries, "train": [str(u) for u in train_ids],
                          "val": [str(u) for u in val_ids], "config": asdict(config), "device": str(device),
+                         "precision_used": resolve_precision(config.precision, device)[0],
                          "torch": torch.__version__, "code": code_digest(), "version": PRETRAIN_VERSION},
                         sort_keys=True)
     return hashlib.sha256(record.encode()).hexdigest()[:24]
@@ -112,6 +116,16 @@ def cached_pretrain(features: dict[str, FeatureSet], train_ids: Sequence, val_id
     return result
 
 
+def pretrain_pairwise_cached(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, *,
+                             config: PretrainConfig | None = None, device="cpu") -> PretrainResult:
+    """:func:`sercore.training.pretrain_pairwise`, read back from the cache when this run was done before (else
+    trained and stored), so notebooks that need the same fold's encoders train them once. Features not read
+    from the feature cache are trained every time."""
+    config = config or PretrainConfig()
+    return cached_pretrain(features, train_ids, val_ids, config=config, device=device,
+                           train=lambda: pretrain_pairwise(features, train_ids, val_ids, config=config, device=device))
+
+
 def save(folder: Path, key: str, result) -> None:
     """Store ``result`` (a ``PretrainResult``) as the entry ``key`` of ``folder``."""
     tensors = {}
@@ -130,8 +144,6 @@ def save(folder: Path, key: str, result) -> None:
 
 def load(folder: Path, key: str, features: dict[str, FeatureSet], config, device):
     """The ``PretrainResult`` of entry ``key``; ``PretrainCacheCorrupt`` naming the file when it fails a check."""
-    from sercore import train
-
     meta_path, blob_path = folder / f"{key}.json", folder / f"{key}.safetensors"
     try:
         record = json.loads(meta_path.read_text())
@@ -144,15 +156,15 @@ def load(folder: Path, key: str, features: dict[str, FeatureSet], config, device
         raise PretrainCacheCorrupt(f"{blob_path}: size or checksum differs from {meta_path.name}")
     try:
         tensors = load_tensors(blob)
-        with train._INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
-            encoders = {v: _filled(train.default_encoder(features[v]), tensors, f"encoder/{v}/", device)
+        with INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+            encoders = {v: _filled(default_encoder(features[v]), tensors, f"encoder/{v}/", device)
                         for v in record["encoders"]}
-            heads = {v: _filled(train.ProjectionHead(train._output_dim(encoders[v], features[v]),
+            heads = {v: _filled(ProjectionHead(output_dim(encoders[v], features[v]),
                                                      config.proj_hidden, config.proj_dim),
                                 tensors, f"head/{v}/", device) for v in record["heads"]}
     except _BROKEN as err:
         raise PretrainCacheCorrupt(f"{blob_path}: does not fit the encoders ({type(err).__name__}: {err})") from None
-    return train.PretrainResult(encoders, history, heads)
+    return PretrainResult(encoders, history, heads)
 
 
 def _filled(module: torch.nn.Module, tensors: dict, prefix: str, device) -> torch.nn.Module:

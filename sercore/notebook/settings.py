@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Sequence
 
-from .config import usable_cores
-from .train import FinetuneConfig, PretrainConfig
+from sercore.core.config import usable_cores
+from sercore.core.precision import PRECISIONS, resolve_precision
+from sercore.training import FinetuneConfig, PretrainConfig, training_engine
 
-PRECISIONS = ("fp32", "bf16")
 ENGINES = ("local", "ray")
 
 
@@ -34,7 +34,7 @@ class Params:
     budget: str = "default"  # quick, default or paper (BUDGETS)
     epochs: int | None = None  # pre-training epoch cap (None: the budget's)
     finetune_epochs: int | None = None  # fine-tuning epoch cap (None: the budget's)
-    precision: str = "fp32"  # fp32 or bf16
+    precision: str = "auto"  # auto (bf16 where the device has fast bf16 kernels, else fp32), fp32 or bf16
     engine: str = "local"  # local or ray
     ray_address: str | None = None  # Ray cluster address (engine "ray")
     device: str = "cpu"  # torch device
@@ -97,9 +97,14 @@ class RunSettings:
     repetitions: int | None  # None: the notebook repeats nothing
     workers: int
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"
     engine: str = "local"
     ray_address: str | None = None
+
+    @property
+    def precision_used(self) -> tuple[str, str]:
+        """``(used, why)``: the precision training runs in on ``device`` (``auto`` resolved)."""
+        return resolve_precision(self.precision, self.device)
 
     @property
     def rules(self) -> Budget:
@@ -108,7 +113,7 @@ class RunSettings:
 
     @property
     def grid(self) -> dict:
-        """Keyword arguments shared by the grids of ``sercore.protocols``."""
+        """Keyword arguments shared by the grids of ``sercore.pairwise.grids``."""
         out = dict(pretrain_config=self.pretrain, finetune_config=self.finetune, device=self.device,
                    engine=self.job_engine())
         if self.repetitions is not None:
@@ -117,9 +122,7 @@ class RunSettings:
 
     def job_engine(self):
         """The job engine of the grids (``sercore.engine``): local processes, or Ray at ``ray_address``."""
-        from .engine import as_engine
-
-        return as_engine(self.engine, workers=self.workers, address=self.ray_address)
+        return training_engine(self.engine, workers=self.workers, address=self.ray_address)
 
     def permutations(self, n: int) -> int:
         """``n`` label permutations, capped by the budget."""
@@ -133,8 +136,8 @@ class RunSettings:
         """A JSON-able summary for ``params.json``."""
         return {"budget": self.budget, "rules": asdict(self.rules), "pretrain": asdict(self.pretrain),
                 "finetune": asdict(self.finetune), "repetitions": self.repetitions, "workers": self.workers,
-                "device": self.device, "precision": self.precision, "engine": self.engine,
-                "ray_address": self.ray_address}
+                "device": self.device, "precision": self.precision, "precision_used": self.precision_used[0],
+                "precision_note": self.precision_used[1], "engine": self.engine, "ray_address": self.ray_address}
 
 
 def run_settings(params: Params | None = None, *, explicit: Sequence[str] = (), workers: int | None = None,

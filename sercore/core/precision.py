@@ -1,6 +1,8 @@
-"""Numeric precision of training and extraction: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast).
+"""Numeric precision of training and extraction: ``"auto"`` (the default), ``"fp32"`` or ``"bf16"`` (bfloat16
+autocast).
 
-``resolve_precision(precision, device)`` says which precision a run actually uses and why: bf16 runs only where
+``resolve_precision(precision, device)`` says which precision a run actually uses and why. ``"auto"`` is bf16
+where the device has fast bfloat16 kernels and fp32 elsewhere; ``"bf16"`` asked for explicitly runs only where
 the device has fast bfloat16 kernels (CUDA: ``torch.cuda.is_bf16_supported()``; CPU: oneDNN's bf16 support,
 i.e. AVX-512 or AMX); elsewhere it falls back to fp32 and the note says so. On a CPU without them, bf16 autocast
 still computes the same numbers through slow emulation (several times slower than fp32); setting the
@@ -16,7 +18,7 @@ import os
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 EMULATE_ENV = "SERCORE_BF16_EMULATED"
 
 
@@ -55,6 +57,8 @@ def resolve_precision(precision: str, device) -> tuple[str, str]:
         return "fp32", ""
     device_type = torch.device(device).type
     fast, reason = bf16_support(device_type)
+    if precision == "auto":
+        return ("bf16", f"auto: bf16, {reason}") if fast else ("fp32", f"auto: fp32, {reason}")
     if fast:
         return "bf16", reason
     if device_type == "cpu" and os.environ.get(EMULATE_ENV, "") not in ("", "0"):
@@ -63,7 +67,10 @@ def resolve_precision(precision: str, device) -> tuple[str, str]:
 
 
 def autocast(used: str, device):
-    """The autocast context for forward passes in precision ``used`` on ``device`` (a no-op for fp32)."""
-    if check_precision(used) == "fp32":
+    """The autocast context for forward passes in precision ``used`` on ``device`` (a no-op for fp32); ``used`` is
+    what :func:`resolve_precision` returned, never ``"auto"``."""
+    if used not in ("fp32", "bf16"):
+        raise ValueError(f"autocast takes the precision a run uses, fp32 or bf16 (resolve_precision first), got {used!r}")
+    if used == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

@@ -2,7 +2,7 @@
 
 Pairwise-CL is pre-trained on each other corpus of the run, and on the union of all of them ("all-but-target"),
 then fine-tuned with sparse labels on the target corpus, next to pre-training on the target itself (per fold,
-its training speakers only, as in :func:`sercore.protocols.sparse_label_grid`) and supervised training.
+its training speakers only, as in :func:`sercore.pairwise.grids.sparse_label_grid`) and supervised training.
 
 The source corpora are pooled into one manifest whose ``utt_id`` and ``speaker`` are prefixed with the source's
 name (``"<source>/<utt_id>"``, so ids of two corpora never collide); features are extracted once for that pool.
@@ -20,12 +20,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .data.splits import LeakageError
-from .engine import as_engine
-from .engine.jobs import Job, PretrainJob
-from .featureset import FeatureSet
-from .protocols import _folds, _sparse_jobs, fold_data, result_table, run_rows
-from .train import FinetuneConfig, PretrainConfig, pretrain_pairwise
+from sercore.data.splits import LeakageError
+from sercore.engine import Job
+from sercore.pairwise.grids import PretrainJob
+from sercore.features.featureset import FeatureSet
+from sercore.training import folds_of, fold_data, result_table, run_rows
+from sercore.pairwise.grids import _sparse_jobs
+from sercore.training import FinetuneConfig, PretrainConfig, pretrain_pairwise_cached, training_engine
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"
 SOURCE = "source"  # key prefix of the pooled sources' features: (SOURCE, view)
@@ -102,7 +103,7 @@ def load_sources(corpora: dict[str, str | None] | None, *, target: str, target_p
     ``corpora`` (``{name: root}``, the other corpora of the run) minus ``target``; when none is left, the
     synthetic corpus of ``size`` with a seed other than the target's (the target's own when it is synthetic).
     """
-    from .data.registry import dataset_info, load_dataset
+    from sercore.data.registry import dataset_info, load_dataset
 
     target_name = dataset_info(target).name
     others = {dataset_info(n).name: root for n, root in (corpora or {}).items()}
@@ -121,7 +122,7 @@ def load_sources(corpora: dict[str, str | None] | None, *, target: str, target_p
 def _on_error(name: str, on_error: str) -> dict:
     import inspect
 
-    from .data.registry import dataset_info
+    from sercore.data.registry import dataset_info
 
     return {"on_error": on_error} if "on_error" in inspect.signature(dataset_info(name).loader).parameters else {}
 
@@ -130,8 +131,8 @@ def source_features(pool: pd.DataFrame, views: Sequence[str], *, view_params: di
                     on_error: str = "skip", workers: int | None = None, device: str = "cpu",
                     cache_root=None) -> dict[str, FeatureSet]:
     """Features of ``views`` for the pooled sources, from the feature cache or extracted into it once."""
-    from .cache import extract_features
-    from .views import accepted_parameters, get_view, _REGISTRY
+    from sercore.features.cache import extract_features
+    from sercore.views import accepted_parameters, get_view, _REGISTRY
 
     out = {}
     for name in views:
@@ -157,8 +158,8 @@ class SourcePretrainJob(Job):
 
     def run(self, features) -> dict:
         chosen = {v: features[(SOURCE, v)] for v in self.views}
-        return pretrain_pairwise(chosen, self.train_ids, self.val_ids, config=self.config,
-                                 device=self.device).encoders
+        return pretrain_pairwise_cached(chosen, self.train_ids, self.val_ids, config=self.config,
+                                        device=self.device).encoders
 
 
 def _check_views(features: dict, pool_features: dict) -> None:
@@ -188,7 +189,7 @@ def cross_corpus_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     """
     check_excludes_target(pool, manifest, target_name)
     _check_views(features, pool_features)
-    engine = as_engine(engine, workers=workers)
+    engine = training_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     all_views, views = list(features), list(views or features)
     datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
@@ -227,9 +228,9 @@ def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value
     ``none``, Mann–Whitney U, Holm-adjusted) and ``<stem>_summary`` (CSV + Markdown). Returns all paths."""
     import seaborn as sns
 
-    from .analysis.figures import _check_caption, _ci, _fraction_axis, save_figure
-    from .analysis.stats import compare_conditions
-    from .analysis.tables import save_table, summary_table
+    from sercore.analysis.figures import _check_caption, _ci, _fraction_axis, save_figure
+    from sercore.analysis.stats import compare_conditions
+    from sercore.analysis.tables import save_table, summary_table
 
     _check_caption(caption)
     order = pretrain_order(results)
@@ -262,7 +263,7 @@ def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: 
                  strict: bool = False, views: Sequence[str] | None = None) -> tuple[pd.DataFrame, str]:
     """Notebook 09: load the other corpora (or the synthetic fallback), extract their features, run the grid.
 
-    ``exp``/``run``: what ``sercore.experiment.setup`` gives (target data, folds; configs, repetitions,
+    ``exp``/``run``: what ``sercore.notebook.experiment.setup`` gives (target data, folds; configs, repetitions,
     workers, engine); ``view_params``/``dataset_params``/``strict``: the notebook's; ``size``: of the synthetic
     fallback source (``tiny`` under the quick budget). Returns the result table and the caption sentence naming
     the pre-training sources.
@@ -276,7 +277,7 @@ def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: 
                                     workers=run.workers, device=exp.device)
     kept = set.intersection(*(set(fs.ids) for fs in pool_features.values()))
     pool = pool[pool["utt_id"].isin(kept)].reset_index(drop=True)  # files a view could not read are left out
-    engine = as_engine(getattr(run, "engine", None), workers=run.workers, address=getattr(run, "ray_address", None))
+    engine = training_engine(getattr(run, "engine", None), workers=run.workers, address=getattr(run, "ray_address", None))
     grid = dict(run.grid, engine=engine)
     table = cross_corpus_grid(exp.manifest, exp.task, exp.splits, exp.features, pool=pool,
                               pool_features=pool_features, target_name=exp.dataset, folds=exp.folds,

@@ -9,7 +9,8 @@ so nothing is padded on disk; ``batch`` pads only to the longest item of the bat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ class FeatureSet:
     data: np.ndarray
     lengths: np.ndarray | None = None  # frames per utterance; None for fixed-length views
     meta: dict = field(default_factory=dict)  # view name, params, provenance of the model used
+    source: Any = None  # the cache entry it was read from (``sercore.features.entry.CachedFeatures``), or None
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids).astype(str)
@@ -48,6 +50,15 @@ class FeatureSet:
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of one vector (fixed views) or one frame (variable views), e.g. ``(88,)`` or ``(13, 768)``."""
         return tuple(self.data.shape[1:])
+
+    def engine_ref(self):
+        """What the job engine sends to workers instead of the data: ``source`` while ``data`` is still that
+        entry's memory-mapped ``data.npy``, else None (the set is pickled)."""
+        folder = getattr(self.source, "folder", None)
+        if folder and isinstance(self.data, np.memmap):
+            if Path(self.data.filename).resolve() == (Path(folder) / "data.npy").resolve():
+                return self.source
+        return None
 
     def __len__(self) -> int:
         return len(self.ids)

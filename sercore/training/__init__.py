@@ -1,0 +1,21 @@
+"""Training shared by both papers: Pairwise-CL pre-training and linear-classifier fine-tuning (``loops``), their
+on-disk caches (``pretrain_cache``, ``finetune_cache``), the fine-tuning job (``jobs``), a fold's ids
+(``folds``) and running a grid into a result table (``grid``).
+"""
+
+from sercore.training.loops import (INIT_LOCK, FinetuneConfig, FinetuneResult, PretrainConfig, PretrainResult,
+                                    batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune,
+                                    load_batch, normalize_if_needed, output_dim, pretrain_pairwise, scores,
+                                    supervised_baseline)
+from sercore.training.pretrain_cache import pretrain_pairwise_cached
+from sercore.training.folds import FoldData, fold_data, folds_of, pretraining_ids, sparse_subset
+from sercore.training.jobs import HISTORY, METRICS, FinetuneJob
+from sercore.training.grid import (RESULT_COLUMNS, SUPERVISED, WORKER_PRELOAD, result_table, run_rows,
+                                   training_engine)
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "PretrainConfig", "PretrainResult", "batch_indices",
+           "default_encoder", "embed", "encode_labels", "encoder_kind", "finetune", "load_batch",
+           "normalize_if_needed", "output_dim", "pretrain_pairwise", "pretrain_pairwise_cached", "scores",
+           "supervised_baseline", "FoldData", "fold_data", "folds_of", "pretraining_ids", "sparse_subset",
+           "FinetuneJob", "HISTORY", "METRICS", "RESULT_COLUMNS", "SUPERVISED", "WORKER_PRELOAD", "result_table",
+           "run_rows", "training_engine", "INIT_LOCK"]

@@ -1,0 +1,63 @@
+"""precision="auto": bf16 where the device has fast bf16 kernels, fp32 elsewhere, and what was chosen is recorded;
+the precision benchmark prints what each arm actually ran in."""
+
+import json
+
+import numpy as np
+import pytest
+
+import sercore.core.precision as precision
+from sercore.features.featureset import FeatureSet
+from sercore.notebook.settings import Params, run_settings
+from sercore.training import FinetuneConfig, PretrainConfig, pretrain_pairwise
+
+
+def _native(monkeypatch, fast: bool):
+    reason = "CPU with oneDNN bf16 kernels (AVX512)" if fast else "this CPU (AVX2) has no fast bf16 kernels"
+    monkeypatch.setattr(precision, "bf16_support", lambda device_type: (fast, reason))
+    monkeypatch.delenv(precision.EMULATE_ENV, raising=False)
+    return reason
+
+
+def test_auto_is_the_default():
+    assert PretrainConfig().precision == FinetuneConfig().precision == Params().precision == "auto"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_follows_the_detection_and_says_why(monkeypatch, fast):
+    reason = _native(monkeypatch, fast)
+    used = "bf16" if fast else "fp32"
+    assert precision.resolve_precision("auto", "cpu") == (used, f"auto: {used}, {reason}")
+    assert precision.resolve_precision("fp32", "cpu") == ("fp32", "")  # explicit choices stay what they were
+    assert precision.resolve_precision("bf16", "cpu")[0] == used
+    record = run_settings(Params(budget="quick")).record()
+    assert (record["precision"], record["precision_used"]) == ("auto", used)
+    assert reason in record["precision_note"]
+    json.dumps(record)  # goes to params.json as it is
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_run_records_the_precision_auto_chose(monkeypatch, fast):
+    _native(monkeypatch, fast)
+    rng = np.random.default_rng(0)
+    ids = [f"u{i}" for i in range(24)]
+    features = {v: FeatureSet(ids, rng.normal(size=(24, 6)).astype(np.float32), meta={"encoder": "mlp"})
+                for v in ("a", "b")}
+    result = pretrain_pairwise(features, ids[:16], ids[16:], config=PretrainConfig(max_epochs=1, batch_size=8))
+    assert result.metrics["precision"] == ("bf16" if fast else "fp32")
+    assert result.metrics["precision_note"].startswith("auto: ")
+
+
+def test_autocast_refuses_an_unresolved_precision():
+    with pytest.raises(ValueError, match="resolve_precision first"):
+        precision.autocast("auto", "cpu")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_wav2vec2_view_keys_the_precision_that_runs(monkeypatch, fast):
+    from sercore.views import get_view
+
+    _native(monkeypatch, fast)
+    view = get_view("wav2vec2", source="random:wav2vec2_base")
+    assert view.params["precision"] == ("bf16" if fast else "fp32")
+    assert get_view("wav2vec2", source="random:wav2vec2_base", precision="fp32").params["precision"] == "fp32"
