@@ -3,7 +3,7 @@
 Corpus: the synthetic default corpus (``--size``), views eGeMAPS + mel, fold(s) ``--folds``, label fractions
 ``--fractions``. Seed s pre-trains the fold with ``PretrainConfig(seed=s)`` and draws the labelled subsets and
 fine-tunes with ``FinetuneConfig(seed=s)``; both precisions use the same seeds, so the comparison is paired.
-Decision rule (issue 16): bf16 may become the default only if, in every cell (view × condition × fraction), its
+Decision rule: ``precision="auto"`` may pick bf16 only if, in every cell (view × condition × fraction), its
 mean UAR over the seeds stays within the fp32 seed spread (|mean bf16 - mean fp32| <= std of fp32 over seeds).
 
 On a CPU without fast bf16 kernels the bf16 arm runs emulated (``SERCORE_BF16_EMULATED=1``): the same numbers,
@@ -19,14 +19,14 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
 
 import pandas as pd
 import torch
 
 from sercore.training import finetune_cache
 from sercore.core.config import usable_cores
-from sercore.notebook.experiment import configs, prepare
+from sercore.notebook.experiment import prepare
+from sercore.notebook.settings import Params, run_settings
 from sercore.core.precision import EMULATE_ENV, bf16_support
 from sercore.pairwise import sparse_label_grid
 
@@ -35,8 +35,8 @@ CELL = ["view", "condition", "fraction"]
 
 def run_grid(exp, precision: str, seed: int, args) -> tuple[pd.DataFrame, float]:
     """One seed of the grid in ``precision`` → (rows, seconds)."""
-    pretrain, finetune = configs(epochs=args.epochs, finetune_epochs=args.ft_epochs, seed=seed)
-    pretrain, finetune = replace(pretrain, precision=precision), replace(finetune, precision=precision)
+    run = run_settings(Params(epochs=args.epochs, finetune_epochs=args.ft_epochs, seed=seed, precision=precision))
+    pretrain, finetune = run.pretrain, run.finetune
     start = time.perf_counter()
     table = sparse_label_grid(exp.manifest, exp.task, exp.splits, exp.features, fractions=args.fractions,
                               repetitions=1, views=["egemaps", "mel"], folds=exp.folds, pretrain_config=pretrain,

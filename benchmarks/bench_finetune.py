@@ -1,6 +1,6 @@
 """Benchmark: the sparse-label grid's fine-tuning runs with validation and test passes in length-sorted batches of
 64 (sercore's ``FinetuneConfig.eval_batch_size``) against the plain way, the whole validation set in one batch padded
-to its longest utterance (the former default, 256).
+to its longest utterance (``eval_batch_size=256``).
 
 Every fine-tuning run scores its validation set after each epoch, and with few labels that pass costs more than the
 training steps: 12 labelled utterances train in one step, 200 validation utterances are encoded every epoch. Both

@@ -13,9 +13,9 @@
    convolution). A ratio at or below 1 means batching the runs cannot beat the loop.
 4. Precision (``--part precision``): pre-training throughput and the 48-run sparse-label grid (4 fractions × 3
    repetitions × 2 views × pre-trained/from scratch, one sequential loop) with today's encoders in fp32 and in bf16,
-   against the baseline "today's fp32 conv1d path": ``ConvMelEncoder``, a frozen copy of the mel encoder as it
-   was before issue 16, in fp32. Without fast bf16 kernels (``sercore.core.precision``) the bf16 arm falls back to fp32
-   and says so.
+   against the baseline: ``ConvMelEncoder``, a frozen copy of an earlier mel encoder (a plain Conv1d stack), in fp32.
+   Every arm prints the precision its pre-training and fine-tuning actually ran in, its torch threads and device,
+   taken from the runs' own metrics (without fast bf16 kernels the bf16 arm falls back to fp32 and says so).
 
 Features: random mel-like frames with IEMOCAP-like durations (log-normal, median 3.5 s, clipped to 1–15 s), or with
 ``--corpus SIZE`` the real mel features of the synthetic default corpus (generated/extracted into the cache when
@@ -257,7 +257,7 @@ def part_batching(args, manifest, lengths) -> None:
 
 
 class ConvMelEncoder(nn.Module):
-    """BASELINE, not sercore's encoder: a copy of the mel encoder as of issue 16 (``[B, T, n_mels]`` → Conv1d
+    """BASELINE, not sercore's encoder: a copy of an earlier mel encoder (``[B, T, n_mels]`` → Conv1d
     blocks over time with masked BatchNorm, ReLU and max-pool → masked mean), kept to time today's fp32 conv1d path.
     """
 

@@ -23,7 +23,8 @@ from torch import nn
 from sercore.core.config import seed_everything
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
-from sercore.models import encoders
+from sercore.models import build_encoder
+from sercore.models.encoders import ProjectionHead
 from sercore.training import encoder_kind, load_batch, normalize_if_needed
 from sercore.clusters.loss import cluster_contrastive_loss
 from sercore.clusters.sampler import SpeakerClusterBatchSampler
@@ -119,7 +120,7 @@ class ClusterPretrainResult:
 def build_encoder(features: FeatureSet, config: ClusterPretrainConfig) -> nn.Module:
     """A fresh encoder of ``config.encoder_kind`` (or ``sercore.training.encoder_kind``) for ``features``."""
     kind = config.encoder_kind or encoder_kind(features)
-    return encoders.build_encoder(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
+    return build_encoder(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
 
 
 def _check_labels(ids, speakers, clusters, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,7 +170,7 @@ def pretrain_cluster_contrastive(features: FeatureSet, ids, speakers, clusters, 
     normalize_if_needed(encoder, features, features.ids[train.pos])
     encoder.to(device)
     out_dim = _output_dim(encoder, features, train.pos, config, device)
-    projection = encoders.ProjectionHead(out_dim, hidden=config.proj_hidden, out=config.proj_out).to(device)
+    projection = ProjectionHead(out_dim, hidden=config.proj_hidden, out=config.proj_out).to(device)
     head = None if variant == "contrastive" else SpeakerHead(out_dim, len(train.names),
                                                              adversarial=variant == "adversarial").to(device)
     modules = [m for m in (encoder, projection, head) if m is not None]

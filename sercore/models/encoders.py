@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sercore.models.registry import build_encoder, register_encoder
+from sercore.models.registry import register_encoder
 
 
 def frame_mask(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor:

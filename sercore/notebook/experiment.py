@@ -31,6 +31,7 @@ from sercore.data import bad_files, describe_splits
 from sercore.data.registry import dataset_info
 from sercore.features.featureset import FeatureSet
 from sercore.core.provenance import write_params
+from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
 from sercore.views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
 
@@ -256,7 +257,8 @@ def injected_names(namespace: dict) -> list[str]:
     return []
 
 
-def setup(namespace: dict, *, workers: int | None = None, requires: Sequence[str] = ()) -> tuple[Experiment, RunSettings]:
+def setup(namespace: dict, *, workers: int | None = None,
+          requires: Sequence[str] = ()) -> tuple[Experiment, RunSettings]:
     """A notebook's one setup call: ``exp, run = setup(globals())`` right after its parameters cell.
 
     ``requires``: what the notebook needs of its parameters (names of

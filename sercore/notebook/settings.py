@@ -64,17 +64,17 @@ class Params:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much a run trains. ``None`` in a field: the notebook's own value is kept."""
+    """How much a run trains (one row of ``BUDGETS``); each field says what its ``None`` means."""
 
     epochs: int  # pre-training epoch cap
     patience: int  # pre-training: epochs without a lower validation loss before stopping
     finetune_epochs: int  # fine-tuning epoch cap
     finetune_patience: int | None  # fine-tuning: epochs without a validation-UAR gain before stopping (None: never)
-    repetitions: int | None = None  # runs per setting (None: the notebook's)
-    max_repetitions: int | None = None
-    first_fold_only: bool = False
-    max_permutations: int | None = None  # label permutations of the cluster analysis' null
-    temperatures: tuple[float, ...] | None = None  # the temperature grid's τ values
+    repetitions: int | None = None  # runs per setting, unless given on the command line (None: the notebook's)
+    max_repetitions: int | None = None  # cap on the runs per setting (None: no cap)
+    first_fold_only: bool = False  # run the first fold only
+    max_permutations: int | None = None  # cap on the cluster analysis' label permutations (None: no cap)
+    temperatures: tuple[float, ...] | None = None  # the temperature grid's τ values (None: the notebook's)
 
 
 BUDGETS = {

@@ -192,7 +192,7 @@ def cross_corpus_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     engine = training_engine(engine, workers=workers)
     pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
     all_views, views = list(features), list(views or features)
-    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in _folds(splits, folds)]
+    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
     pools = source_pools(pool, union=union, val_fraction=val_fraction, seed=pretrain_config.seed)
     jobs = [PretrainJob(d, pretrain_config, device, views=all_views) for d in datas]
     jobs += [SourcePretrainJob(all_views, train, val, pretrain_config, device) for train, val in pools.values()]

@@ -1,12 +1,13 @@
-"""Training shared by both papers: Pairwise-CL pre-training and linear-classifier fine-tuning (``loops``), their
+"""Training shared by both papers: Pairwise-CL pre-training (``pretrain``), linear-classifier fine-tuning
+(``finetune``) and what they share (``loops``: encoders, batches, embeddings, scores), their
 on-disk caches (``pretrain_cache``, ``finetune_cache``), the fine-tuning job (``jobs``), a fold's ids
 (``folds``) and running a grid into a result table (``grid``).
 """
 
-from sercore.training.loops import (INIT_LOCK, FinetuneConfig, FinetuneResult, PretrainConfig, PretrainResult,
-                                    batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune,
-                                    load_batch, normalize_if_needed, output_dim, pretrain_pairwise, scores,
-                                    supervised_baseline)
+from sercore.training.loops import (INIT_LOCK, batch_indices, default_encoder, embed, encode_labels, encoder_kind,
+                                    load_batch, normalize_if_needed, output_dim, scores)
+from sercore.training.pretrain import PretrainConfig, PretrainResult, pretrain_pairwise
+from sercore.training.finetune import FinetuneConfig, FinetuneResult, finetune, supervised_baseline
 from sercore.training.pretrain_cache import pretrain_pairwise_cached
 from sercore.training.folds import FoldData, fold_data, folds_of, pretraining_ids, sparse_subset
 from sercore.training.jobs import HISTORY, METRICS, FinetuneJob

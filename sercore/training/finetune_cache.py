@@ -36,7 +36,8 @@ from sercore.engine import Outcome, as_engine
 from sercore.training.jobs import FinetuneJob
 from sercore.training.pretrain_cache import feature_entry, modules_digest
 
-CODE_MODULES = ("sercore.training.loops", "sercore.models.encoders", "sercore.features.featureset",
+CODE_MODULES = ("sercore.training.loops", "sercore.training.finetune", "sercore.models.encoders",
+                "sercore.features.featureset",
                 "sercore.core.precision", "sercore.training.jobs", "sercore.analysis.stats",
                 "sercore.training.finetune_cache")
 VERSION = 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from sercore.engine import Job
-from sercore.training.loops import finetune, supervised_baseline
+from sercore.training.finetune import finetune, supervised_baseline
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 HISTORY = "_val_uar_history"  # key of a fine-tuning row's per-epoch validation UAR; the grids take it out

@@ -35,11 +35,11 @@ from sercore.core.precision import resolve_precision
 from sercore.core.digests import bytes_digest
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import ProjectionHead
-from sercore.training.loops import (INIT_LOCK, PretrainConfig, PretrainResult, default_encoder, output_dim,
-                                   pretrain_pairwise)
+from sercore.training.loops import INIT_LOCK, default_encoder, output_dim
+from sercore.training.pretrain import PretrainConfig, PretrainResult, pretrain_pairwise
 
 CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
-                "sercore.features.featureset", "sercore.training.pretrain_cache")
+                "sercore.training.pretrain", "sercore.features.featureset", "sercore.training.pretrain_cache")
 PRETRAIN_VERSION = "3"  # part of the key, with a digest of the code
 _BROKEN = (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError)
 

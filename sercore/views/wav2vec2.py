@@ -36,7 +36,8 @@ import numpy as np
 
 from sercore.core.config import ModelLoadError
 
-from sercore.views.base import SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register, resolve_device
+from sercore.views.base import (SAMPLE_RATE, View, ViewUnavailable, check_max_seconds, fit_length, register,
+                                resolve_device)
 
 DEFAULT_SOURCE = "WAV2VEC2_BASE"  # only this one is skipped, not an error, when it cannot be loaded
 TORCHAUDIO_HOST = "https://download.pytorch.org"  # where torchaudio bundles download from
