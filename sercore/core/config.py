@@ -91,3 +91,22 @@ def seed_everything(seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
+
+
+def resolve_device(device: str, *, where: str = "device"):
+    """``torch.device`` for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``); a
+    ``ValueError`` starting with ``where`` if unusable. ``"auto"``: CUDA, else Apple-silicon ``mps``, else the CPU."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{where}: invalid device {device!r} ({err})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{where}: device {device!r} requested but CUDA is not available")
+    if dev.type == "mps" and not mps:
+        raise ValueError(f"{where}: device {device!r} requested but MPS (Apple silicon) is not available")
+    return dev

@@ -30,6 +30,7 @@ from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits
 from sercore.data import bad_files, describe_splits
 from sercore.data.registry import dataset_info
 from sercore.features.featureset import FeatureSet
+from sercore.core.config import resolve_device
 from sercore.core.provenance import write_params
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
@@ -214,6 +215,7 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load(dataset, data_root, size, dataset_params, on_error)
+    device = str(resolve_device(device, where="device"))  # "auto": CUDA, else MPS, else the CPU
     features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device)
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")

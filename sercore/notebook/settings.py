@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Sequence
 
-from sercore.core.config import usable_cores
+from sercore.core.config import resolve_device, usable_cores
 from sercore.core.precision import PRECISIONS, resolve_precision
 from sercore.training import FinetuneConfig, PretrainConfig, training_engine
 
@@ -163,7 +163,8 @@ def run_settings(params: Params | None = None, *, explicit: Sequence[str] = (), 
     if repetitions is not None and rules.max_repetitions:
         repetitions = min(repetitions, rules.max_repetitions)
     workers = workers if workers is not None else usable_cores()
-    return RunSettings(p.budget, pretrain, finetune, repetitions, workers, p.device, p.precision, p.engine,
+    device = str(resolve_device(p.device, where="device"))  # "auto" becomes the device it picks
+    return RunSettings(p.budget, pretrain, finetune, repetitions, workers, device, p.precision, p.engine,
                        p.ray_address)
 
 

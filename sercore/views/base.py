@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from sercore.core.config import resolve_device as core_resolve_device
+
 SAMPLE_RATE = 16000
 
 _REGISTRY: dict[str, type["View"]] = {}
@@ -120,19 +122,6 @@ def check_max_seconds(view: str, max_seconds: float | None) -> float | None:
 
 
 def resolve_device(view: str, device: str):
-    """``torch.device`` for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``); clear error if
-    unusable. ``"auto"``: CUDA, else Apple-silicon ``mps``, else the CPU."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"view {view!r}: invalid device {device!r} ({err})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"view {view!r}: device {device!r} requested but CUDA is not available")
-    if dev.type == "mps" and not mps:
-        raise ValueError(f"view {view!r}: device {device!r} requested but MPS (Apple silicon) is not available")
-    return dev
+    """``torch.device`` for ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``); clear error
+    naming the view if unusable (:func:`sercore.core.config.resolve_device`)."""
+    return core_resolve_device(device, where=f"view {view!r}")
