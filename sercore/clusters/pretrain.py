@@ -23,7 +23,7 @@ from torch import nn
 from sercore.core.config import seed_everything
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
-from sercore.models import build_encoder
+from sercore.models import build_encoder as build_kind
 from sercore.models.encoders import ProjectionHead
 from sercore.training import encoder_kind, load_batch, normalize_if_needed
 from sercore.clusters.loss import cluster_contrastive_loss
@@ -120,7 +120,7 @@ class ClusterPretrainResult:
 def build_encoder(features: FeatureSet, config: ClusterPretrainConfig) -> nn.Module:
     """A fresh encoder of ``config.encoder_kind`` (or ``sercore.training.encoder_kind``) for ``features``."""
     kind = config.encoder_kind or encoder_kind(features)
-    return build_encoder(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
+    return build_kind(kind, features.feature_shape, out_dim=config.out_dim, **config.encoder_params)
 
 
 def _check_labels(ids, speakers, clusters, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
