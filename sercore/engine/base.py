@@ -8,6 +8,7 @@ The engine knows nothing of training or of the feature cache. A job is a picklab
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
@@ -60,8 +61,32 @@ class Outcome:
     seconds: float
 
 
+@contextlib.contextmanager
+def job_threads(n: int):
+    """Run the block with ``n`` torch threads and ``n`` BLAS/OpenMP threads, then restore the previous counts.
+
+    A job computes the same bits wherever it runs only with the same thread count: reductions (BatchNorm's
+    statistics, convolutions' accumulations) are split differently over 1 and 2 threads. Every engine runs a job
+    with the ``num_cpus`` it declares, also when it runs in the calling process."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def job_cpus(jobs: Sequence[Job]) -> int:
+    """The CPUs each of ``jobs`` declares (the most of them), at least 1."""
+    return max([int(job.resources().get("num_cpus", 1)) for job in jobs] or [1])
+
+
 def execute(job: Job, features, node: str | None = None) -> Outcome:
-    """Run one job here and time it."""
+    """Run one job here and time it (the caller sets its threads: :func:`job_threads`)."""
     start = time.perf_counter()
     value = job.run(features)
     return Outcome(value, node or f"{socket.gethostname()}:{os.getpid()}", time.perf_counter() - start)

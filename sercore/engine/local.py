@@ -17,7 +17,7 @@ from typing import Sequence
 
 from sercore.core.config import usable_cores
 from sercore.engine.base import (Engine, Job, Outcome, collect, costliest_first, die_with_parent, execute,
-                                 feature_refs, open_features, preload, warm_up_worker)
+                                 feature_refs, job_cpus, job_threads, open_features, preload, warm_up_worker)
 
 START_METHOD_ENV = "SERCORE_START_METHOD"
 
@@ -46,7 +46,8 @@ def _init_local_worker(payload, parent: int | None, modules: Sequence[str]) -> N
 
 
 def _run_in_worker(job: Job) -> Outcome:
-    return execute(job, _WORKER["features"])
+    with job_threads(job_cpus([job])):
+        return execute(job, _WORKER["features"])
 
 
 class LocalEngine(Engine):
@@ -75,11 +76,12 @@ class LocalEngine(Engine):
     def map(self, jobs, features=None, *, on_done=None) -> list[Outcome]:
         jobs = list(jobs)
         workers = min(self.workers, len(jobs))
-        if workers <= 1:
-            return collect(((i, execute(job, features)) for i, job in enumerate(jobs)), len(jobs), on_done)
+        if workers <= 1:  # here, one after another, with the threads a worker would have
+            with job_threads(job_cpus(jobs)):
+                return collect(((i, execute(job, features)) for i, job in enumerate(jobs)), len(jobs), on_done)
         backend = self.backend or ("thread" if any(job.uses_cuda() for job in jobs) else "process")
         if backend == "thread":
-            with ThreadPoolExecutor(workers) as pool:
+            with job_threads(job_cpus(jobs)), ThreadPoolExecutor(workers) as pool:
                 futures = {pool.submit(execute, jobs[i], features): i for i in costliest_first(jobs)}
                 return collect(((futures[f], f.result()) for f in as_completed(futures)), len(jobs), on_done)
         method = self.start_method or start_method()

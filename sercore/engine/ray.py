@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sercore.engine.base import (PRELOAD_ENV, Engine, Job, Outcome, collect, costliest_first, execute, feature_refs,
-                                 open_features)
+                                 job_cpus, job_threads, open_features)
 
 _DRIVER: dict = {}
 
@@ -35,10 +35,9 @@ class RayObject:
 
 def _ray_task(job: Job, payload) -> Outcome:
     import ray
-    import torch
 
-    torch.set_num_threads(max(1, int(job.resources().get("num_cpus", 1))))
-    return execute(job, open_features(payload), node=ray.get_runtime_context().get_node_id())
+    with job_threads(job_cpus([job])):
+        return execute(job, open_features(payload), node=ray.get_runtime_context().get_node_id())
 
 
 class RayEngine(Engine):

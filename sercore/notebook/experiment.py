@@ -169,12 +169,12 @@ def _view(name: str, params: dict, device: str):
     return get_view(name, **params)
 
 
-def _extract(manifest, views, view_params, workers, on_error, device) -> tuple[dict, dict, dict]:
+def _extract(manifest, views, view_params, workers, on_error, device, engine=None) -> tuple[dict, dict, dict]:
     features, unavailable, models = {}, {}, {}
     for name in views:
         try:
             view = _view(name, (view_params or {}).get(name, {}), device)
-            fs = extract_features(manifest, view, workers=workers, on_error=on_error)
+            fs = extract_features(manifest, view, workers=workers, on_error=on_error, engine=engine)
         except ViewUnavailable as err:
             unavailable[name] = str(err)
             warnings.warn(f"view {name!r} skipped: {err}", stacklevel=3)
@@ -200,14 +200,15 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
             n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
             workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
             targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
-            device: str = "cpu", quick: bool = False) -> Experiment:
+            device: str = "cpu", quick: bool = False, engine=None) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
     corpus loader or the feature cache cannot use are skipped (``on_error="skip"``) and reported, or raise
     (``"raise"``, the notebooks' ``strict``). The splits are written to
     ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
-    ``quick`` with no ``folds`` runs the first fold only.
+    ``quick`` with no ``folds`` runs the first fold only. ``engine`` (e.g. a Ray engine) extracts the features'
+    chunks as its jobs (its workers must see the data and the cache); None: this machine's processes.
     """
     if offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
@@ -216,7 +217,7 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = _load(dataset, data_root, size, dataset_params, on_error)
     device = str(resolve_device(device, where="device"))  # "auto": CUDA, else MPS, else the CPU
-    features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device)
+    features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device, engine)
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
@@ -281,7 +282,8 @@ def setup(namespace: dict, *, workers: int | None = None,
                   n_folds=params.n_folds, seed=params.seed, output_dir=params.output_dir, offline=params.offline,
                   view_params=params.view_params, dataset_params=params.dataset_params,
                   on_error="raise" if params.strict else "skip", device=params.device,
-                  quick=BUDGETS[params.budget].first_fold_only)
+                  quick=BUDGETS[params.budget].first_fold_only,
+                  engine=run.job_engine() if params.engine == "ray" else None)
     exp.settings = run
     exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
                      engine=run.job_engine().describe())
