@@ -61,3 +61,26 @@ def test_wav2vec2_view_keys_the_precision_that_runs(monkeypatch, fast):
     view = get_view("wav2vec2", source="random:wav2vec2_base")
     assert view.params["precision"] == ("bf16" if fast else "fp32")
     assert get_view("wav2vec2", source="random:wav2vec2_base", precision="fp32").params["precision"] == "fp32"
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_precision_benchmark_prints_what_each_arm_ran(monkeypatch, capsys, fast):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_pretrain
+
+    _native(monkeypatch, fast)
+    bench_pretrain.main(["--part", "precision", "--quick", "--n", "100"])
+    lines = capsys.readouterr().out.splitlines()
+    used = "bf16" if fast else "fp32"
+    summary = {line.split(" [")[0]: line for line in lines if " vs the fp32 conv1d baseline " in line}
+    assert set(summary) == {"sercore fp32", "sercore bf16"}
+    ran = "ran pre-training {0}, fine-tuning {0}; 1 thread; cpu"
+    assert summary["sercore bf16"].startswith(f"sercore bf16 [{ran.format(used)}] vs the fp32 conv1d baseline "
+                                              f"[{ran.format('fp32')}]")
+    assert summary["sercore fp32"].startswith(f"sercore fp32 [{ran.format('fp32')}]")
+    arm = next(line for line in lines if line.strip().startswith("sercore bf16 ") and "utt/s" in line)
+    assert f"[{ran.format(used)}]" in arm
