@@ -86,6 +86,14 @@ def pretrain_many(features: dict[str, FeatureSet], requests: Sequence[dict], *, 
 
 # ---- grids --------------------------------------------------------------------------------------------------
 
+def _grid_setup(manifest, task, splits, features, views, folds, pretrain_config, finetune_config, workers, engine,
+                label_col):
+    """What every grid starts from: its engine, both configs (defaults when None), the views, each fold's data."""
+    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
+    return (training_engine(engine, workers=workers), pretrain_config or PretrainConfig(),
+            finetune_config or FinetuneConfig(), list(views or features), datas)
+
+
 def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
                      temperatures: Sequence[float] = (0.1, 0.25, 0.5, 1.0), views: Sequence[str] | None = None,
                      folds: Sequence[int] | None = None, repetitions: int = 1,
@@ -100,10 +108,8 @@ def temperature_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
     ``engine``: a name or Engine (default: the local engine with ``workers`` processes). ``histories``: a dict
     that receives the learning curves (``pretrain_many``'s ``"pretrain"``, ``run_rows``' ``"finetune"``).
     """
-    engine = training_engine(engine, workers=workers)
-    pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
-    views = list(views or features)
-    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
+    engine, pretrain_config, finetune_config, views, datas = _grid_setup(
+        manifest, task, splits, features, views, folds, pretrain_config, finetune_config, workers, engine, label_col)
     requests = [dict(data=data, config=replace(pretrain_config, temperature=tau), row=dict(temperature=tau))
                 for data in datas for tau in temperatures]
     pretrained = iter(pretrain_many(features, requests, device=device, engine=engine, histories=histories))
@@ -161,10 +167,8 @@ def sparse_label_grid(manifest, task, splits, features: dict[str, FeatureSet], *
     ``engine``: a name or Engine (default: the local engine with ``workers`` processes). ``histories``: a dict
     that receives the learning curves (``pretrain_many``'s ``"pretrain"``, ``run_rows``' ``"finetune"``).
     """
-    engine = training_engine(engine, workers=workers)
-    pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
-    views = list(views or features)
-    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
+    engine, pretrain_config, finetune_config, views, datas = _grid_setup(
+        manifest, task, splits, features, views, folds, pretrain_config, finetune_config, workers, engine, label_col)
     todo = [data for data in datas if not (pretrained or {}).get(data.fold)]
     trained = pretrain_many(features, [dict(data=d, config=pretrain_config) for d in todo], device=device,
                             engine=engine, histories=histories)
@@ -188,11 +192,9 @@ def target_vs_ood(manifest, task, splits, features: dict[str, FeatureSet], *,
     ``engine``: a name or Engine (default: the local engine with ``workers`` processes); ``histories`` as in
     ``sparse_label_grid``.
     """
-    engine = training_engine(engine, workers=workers)
-    pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
-    views = list(views or features)
+    engine, pretrain_config, finetune_config, views, datas = _grid_setup(
+        manifest, task, splits, features, views, folds, pretrain_config, finetune_config, workers, engine, label_col)
     target = set(task["utt_id"].astype(str))
-    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
     requests = []
     for data in datas:
         for source, keep in (("target", lambda u: u in target), ("ood", lambda u: u not in target)):
