@@ -13,10 +13,7 @@ N, SPEAKERS, EMOTIONS, WIDTH = 500, 10, 7, 128
 VIEWS = ("w2v2", "mel", "egemaps")
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 def _latent(rng, speaker, emotion):

@@ -36,22 +36,41 @@ def _ratio(text: str, label: str) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.slow
-def test_bench_pretrain_prints_every_ratio():
-    out = _run("bench_pretrain.py", "--quick")
-    assert len(bench_pretrain.FLOORS) == 3
-    _check_bounds(out, bench_pretrain)
-    assert "would reach" in out and "sequential loop, torch 1 thread" in out, out
+def _check_bounds(out: str, module) -> None:
+    for label, floor in module.FLOORS.items():
+        assert _ratio(out, label) >= floor, (label, floor, out)
+    for label, ceiling in getattr(module, "CEILINGS", {}).items():
+        assert _ratio(out, label) <= ceiling, (label, ceiling, out)
 
 
-@pytest.mark.slow
-def test_bench_finetune_prints_its_ratio_and_identical_tables():
-    out = _run("bench_finetune.py", "--quick")
-    _check_bounds(out, bench_finetune)
-    assert "identical result tables: True" in out and "one padded batch (256)" in out, out
+# script → its smoke arguments, how many floors it states, and what its output must say
+SMOKES = {
+    "bench_pretrain": (("--quick",), 3, ("would reach", "sequential loop, torch 1 thread")),
+    "bench_finetune": (("--quick",), None, ("identical result tables: True", "one padded batch (256)")),
+    "bench_engine": (("--quick",), None, ("1-thread loop", "ray engine, 2 CPUs")),
+    "bench_wav2vec2": (("--smoke",), None, ("three-view pre-training fp32:", "GB per hour of audio")),
+}
+MODULES = {"bench_pretrain": bench_pretrain, "bench_finetune": bench_finetune, "bench_engine": bench_engine,
+           "bench_wav2vec2": bench_wav2vec2}
 
 
-@pytest.mark.slow
+@pytest.mark.bench
+@pytest.mark.parametrize("script", [pytest.param(name, marks=pytest.mark.ray) if name == "bench_engine" else name
+                                    for name in SMOKES])
+def test_bench_prints_its_ratios_within_bounds(script):
+    """Each ratio the benchmark prints is at least its floor (at most its ceiling), and its report is complete;
+    bench_engine starts a Ray instance."""
+    if script == "bench_engine":
+        pytest.importorskip("ray")
+    args, n_floors, says = SMOKES[script]
+    out = _run(f"{script}.py", *args)
+    module = MODULES[script]
+    assert n_floors is None or len(module.FLOORS) == n_floors
+    _check_bounds(out, module)
+    assert all(text in out for text in says), out
+
+
+@pytest.mark.bench
 def test_bench_views_prints_a_row_per_view():
     out = _run("bench_views.py", "--size", "tiny", "--limit", "16", "--views", "egemaps", "mel", "--workers", "2")
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["egemaps"], ["mel"])]
@@ -61,25 +80,3 @@ def test_bench_views_prints_a_row_per_view():
         assert len(ratios) == len(bench_views.FLOORS) == 3, row
         for (column, floor), ratio in zip(bench_views.FLOORS.items(), ratios):
             assert ratio >= floor, (row[0], column, ratio, floor, out)
-
-
-def _check_bounds(out: str, module) -> None:
-    for label, floor in module.FLOORS.items():
-        assert _ratio(out, label) >= floor, (label, floor, out)
-    for label, ceiling in getattr(module, "CEILINGS", {}).items():
-        assert _ratio(out, label) <= ceiling, (label, ceiling, out)
-
-
-@pytest.mark.slow
-def test_bench_engine_prints_ray_and_local_ratios():
-    pytest.importorskip("ray")
-    out = _run("bench_engine.py", "--quick")
-    _check_bounds(out, bench_engine)
-    assert "1-thread loop" in out and "ray engine, 2 CPUs" in out, out
-
-
-@pytest.mark.slow
-def test_bench_wav2vec2_prints_extraction_disk_and_pretraining():
-    out = _run("bench_wav2vec2.py", "--smoke")
-    _check_bounds(out, bench_wav2vec2)
-    assert "three-view pre-training fp32:" in out and "GB per hour of audio" in out, out

@@ -1,11 +1,11 @@
 """Feature cache: keys (hit/miss), float16 storage, variable-length layout, resume, bad audio, workers.
 
-The views here are small fakes defined in this file (the cache only relies on the View contract).
+The views are small fakes (tests/fake_views.py and below; the cache only relies on the View contract), on the
+``tone_corpus`` of tests/conftest.py.
 """
 
 import json
 import multiprocessing as mp
-import os
 
 import numpy as np
 import pandas as pd
@@ -13,44 +13,8 @@ import pytest
 import soundfile as sf
 
 from sercore.data.audio import AudioError
+from fake_views import FAIL, SR, FakeFixed, FakeSeq, direct, run
 from sercore.features.cache import FeatureError, cache_info, cache_path, extract_features, load_cached
-
-SR = 16000
-_FAIL = {"after": None, "hard": False}  # make fake views die after N extract calls
-
-
-class FakeFixed:
-    """Fixed-length view: [mean, std, peak, duration] * scale."""
-
-    name, variable, parallel = "fakefix", False, False
-
-    def __init__(self, scale=1.0, version="1"):
-        self.params, self.version, self.calls = {"scale": scale}, version, 0
-
-    def provenance(self):
-        return {"source": "fake"}
-
-    def extract(self, wave, sr=SR):
-        self.calls += 1
-        if _FAIL["after"] is not None and self.calls > _FAIL["after"]:
-            if _FAIL["hard"]:
-                os._exit(3)  # like a killed process: no exception handling, no cleanup
-            raise RuntimeError("simulated crash")
-        return np.array([wave.mean(), wave.std(), np.abs(wave).max(), len(wave) / sr]) * self.params["scale"]
-
-    def extract_batch(self, waves):
-        return [self.extract(w) for w in waves]
-
-
-class FakeSeq(FakeFixed):
-    """Variable-length view: one frame [mean, rms, peak] per 50 ms."""
-
-    name, variable = "fakeseq", True
-
-    def extract(self, wave, sr=SR):
-        super().extract(wave, sr)
-        frames = wave[: len(wave) // 800 * 800].reshape(-1, 800)
-        return np.stack([frames.mean(1), np.sqrt((frames ** 2).mean(1)), np.abs(frames).max(1)], axis=1)
 
 
 class FakeParallel(FakeFixed):
@@ -88,59 +52,28 @@ def make_fake(name, **params):
     return {"fakepar": FakeParallel}[name](**params)
 
 
-def write_corpus(folder, n=10):
-    folder.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        dur = 0.5 + 0.1 * i  # 0.5 .. 1.4 s
-        t = np.arange(int(dur * SR)) / SR
-        wave = 0.3 * np.sin(2 * np.pi * (150 + 30 * i) * t) + 0.01 * rng.standard_normal(len(t))
-        path = folder / f"u{i:02d}.wav"
-        sf.write(str(path), wave.astype(np.float32), SR, subtype="FLOAT")
-        rows.append({"utt_id": f"u{i:02d}", "path": str(path), "speaker": f"s{i % 2}"})
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return write_corpus(tmp_path / "wav")
-
-
 @pytest.fixture(autouse=True)
 def _reset_fail():
     yield
-    _FAIL.update(after=None, hard=False)
+    FAIL.update(after=None, hard=False)
 
 
-def run(manifest, view, root, **kw):
-    kw.setdefault("progress", False)
-    return extract_features(manifest, view, cache_root=root, **kw)
-
-
-def direct(manifest, view_cls, **params):
-    from sercore.data.audio import load_audio
-
-    view = view_cls(**params)
-    return {u: np.asarray(view.extract(load_audio(p)), np.float32) for u, p in zip(manifest.utt_id, manifest.path)}
-
-
-def test_second_call_is_a_hit(corpus, tmp_path):
+def test_second_call_is_a_hit(tone_corpus, tmp_path):
     first = FakeFixed()
-    fs1 = run(corpus, first, tmp_path / "c")
+    fs1 = run(tone_corpus, first, tmp_path / "c")
     assert first.calls == 10
     again = FakeFixed()
-    fs2 = run(corpus.sample(frac=1.0, random_state=1), again, tmp_path / "c")  # row order does not matter
+    fs2 = run(tone_corpus.sample(frac=1.0, random_state=1), again, tmp_path / "c")  # row order does not matter
     assert again.calls == 0
     assert isinstance(fs2.data, np.memmap) and fs2.data.dtype == np.float16
     np.testing.assert_array_equal(fs1.ids, fs2.ids)
     np.testing.assert_array_equal(np.asarray(fs1.data), np.asarray(fs2.data))
-    folder = cache_path(corpus, again, cache_root=tmp_path / "c")
+    folder = cache_path(tone_corpus, again, cache_root=tmp_path / "c")
     assert sorted(p.name for p in folder.iterdir()) == ["data.npy", "ids.npy", "meta.json"]
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["view"] == "fakefix" and meta["params"] == {"scale": 1.0} and meta["version"] == "1"
     assert meta["provenance"] == {"source": "fake"} and meta["skipped"] == [] and meta["n"] == 10
-    assert cache_info(corpus, again, cache_root=tmp_path / "c")["complete"]
+    assert cache_info(tone_corpus, again, cache_root=tmp_path / "c")["complete"]
 
 
 def _change_row(m, tmp_path):
@@ -164,11 +97,11 @@ MISSES = {
 
 
 @pytest.mark.parametrize("case", sorted(MISSES))
-def test_any_change_is_a_miss(corpus, tmp_path, case):
-    run(corpus, FakeFixed(), tmp_path / "c")
-    before = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+def test_any_change_is_a_miss(tone_corpus, tmp_path, case):
+    run(tone_corpus, FakeFixed(), tmp_path / "c")
+    before = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
     change, params = MISSES[case]
-    manifest = change(corpus, tmp_path)
+    manifest = change(tone_corpus, tmp_path)
     view = FakeFixed(**params)
     fs = run(manifest, view, tmp_path / "c")
     assert view.calls == len(manifest)
@@ -178,35 +111,35 @@ def test_any_change_is_a_miss(corpus, tmp_path, case):
     np.testing.assert_allclose(got, np.stack(list(want.values())), rtol=2e-3, atol=1e-4)
 
 
-def test_file_size_change_gives_new_features(corpus, tmp_path):
-    run(corpus, FakeFixed(), tmp_path / "c")
-    _change_size(corpus, tmp_path)
-    fs = run(corpus, FakeFixed(), tmp_path / "c")
+def test_file_size_change_gives_new_features(tone_corpus, tmp_path):
+    run(tone_corpus, FakeFixed(), tmp_path / "c")
+    _change_size(tone_corpus, tmp_path)
+    fs = run(tone_corpus, FakeFixed(), tmp_path / "c")
     assert fs.numpy_fixed(fs.positions(["u02"]))[0, 3] == pytest.approx(2.5)  # the new duration
 
 
-def test_float16_round_trip(corpus, tmp_path):
-    fs = run(corpus, FakeFixed(scale=3.0), tmp_path / "c")
-    want = direct(corpus, FakeFixed, scale=3.0)
+def test_float16_round_trip(tone_corpus, tmp_path):
+    fs = run(tone_corpus, FakeFixed(scale=3.0), tmp_path / "c")
+    want = direct(tone_corpus, FakeFixed, scale=3.0)
     got = fs.numpy_fixed()
     assert got.dtype == np.float32 and fs.meta["dtype"] == "float16"
     np.testing.assert_allclose(got, np.stack([want[u] for u in fs.ids]), rtol=1e-3, atol=1e-5)
 
 
-def test_values_beyond_float16_are_kept_in_float32(corpus, tmp_path):
-    fs = run(corpus, FakeBig(), tmp_path / "c")
+def test_values_beyond_float16_are_kept_in_float32(tone_corpus, tmp_path):
+    fs = run(tone_corpus, FakeBig(), tmp_path / "c")
     assert fs.data.dtype == np.float32 and fs.meta["dtype"] == "float32"
-    want = direct(corpus, FakeBig)
+    want = direct(tone_corpus, FakeBig)
     np.testing.assert_allclose(fs.numpy_fixed(), np.stack([want[u] for u in fs.ids]), rtol=1e-6)
 
 
-def test_variable_length_layout_and_batch(corpus, tmp_path):
-    fs = run(corpus, FakeSeq(), tmp_path / "c", chunk_size=4)
-    want = direct(corpus, FakeSeq)
+def test_variable_length_layout_and_batch(tone_corpus, tmp_path):
+    fs = run(tone_corpus, FakeSeq(), tmp_path / "c", chunk_size=4)
+    want = direct(tone_corpus, FakeSeq)
     lengths = [len(want[u]) for u in fs.ids]
     assert list(fs.lengths) == lengths and lengths[0] == 10 and lengths[-1] == 28  # 0.5 s / 1.4 s of 50 ms
     assert fs.data.shape == (sum(lengths), 3) and fs.feature_shape == (3,)
-    folder = cache_path(corpus, FakeSeq(), cache_root=tmp_path / "c")
+    folder = cache_path(tone_corpus, FakeSeq(), cache_root=tmp_path / "c")
     assert sorted(p.name for p in folder.iterdir()) == ["data.npy", "ids.npy", "lengths.npy", "meta.json"]
     np.testing.assert_array_equal(np.load(folder / "lengths.npy"), lengths)
     x, lens = fs.batch([0, 9, 4])
@@ -223,76 +156,76 @@ def _files(folder):
     return {p.name: np.load(p) for p in folder.glob("*.npy")}
 
 
-def test_resume_after_crash_matches_uninterrupted_run(corpus, tmp_path):
-    ref = run(corpus, FakeSeq(), tmp_path / "ref", chunk_size=3)
-    _FAIL["after"] = 7  # dies inside the third chunk (chunks of 3)
+def test_resume_after_crash_matches_uninterrupted_run(tone_corpus, tmp_path):
+    ref = run(tone_corpus, FakeSeq(), tmp_path / "ref", chunk_size=3)
+    FAIL["after"] = 7  # dies inside the third chunk (chunks of 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(corpus, FakeSeq(), tmp_path / "c", chunk_size=3)
-    info = cache_info(corpus, FakeSeq(), cache_root=tmp_path / "c", chunk_size=3)
+        run(tone_corpus, FakeSeq(), tmp_path / "c", chunk_size=3)
+    info = cache_info(tone_corpus, FakeSeq(), cache_root=tmp_path / "c", chunk_size=3)
     assert not info["complete"] and info["chunks_done"] == 2 and info["chunks_total"] == 4
-    _FAIL["after"] = None
+    FAIL["after"] = None
     view = FakeSeq()
-    fs = run(corpus, view, tmp_path / "c", chunk_size=3)
+    fs = run(tone_corpus, view, tmp_path / "c", chunk_size=3)
     assert view.calls == 4  # only the two unfinished chunks
-    folder = cache_path(corpus, view, cache_root=tmp_path / "c")
-    ref_files = _files(cache_path(corpus, view, cache_root=tmp_path / "ref"))
+    folder = cache_path(tone_corpus, view, cache_root=tmp_path / "c")
+    ref_files = _files(cache_path(tone_corpus, view, cache_root=tmp_path / "ref"))
     for name, arr in _files(folder).items():
         np.testing.assert_array_equal(arr, ref_files[name])
     np.testing.assert_array_equal(fs.lengths, ref.lengths)
     assert not (folder / "chunks").exists()
 
 
-def test_resume_after_hard_kill(corpus, tmp_path):
-    _FAIL.update(after=5, hard=True)
-    proc = mp.get_context("fork").Process(target=run, args=(corpus, FakeFixed(), tmp_path / "c"),
+def test_resume_after_hard_kill(tone_corpus, tmp_path):
+    FAIL.update(after=5, hard=True)
+    proc = mp.get_context("fork").Process(target=run, args=(tone_corpus, FakeFixed(), tmp_path / "c"),
                                           kwargs={"chunk_size": 2})
     proc.start()
     proc.join(30)
     assert proc.exitcode == 3
-    _FAIL.update(after=None, hard=False)
-    folder = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+    FAIL.update(after=None, hard=False)
+    folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
     assert not (folder / "meta.json").exists() and len(list((folder / "chunks").glob("chunk-*.npz"))) == 2
     view = FakeFixed()
-    fs = run(corpus, view, tmp_path / "c", chunk_size=2)
-    ref = run(corpus, FakeFixed(), tmp_path / "ref", chunk_size=2)
+    fs = run(tone_corpus, view, tmp_path / "c", chunk_size=2)
+    ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=2)
     assert view.calls == 6
     np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
 
 
-def test_stale_tmp_and_broken_leftovers_are_ignored(corpus, tmp_path):
-    ref = run(corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
-    folder = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+def test_stale_tmp_and_broken_leftovers_are_ignored(tone_corpus, tmp_path):
+    ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
+    folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
     (folder / "chunks").mkdir(parents=True)
     (folder / "chunks" / "chunk-00000.npz.tmp-99999").write_bytes(b"half a chunk")
     (folder / "chunks" / "chunk-00001.npz").write_bytes(b"not an npz")
     (folder / "data.npy.tmp-99999").write_bytes(b"half the data")
     (folder / "data.npy").write_bytes(b"data without meta.json: incomplete")
     view = FakeFixed()
-    fs = run(corpus, view, tmp_path / "c", chunk_size=4)
+    fs = run(tone_corpus, view, tmp_path / "c", chunk_size=4)
     assert view.calls == 10
     np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
 
 
-def test_chunks_of_another_chunk_size_are_redone(corpus, tmp_path):
-    _FAIL["after"] = 6
+def test_chunks_of_another_chunk_size_are_redone(tone_corpus, tmp_path):
+    FAIL["after"] = 6
     with pytest.raises(RuntimeError):
-        run(corpus, FakeFixed(), tmp_path / "c", chunk_size=3)
-    _FAIL["after"] = None
-    fs = run(corpus, FakeFixed(), tmp_path / "c", chunk_size=4)
-    ref = run(corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
+        run(tone_corpus, FakeFixed(), tmp_path / "c", chunk_size=3)
+    FAIL["after"] = None
+    fs = run(tone_corpus, FakeFixed(), tmp_path / "c", chunk_size=4)
+    ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
     np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
 
 
-def _with_bad_files(corpus, tmp_path):
+def _with_bad_files(tone_corpus, tmp_path):
     silent = tmp_path / "silent.wav"
     sf.write(str(silent), np.zeros(SR, np.float32), SR)
     bad = pd.DataFrame([{"utt_id": "zz_silent", "path": str(silent), "speaker": "s0"},
                         {"utt_id": "zz_gone", "path": str(tmp_path / "gone.wav"), "speaker": "s1"}])
-    return pd.concat([corpus, bad], ignore_index=True)
+    return pd.concat([tone_corpus, bad], ignore_index=True)
 
 
-def test_skip_records_bad_audio_and_excludes_it(corpus, tmp_path):
-    manifest = _with_bad_files(corpus, tmp_path)
+def test_skip_records_bad_audio_and_excludes_it(tone_corpus, tmp_path):
+    manifest = _with_bad_files(tone_corpus, tmp_path)
     with pytest.warns(UserWarning, match="skipped 2 of 12"):
         fs = run(manifest, FakeFixed(), tmp_path / "c", on_error="skip")
     assert len(fs) == 10 and "zz_silent" not in fs.ids
@@ -302,8 +235,8 @@ def test_skip_records_bad_audio_and_excludes_it(corpus, tmp_path):
         run(manifest, FakeFixed(), tmp_path / "c")
 
 
-def test_raise_names_the_bad_file(corpus, tmp_path):
-    manifest = _with_bad_files(corpus, tmp_path)
+def test_raise_names_the_bad_file(tone_corpus, tmp_path):
+    manifest = _with_bad_files(tone_corpus, tmp_path)
     with pytest.raises(AudioError, match="gone.wav: file not found"):
         run(manifest, FakeFixed(), tmp_path / "c", chunk_size=4)
     with pytest.raises(ValueError, match="on_error"):
@@ -316,45 +249,45 @@ def test_all_bad_raises_even_with_skip(tmp_path):
         run(manifest, FakeFixed(), tmp_path / "c", on_error="skip")
 
 
-def test_nan_features_are_skipped_or_raised(corpus, tmp_path):
+def test_nan_features_are_skipped_or_raised(tone_corpus, tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 of 10"):
-        fs = run(corpus, FakeNaN(), tmp_path / "c", on_error="skip")
+        fs = run(tone_corpus, FakeNaN(), tmp_path / "c", on_error="skip")
     assert "u09" not in fs.ids and "NaN" in fs.meta["skipped"][0]["reason"]
     with pytest.raises(FeatureError, match="u09.wav: view fakenan returned NaN"):
-        run(corpus, FakeNaN(), tmp_path / "c2")
+        run(tone_corpus, FakeNaN(), tmp_path / "c2")
 
 
 @pytest.mark.parametrize("factory", [None, make_fake])
-def test_process_pool_matches_sequential(corpus, tmp_path, factory):
-    seq = run(corpus, FakeParallel(scale=2.0), tmp_path / "seq", workers=1, chunk_size=3)
+def test_process_pool_matches_sequential(tone_corpus, tmp_path, factory):
+    seq = run(tone_corpus, FakeParallel(scale=2.0), tmp_path / "seq", workers=1, chunk_size=3)
     par_view = FakeParallel(scale=2.0)
-    par = run(corpus, par_view, tmp_path / "par", workers=2, chunk_size=3, view_factory=factory)
+    par = run(tone_corpus, par_view, tmp_path / "par", workers=2, chunk_size=3, view_factory=factory)
     assert par_view.calls == 0  # the workers used their own copies
     np.testing.assert_array_equal(par.ids, seq.ids)
     np.testing.assert_array_equal(np.asarray(par.data), np.asarray(seq.data))
 
 
-def test_unpicklable_view_gets_a_clear_error(corpus, tmp_path):
+def test_unpicklable_view_gets_a_clear_error(tone_corpus, tmp_path):
     view = FakeParallel()
     view.hook = lambda x: x
     with pytest.raises(TypeError, match="cannot be sent to worker processes"):
-        run(corpus, view, tmp_path / "c", workers=2, chunk_size=3)
-    assert len(run(corpus, view, tmp_path / "c", workers=1)) == 10
+        run(tone_corpus, view, tmp_path / "c", workers=2, chunk_size=3)
+    assert len(run(tone_corpus, view, tmp_path / "c", workers=1)) == 10
 
 
-def test_process_pool_raises_audio_error_of_worker(corpus, tmp_path):
-    manifest = _with_bad_files(corpus, tmp_path)
+def test_process_pool_raises_audio_error_of_worker(tone_corpus, tmp_path):
+    manifest = _with_bad_files(tone_corpus, tmp_path)
     with pytest.raises(AudioError, match="gone.wav: file not found"):  # rebuilt after pickling
         run(manifest, FakeParallel(), tmp_path / "c", workers=2, chunk_size=3, view_factory=make_fake)
 
 
-def test_manifest_problems_are_clear(corpus, tmp_path):
+def test_manifest_problems_are_clear(tone_corpus, tmp_path):
     with pytest.raises(ValueError, match="duplicate utt_id"):
-        run(pd.concat([corpus, corpus.iloc[:1]]), FakeFixed(), tmp_path / "c")
+        run(pd.concat([tone_corpus, tone_corpus.iloc[:1]]), FakeFixed(), tmp_path / "c")
     with pytest.raises(ValueError, match="empty"):
-        run(corpus.iloc[:0], FakeFixed(), tmp_path / "c")
+        run(tone_corpus.iloc[:0], FakeFixed(), tmp_path / "c")
     with pytest.raises(ValueError, match="'path' column"):
-        run(corpus.drop(columns="path"), FakeFixed(), tmp_path / "c")
+        run(tone_corpus.drop(columns="path"), FakeFixed(), tmp_path / "c")
 
 
 def test_load_cached_needs_a_complete_entry(tmp_path):
@@ -362,18 +295,18 @@ def test_load_cached_needs_a_complete_entry(tmp_path):
         load_cached(tmp_path)
 
 
-def test_progress_bar_counts_utterances(corpus, tmp_path, capsys):
-    extract_features(corpus, FakeFixed(), cache_root=tmp_path / "c", chunk_size=4)
+def test_progress_bar_counts_utterances(tone_corpus, tmp_path, capsys):
+    extract_features(tone_corpus, FakeFixed(), cache_root=tmp_path / "c", chunk_size=4)
     err = capsys.readouterr().err
     assert "features fakefix" in err and "10/10" in err
 
 
-def test_view_value_error_is_skipped_or_raised_naming_the_file(corpus, tmp_path):
+def test_view_value_error_is_skipped_or_raised_naming_the_file(tone_corpus, tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 of 10"):
-        fs = run(corpus, FakeRejects(), tmp_path / "c", batch_size=4, on_error="skip")
-    assert len(fs) == 9 and fs.meta["skipped"][0] == {"utt_id": "u09", "path": corpus.path[9],
+        fs = run(tone_corpus, FakeRejects(), tmp_path / "c", batch_size=4, on_error="skip")
+    assert len(fs) == 9 and fs.meta["skipped"][0] == {"utt_id": "u09", "path": tone_corpus.path[9],
                                                      "reason": "degenerate input"}
-    want = direct(corpus.iloc[:9], FakeFixed)
+    want = direct(tone_corpus.iloc[:9], FakeFixed)
     np.testing.assert_allclose(fs.numpy_fixed(), np.stack([want[u] for u in fs.ids]), rtol=1e-3, atol=1e-5)
     with pytest.raises(FeatureError, match="u09.wav: degenerate input"):
-        run(corpus, FakeRejects(), tmp_path / "c2")
+        run(tone_corpus, FakeRejects(), tmp_path / "c2")

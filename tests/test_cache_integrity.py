@@ -9,15 +9,10 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from test_cache import SR, FakeFixed, FakeSeq, direct, run, write_corpus
-
-from sercore import cache, digests  # FIXME moved
+from fake_views import SR, FakeFixed, FakeSeq, direct, run
+from sercore.core import digests
+from sercore.features import cache
 from sercore.features.cache import CacheCorrupt, cache_path, load_cached
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return write_corpus(tmp_path / "wav")
 
 
 @pytest.fixture
@@ -37,26 +32,26 @@ def _rewrite_same_size(path, keep_mtime: bool):
 
 
 @pytest.mark.parametrize("keep_mtime", [False, True])
-def test_same_size_audio_edit_is_a_miss_with_new_features(corpus, tmp_path, memo_now, keep_mtime):
-    run(corpus, FakeFixed(), tmp_path / "c")
-    run(corpus, FakeFixed(), tmp_path / "c")  # the digests are remembered now
-    before = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
-    _rewrite_same_size(corpus.path[2], keep_mtime)
+def test_same_size_audio_edit_is_a_miss_with_new_features(tone_corpus, tmp_path, memo_now, keep_mtime):
+    run(tone_corpus, FakeFixed(), tmp_path / "c")
+    run(tone_corpus, FakeFixed(), tmp_path / "c")  # the digests are remembered now
+    before = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
+    _rewrite_same_size(tone_corpus.path[2], keep_mtime)
     view = FakeFixed()
-    fs = run(corpus, view, tmp_path / "c")
-    assert view.calls == 10 and cache_path(corpus, view, cache_root=tmp_path / "c") != before
-    want = direct(corpus, FakeFixed)["u02"]
+    fs = run(tone_corpus, view, tmp_path / "c")
+    assert view.calls == 10 and cache_path(tone_corpus, view, cache_root=tmp_path / "c") != before
+    want = direct(tone_corpus, FakeFixed)["u02"]
     np.testing.assert_allclose(fs.numpy_fixed(fs.positions(["u02"]))[0], want, rtol=2e-3, atol=1e-4)
 
 
-def test_rerun_hashes_neither_audio_nor_data_again(corpus, tmp_path, memo_now, monkeypatch):
-    run(corpus, FakeFixed(), tmp_path / "c")
-    run(corpus, FakeFixed(), tmp_path / "c")  # verifies data.npy once and remembers it
+def test_rerun_hashes_neither_audio_nor_data_again(tone_corpus, tmp_path, memo_now, monkeypatch):
+    run(tone_corpus, FakeFixed(), tmp_path / "c")
+    run(tone_corpus, FakeFixed(), tmp_path / "c")  # verifies data.npy once and remembers it
     hashed = []
     real = digests.file_digest
     monkeypatch.setattr(digests, "file_digest", lambda p: hashed.append(os.path.basename(p)) or real(p))
     view = FakeFixed()
-    run(corpus, view, tmp_path / "c")
+    run(tone_corpus, view, tmp_path / "c")
     assert view.calls == 0 and hashed == []
     assert (tmp_path / "c" / cache.DIGESTS).is_file()
 
@@ -65,15 +60,15 @@ class FakeVersioned(FakeFixed):
     name, packages, encoder = "fakever", ("numpy",), "mlp"
 
 
-def test_package_version_is_part_of_the_key(corpus, tmp_path, monkeypatch):
-    fs = run(corpus, FakeVersioned(), tmp_path / "c")
+def test_package_version_is_part_of_the_key(tone_corpus, tmp_path, monkeypatch):
+    fs = run(tone_corpus, FakeVersioned(), tmp_path / "c")
     assert fs.meta["packages"]["numpy"] == np.__version__ and fs.meta["encoder"] == "mlp"
-    before = cache_path(corpus, FakeVersioned(), cache_root=tmp_path / "c")
+    before = cache_path(tone_corpus, FakeVersioned(), cache_root=tmp_path / "c")
     real = cache.metadata.version
     monkeypatch.setattr(cache.metadata, "version", lambda name: "0.0-other" if name == "numpy" else real(name))
     view = FakeVersioned()
-    run(corpus, view, tmp_path / "c")
-    assert view.calls == 10 and cache_path(corpus, view, cache_root=tmp_path / "c") != before
+    run(tone_corpus, view, tmp_path / "c")
+    assert view.calls == 10 and cache_path(tone_corpus, view, cache_root=tmp_path / "c") != before
 
 
 def _truncate(folder):
@@ -113,36 +108,36 @@ DAMAGE = {"truncated": (_truncate, FakeFixed), "overwritten": (_overwrite, FakeF
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGE))
-def test_damaged_entry_is_moved_aside_and_rebuilt(corpus, tmp_path, memo_now, case):
+def test_damaged_entry_is_moved_aside_and_rebuilt(tone_corpus, tmp_path, memo_now, case):
     damage, view_cls = DAMAGE[case]
-    ref = run(corpus, view_cls(), tmp_path / "c")
-    run(corpus, view_cls(), tmp_path / "c")  # data.npy verified and remembered: the memo must not hide damage
-    folder = cache_path(corpus, view_cls(), cache_root=tmp_path / "c")
+    ref = run(tone_corpus, view_cls(), tmp_path / "c")
+    run(tone_corpus, view_cls(), tmp_path / "c")  # data.npy verified and remembered: the memo must not hide damage
+    folder = cache_path(tone_corpus, view_cls(), cache_root=tmp_path / "c")
     ref_data = np.asarray(ref.data).copy()
     name = damage(folder)
     with pytest.raises(CacheCorrupt, match=name):
         load_cached(folder)
     view = view_cls()
     with pytest.warns(UserWarning, match=rf"{folder / name}.*moved the entry to .*\.corrupt-"):
-        fs = run(corpus, view, tmp_path / "c")
+        fs = run(tone_corpus, view, tmp_path / "c")
     assert view.calls == 10
     np.testing.assert_array_equal(fs.ids, ref.ids)
     np.testing.assert_array_equal(np.asarray(fs.data), ref_data)
     aside = list(folder.parent.glob(f"{folder.name}.corrupt-*"))
     assert len(aside) == 1 and (aside[0] / name).is_file()
     view = view_cls()
-    run(corpus, view, tmp_path / "c")  # sound again: a plain hit
+    run(tone_corpus, view, tmp_path / "c")  # sound again: a plain hit
     assert view.calls == 0
 
 
-def test_entry_of_an_older_format_is_rebuilt(corpus, tmp_path):
-    run(corpus, FakeFixed(), tmp_path / "c")
-    folder = cache_path(corpus, FakeFixed(), cache_root=tmp_path / "c")
+def test_entry_of_an_older_format_is_rebuilt(tone_corpus, tmp_path):
+    run(tone_corpus, FakeFixed(), tmp_path / "c")
+    folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
     meta = json.loads((folder / "meta.json").read_text())
     del meta["files"]
     (folder / "meta.json").write_text(json.dumps(meta))
     with pytest.warns(UserWarning, match="meta.json: no size and checksum"):
-        run(corpus, FakeFixed(), tmp_path / "c")
+        run(tone_corpus, FakeFixed(), tmp_path / "c")
 
 
 class FakeSlow(FakeFixed):
@@ -164,10 +159,10 @@ def _fill(manifest, root, barrier, out):
         f.write(str(view.calls))
 
 
-def test_two_processes_filling_one_entry_wait_for_each_other(corpus, tmp_path):
+def test_two_processes_filling_one_entry_wait_for_each_other(tone_corpus, tmp_path):
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")  # two processes either way
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_fill, args=(corpus, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
+    procs = [ctx.Process(target=_fill, args=(tone_corpus, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
              for i in range(2)]
     for p in procs:
         p.start()
@@ -176,7 +171,7 @@ def test_two_processes_filling_one_entry_wait_for_each_other(corpus, tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     calls = sorted(int((tmp_path / f"out{i}.npy.calls").read_text()) for i in range(2))
     assert calls == [0, 10]  # one extracted, the other waited and found the entry complete
-    ref = direct(corpus, FakeFixed)
+    ref = direct(tone_corpus, FakeFixed)
     got = [np.load(tmp_path / f"out{i}.npy") for i in range(2)]
     np.testing.assert_array_equal(got[0], got[1])
     np.testing.assert_allclose(got[0], np.stack([ref[u] for u in sorted(ref)]), rtol=2e-3, atol=1e-4)

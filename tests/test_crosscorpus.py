@@ -142,7 +142,9 @@ def test_grid_has_every_condition_fraction_view_and_repeats(setting, tmp_path):
     assert len(counts) == len(sources) * len(FRACTIONS) * 2 and (counts == 2).all()  # 2 repetitions each
     assert (table.loc[table["pretrain_data"] == NONE, "condition"] == "supervised").all()
     assert (table.loc[table["pretrain_data"] != NONE, "condition"] == "pairwise-cl").all()
-    assert table[["val_uar", "test_uar"]].apply(lambda c: c.between(0, 1)).all().all()
+    # the seeded values (tiny, one thread): the means over the grid's runs
+    assert table[["val_uar", "test_uar"]].mean().to_dict() == pytest.approx({"val_uar": 0.55, "test_uar": 0.478125},
+                                                                            abs=1e-6)
     # every condition of a fraction × repetition fine-tunes on the same labelled subset
     assert (table.groupby(["fraction", "repetition"])["n_labels"].nunique() == 1).all()
     again = grid(setting)

@@ -13,7 +13,7 @@ from sercore.data import (COLUMNS, ManifestError, bad_files, canonical_emotion, 
 
 
 @pytest.fixture
-def corpus(tmp_path):
+def four_utterances(tmp_path):
     """Four utterances on disk and their manifest rows (relative-free, absolute paths)."""
     labels = [("u1", "03", "neu"), ("u2", "03", "exc"), ("u3", "08", "fru"), ("u4", "08", "ang")]
     rows = []
@@ -23,8 +23,8 @@ def corpus(tmp_path):
     return tmp_path, rows
 
 
-def test_validate_adds_optional_columns_and_keeps_values(corpus):
-    _, rows = corpus
+def test_validate_adds_optional_columns_and_keeps_values(four_utterances):
+    _, rows = four_utterances
     df = validate_manifest(pd.DataFrame(rows))
     assert list(df.columns) == list(COLUMNS)
     assert df["speaker"].tolist() == ["03", "03", "08", "08"]
@@ -32,44 +32,44 @@ def test_validate_adds_optional_columns_and_keeps_values(corpus):
     assert all(os.path.isabs(p) for p in df["path"])
 
 
-def test_validate_makes_relative_paths_absolute(corpus, monkeypatch):
-    root, rows = corpus
+def test_validate_makes_relative_paths_absolute(four_utterances, monkeypatch):
+    root, rows = four_utterances
     monkeypatch.chdir(root)
     rows[0]["path"] = "audio/u1.wav"
     df = validate_manifest(pd.DataFrame(rows))
     assert df.loc[0, "path"] == str(root / "audio" / "u1.wav")
 
 
-def test_missing_required_column_is_named(corpus):
-    _, rows = corpus
+def test_missing_required_column_is_named(four_utterances):
+    _, rows = four_utterances
     with pytest.raises(ManifestError, match=r"missing required column.*'emotion'"):
         validate_manifest(pd.DataFrame(rows).drop(columns="emotion"), source="mycorpus")
 
 
-def test_duplicate_ids_are_named(corpus):
-    _, rows = corpus
+def test_duplicate_ids_are_named(four_utterances):
+    _, rows = four_utterances
     rows[2]["utt_id"] = "u1"
     with pytest.raises(ManifestError, match=r"mycorpus: duplicate utt_id\(s\) u1 in rows 0, 2"):
         validate_manifest(pd.DataFrame(rows), source="mycorpus")
 
 
-def test_unknown_emotion_code_is_named(corpus):
-    _, rows = corpus
+def test_unknown_emotion_code_is_named(four_utterances):
+    _, rows = four_utterances
     rows[3]["emotion"] = "angry"
     with pytest.raises(ManifestError, match=r"unknown emotion code\(s\) \['angry'\] in rows 3 \(utt_id u4\)"):
         validate_manifest(pd.DataFrame(rows))
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])
-def test_empty_speaker_is_rejected(corpus, value):
-    _, rows = corpus
+def test_empty_speaker_is_rejected(four_utterances, value):
+    _, rows = four_utterances
     rows[1]["speaker"] = value
     with pytest.raises(ManifestError, match=r"empty 'speaker' in 1 row\(s\): rows 1 \(utt_id u2\)"):
         validate_manifest(pd.DataFrame(rows))
 
 
-def test_missing_file_is_named_unless_not_checked(corpus):
-    root, rows = corpus
+def test_missing_file_is_named_unless_not_checked(four_utterances):
+    root, rows = four_utterances
     (root / "audio" / "u3.wav").unlink()
     with pytest.raises(ManifestError, match=r"1 audio file\(s\) do not exist: .*u3\.wav"):
         validate_manifest(pd.DataFrame(rows))
@@ -83,8 +83,8 @@ def test_empty_manifest_and_non_frame_are_rejected():
         validate_manifest([{"utt_id": "a"}])
 
 
-def test_csv_round_trip_keeps_strings_and_moves_with_its_folder(corpus, tmp_path_factory):
-    root, rows = corpus
+def test_csv_round_trip_keeps_strings_and_moves_with_its_folder(four_utterances, tmp_path_factory):
+    root, rows = four_utterances
     rows[0].update(session="S1", duration=0.3, gender="F", text_id="a01")
     csv = write_manifest_csv(pd.DataFrame(rows), root / "manifest.csv")
     stored = pd.read_csv(csv, dtype=str)
@@ -98,8 +98,8 @@ def test_csv_round_trip_keeps_strings_and_moves_with_its_folder(corpus, tmp_path
     assert df["session"].iloc[1:].isna().all()
 
 
-def test_csv_with_bad_duration_or_missing_file_names_the_csv(corpus):
-    root, rows = corpus
+def test_csv_with_bad_duration_or_missing_file_names_the_csv(four_utterances):
+    root, rows = four_utterances
     pd.DataFrame(rows).assign(duration="long").to_csv(root / "bad.csv", index=False)
     with pytest.raises(ManifestError, match=r"bad\.csv: column 'duration' is not numeric"):
         read_manifest_csv(root / "bad.csv")
@@ -203,7 +203,7 @@ def test_emotion_names_map_to_canonical_codes():
     assert canonical_emotion("joyful") is None and canonical_emotion(None) is None
 
 
-def test_read_manifest_csv_defaults_dataset_to_the_stem(corpus):
-    root, rows = corpus
+def test_read_manifest_csv_defaults_dataset_to_the_stem(four_utterances):
+    root, rows = four_utterances
     pd.DataFrame(rows).drop(columns="dataset").to_csv(root / "toy_corpus.csv", index=False)
     assert (read_manifest_csv(root / "toy_corpus.csv")["dataset"] == "toy_corpus").all()

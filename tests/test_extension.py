@@ -126,7 +126,8 @@ def test_a_toy_view_trains_with_its_own_encoder_kind(toy_registered, toy_corpus,
     results = exp.grid(sparse_label_grid, fractions=namespace["fractions"])
     assert ToyEncoder.built and ToyEncoder.calls > 0  # pre-training and fine-tuning used the toy encoder
     toy = results[results["view"] == "toy2x40"]
-    assert set(toy["condition"]) == {"pairwise-cl", "supervised"} and toy["test_uar"].between(0, 1).all()
+    assert set(toy["condition"]) == {"pairwise-cl", "supervised"}
+    assert toy["test_uar"].tolist() == pytest.approx([0.4375, 0.28125], abs=1e-6)  # the seeded values (one worker)
     record = json.loads((tmp_path / "out" / "params.json").read_text())
     assert record["params"]["views"] == ["toy2x40", "mel"] and record["params"]["fractions"] == [0.5]
     assert record["run"]["budget"] == "quick" and record["run"]["repetitions"] == 1

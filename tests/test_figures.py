@@ -4,7 +4,6 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid,
                               learning_curves,
@@ -12,11 +11,7 @@ from sercore.analysis import (condition_bars, confusion, confusion_figure, descr
                               sparse_label_figure, speaker_emotion_map, temperature_figure)
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Small matrices: BLAS threads only add contention on a shared machine."""
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 CAPTION = describe(dataset="synthetic-tiny", views=["mel", "egemaps"], models={"mel": "CNN", "egemaps": "MLP"},

@@ -14,7 +14,7 @@ from sercore.features.featureset import FeatureSet
 from sercore.training import fold_data, sparse_subset
 from sercore.pairwise import sparse_label_grid
 from sercore.training import FinetuneConfig, PretrainConfig
-from test_protocols import make_corpus
+from fixtures_grids import make_grid_corpus
 
 GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq"],
             pretrain_config=PretrainConfig(max_epochs=1, batch_size=32), finetune_config=FinetuneConfig(max_epochs=2))
@@ -28,10 +28,10 @@ def _as_if_cached(features: dict, tag: str) -> dict:
 
 
 @pytest.fixture
-def corpus(tmp_path, monkeypatch):
+def cached_grid_corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(finetune_cache.ENV, raising=False)
-    manifest, task, splits, features = make_corpus()
+    manifest, task, splits, features = make_grid_corpus()
     return manifest, task, splits, _as_if_cached(features, "a")
 
 
@@ -48,8 +48,8 @@ def runs(monkeypatch):
     return trained
 
 
-def test_a_second_grid_reads_every_run_back_and_gives_the_same_table(corpus, runs, capsys):
-    manifest, task, splits, features = corpus
+def test_a_second_grid_reads_every_run_back_and_gives_the_same_table(cached_grid_corpus, runs, capsys):
+    manifest, task, splits, features = cached_grid_corpus
     first = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
     assert len(runs) == len(first) == 2 * 2 * 2 * 2
     again = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
@@ -59,8 +59,8 @@ def test_a_second_grid_reads_every_run_back_and_gives_the_same_table(corpus, run
     assert len(list((finetune_cache.folder()).rglob("*.json"))) == 16
 
 
-def test_anything_that_decides_a_run_misses(corpus, runs):
-    manifest, task, splits, features = corpus
+def test_anything_that_decides_a_run_misses(cached_grid_corpus, runs):
+    manifest, task, splits, features = cached_grid_corpus
     data = fold_data(manifest, task, splits, 1)
     config = FinetuneConfig(max_epochs=2)
     subset = sparse_subset(data.train_ids, data.train_labels, 0.5, 0)
@@ -75,10 +75,10 @@ def test_anything_that_decides_a_run_misses(corpus, runs):
     assert len(runs) == 2 + len(changed)
 
 
-def test_encoder_weights_are_part_of_the_key(corpus):
+def test_encoder_weights_are_part_of_the_key(cached_grid_corpus):
     from sercore.models.encoders import MLPEncoder
 
-    manifest, task, splits, features = corpus
+    manifest, task, splits, features = cached_grid_corpus
     data = fold_data(manifest, task, splits, 1)
     a, b = MLPEncoder(10), MLPEncoder(10)
     keys = {finetune_cache.job_key(FinetuneJob("fixed", data, FinetuneConfig(), encoder=e), features)
@@ -88,8 +88,8 @@ def test_encoder_weights_are_part_of_the_key(corpus):
     assert finetune_cache.job_key(FinetuneJob("fixed", data, FinetuneConfig(), encoder=b), features) in keys
 
 
-def test_identical_jobs_run_once(corpus, runs, capsys):
-    manifest, task, splits, features = corpus
+def test_identical_jobs_run_once(cached_grid_corpus, runs, capsys):
+    manifest, task, splits, features = cached_grid_corpus
     job = FinetuneJob("fixed", fold_data(manifest, task, splits, 1), FinetuneConfig(max_epochs=2), row={"n": 0})
     twin = replace(job, row={"n": 1})
     first, second = finetune_cache.run_cached(LocalEngine(1), [job, twin], features)
@@ -100,9 +100,9 @@ def test_identical_jobs_run_once(corpus, runs, capsys):
     assert list(first.value) == list(second.value)  # the same column order as a run of its own
 
 
-def test_in_memory_features_and_the_switch_are_never_cached(corpus, runs, monkeypatch):
-    manifest, task, splits, features = corpus
-    in_memory = make_corpus()[3]
+def test_in_memory_features_and_the_switch_are_never_cached(cached_grid_corpus, runs, monkeypatch):
+    manifest, task, splits, features = cached_grid_corpus
+    in_memory = make_grid_corpus()[3]
     job = FinetuneJob("fixed", fold_data(manifest, task, splits, 1), FinetuneConfig(max_epochs=2))
     for _ in range(2):
         finetune_cache.run_cached(LocalEngine(1), [job], in_memory)
@@ -112,8 +112,8 @@ def test_in_memory_features_and_the_switch_are_never_cached(corpus, runs, monkey
     assert len(runs) == 4 and not finetune_cache.folder().exists()
 
 
-def test_an_interrupted_grid_resumes_with_the_runs_it_finished(corpus, monkeypatch):
-    manifest, task, splits, features = corpus
+def test_an_interrupted_grid_resumes_with_the_runs_it_finished(cached_grid_corpus, monkeypatch):
+    manifest, task, splits, features = cached_grid_corpus
     trained, real = [], FinetuneJob.run
 
     def dies_at_the_fifth(job, features):
@@ -130,8 +130,8 @@ def test_an_interrupted_grid_resumes_with_the_runs_it_finished(corpus, monkeypat
     assert len(trained) == len(table) == 16  # 4 before the interruption, the 12 others after it
 
 
-def test_a_damaged_entry_is_trained_again_and_rewritten(corpus, runs):
-    manifest, task, splits, features = corpus
+def test_a_damaged_entry_is_trained_again_and_rewritten(cached_grid_corpus, runs):
+    manifest, task, splits, features = cached_grid_corpus
     job = FinetuneJob("fixed", fold_data(manifest, task, splits, 1), FinetuneConfig(max_epochs=2))
     [first] = finetune_cache.run_cached(LocalEngine(1), [job], features)
     [entry] = finetune_cache.folder().rglob("*.json")
@@ -141,8 +141,8 @@ def test_a_damaged_entry_is_trained_again_and_rewritten(corpus, runs):
     assert json.loads(entry.read_text())["result"]["test_uar"] == first.value["test_uar"]
 
 
-def test_the_stored_entry_is_plain_json_of_what_the_run_computed(corpus):
-    manifest, task, splits, features = corpus
+def test_the_stored_entry_is_plain_json_of_what_the_run_computed(cached_grid_corpus):
+    manifest, task, splits, features = cached_grid_corpus
     job = FinetuneJob("seq", fold_data(manifest, task, splits, 1), FinetuneConfig(max_epochs=2),
                       row={"fold": 1, "condition": "supervised"})
     [outcome] = finetune_cache.run_cached(LocalEngine(1), [job], features)
@@ -153,11 +153,11 @@ def test_the_stored_entry_is_plain_json_of_what_the_run_computed(corpus):
     assert stored["result"]["n_labels"] == outcome.value["n_labels"]
 
 
-def _grid_killed_at_the_fifth_run(corpus):
+def _grid_killed_at_the_fifth_run(cached_grid_corpus):
     import os
     import signal
 
-    manifest, task, splits, features = corpus
+    manifest, task, splits, features = cached_grid_corpus
     trained, real = [], FinetuneJob.run
 
     def run(job, features):
@@ -170,15 +170,15 @@ def _grid_killed_at_the_fifth_run(corpus):
     sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
 
 
-def test_a_grid_killed_mid_run_resumes_with_sound_entries(corpus, runs):
+def test_a_grid_killed_mid_run_resumes_with_sound_entries(cached_grid_corpus, runs):
     import multiprocessing as mp
 
-    proc = mp.get_context("fork").Process(target=_grid_killed_at_the_fifth_run, args=(corpus,))
+    proc = mp.get_context("fork").Process(target=_grid_killed_at_the_fifth_run, args=(cached_grid_corpus,))
     proc.start()
     proc.join(120)
     assert proc.exitcode == -9
     entries = list(finetune_cache.folder().rglob("*.json"))
     assert len(entries) == 4 and all(json.loads(e.read_text())["result"] for e in entries)
-    manifest, task, splits, features = corpus
+    manifest, task, splits, features = cached_grid_corpus
     table = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
     assert len(runs) == 12 and len(table) == 16 and table[["val_uar", "test_uar"]].notna().all().all()

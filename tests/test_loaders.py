@@ -125,18 +125,26 @@ def test_cremad_emotions_speakers_gender(tmp_path):
     assert load_cremad(tmp_path, check_audio=False)["gender"].isna().all()
 
 
+def _two_bad_files_skipped(load, root, folder, names, first_error):
+    """Write two bad files ``names`` into ``folder`` of the corpus at ``root``: ``on_error="raise"`` names the
+    first (``first_error``); by default both are skipped with a warning. Returns the manifest and
+    ``{file name: reason}`` of its bad files."""
+    for name in names:
+        fx.write_wav(folder / name)
+    with pytest.raises(ManifestError, match=first_error):
+        load(root, on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        df = load(root)
+    return df, {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+
+
 def test_cremad_bad_names_and_wrong_root(tmp_path):
     root = fx.make_cremad(tmp_path / "c")
     with pytest.raises(ManifestError, match=r"expected <root>/AudioWAV/1001_DFA_ANG_XX\.wav"):
         load_cremad(tmp_path)
-    fx.write_wav(root / "AudioWAV" / "1001_DFA_JOY_XX.wav")
-    fx.write_wav(root / "AudioWAV" / "take2.wav")
-    with pytest.raises(ManifestError, match=r"1001_DFA_JOY_XX\.wav: unknown emotion code 'JOY'"):
-        load_cremad(root, on_error="raise")
-    with pytest.warns(UserWarning, match="skipped 2 file"):
-        df = load_cremad(root)
+    df, reasons = _two_bad_files_skipped(load_cremad, root, root / "AudioWAV", ["1001_DFA_JOY_XX.wav", "take2.wav"],
+                                         r"1001_DFA_JOY_XX\.wav: unknown emotion code 'JOY'")
     assert len(df) == 7 * len(fx.CREMAD_ACTORS)
-    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
     assert reasons == {"1001_DFA_JOY_XX.wav": "unknown emotion code 'JOY'; known: ANG DIS FEA HAP NEU SAD",
                        "take2.wav": "file name is not like 1001_DFA_ANG_XX.wav"}
     (root / "VideoDemographics.csv").write_text("Actor,Sex\n1001,Male\n")
@@ -218,14 +226,9 @@ def test_emodb_labels_gender_and_errors(tmp_path):
     assert df.set_index("utt_id").loc["10a01Wa", "gender"] == "M"
     with pytest.raises(ManifestError, match=r"expected <root>/wav/03a01Fa\.wav"):
         load_emodb(root / "wav")
-    fx.write_wav(root / "wav" / "03a01Xa.wav")
-    fx.write_wav(root / "wav" / "05a01Wa.wav")
-    with pytest.raises(ManifestError, match=r"03a01Xa\.wav: unknown emotion letter 'X'"):
-        load_emodb(root, on_error="raise")
-    with pytest.warns(UserWarning, match="skipped 2 file"):
-        df = load_emodb(root)
+    df, reasons = _two_bad_files_skipped(load_emodb, root, root / "wav", ["03a01Xa.wav", "05a01Wa.wav"],
+                                         r"03a01Xa\.wav: unknown emotion letter 'X'")
     assert len(df) == 35
-    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
     assert reasons == {"03a01Xa.wav": "unknown emotion letter 'X'; known: W L E A F T N",
                        "05a01Wa.wav": "unknown speaker '05'; known: 03 08 09 10 11 12 13 14 15 16"}
 

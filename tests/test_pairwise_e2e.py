@@ -18,6 +18,8 @@ from sercore.training import fold_data
 from sercore.training import FinetuneConfig, PretrainConfig, default_encoder, embed, finetune, normalize_if_needed, pretrain_pairwise, supervised_baseline
 from sercore.views import get_view
 
+pytestmark = pytest.mark.slow  # the module fixture extracts and pre-trains three views: about a minute
+
 VIEWS = ("egemaps", "mel", "speaker")
 PROBE = FinetuneConfig(max_epochs=60, frozen=True, lr=1e-2, patience=None)
 

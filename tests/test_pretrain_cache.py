@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sercore import pretrain_cache, train  # FIXME moved
 from sercore.core.config import cache_dir
 from sercore.features.featureset import FeatureSet
 from sercore.models import encoders
-from sercore.training import PretrainConfig, pretrain_pairwise
+from sercore.training import PretrainConfig, pretrain_cache, pretrain_pairwise_cached
 
 
 def _features(folder_tag: str | None):
@@ -36,26 +35,26 @@ def _weights(result):
 def test_second_run_is_served_from_disk_and_any_change_misses(monkeypatch):
     features, ids = _features("k1")
     config = PretrainConfig(max_epochs=3, patience=3, batch_size=16)
-    first = pretrain_pairwise(features, ids[:32], ids[32:], config=config)
+    first = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     calls = []
-    monkeypatch.setattr(train, "_pretrain_pairwise", lambda *a, **k: calls.append(1) or first)
-    again = pretrain_pairwise(features, ids[:32], ids[32:], config=config)
+    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or first)
+    again = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     assert calls == [] and torch.equal(_weights(again), _weights(first))
-    pretrain_pairwise(features, ids[:32], ids[32:], config=PretrainConfig(max_epochs=3, patience=3, batch_size=16,
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=PretrainConfig(max_epochs=3, patience=3, batch_size=16,
                                                                            temperature=0.1))
-    pretrain_pairwise(_features("k2")[0], ids[:32], ids[32:], config=config)
-    pretrain_pairwise(features, ids[:31], ids[32:], config=config)
+    pretrain_pairwise_cached(_features("k2")[0], ids[:32], ids[32:], config=config)
+    pretrain_pairwise_cached(features, ids[:31], ids[32:], config=config)
     assert len(calls) == 3
 
 
 def test_in_memory_features_are_never_cached(monkeypatch):
     features, ids = _features(None)
     config = PretrainConfig(max_epochs=2, patience=2, batch_size=16)
-    pretrain_pairwise(features, ids[:32], ids[32:], config=config)
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     calls = []
-    real = train._pretrain_pairwise
-    monkeypatch.setattr(train, "_pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
-    pretrain_pairwise(features, ids[:32], ids[32:], config=config)
+    real = pretrain_cache.pretrain_pairwise
+    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     assert calls == [1]
 
 
@@ -64,16 +63,16 @@ CONFIG = PretrainConfig(max_epochs=2, patience=2, batch_size=16)
 
 def _counting(monkeypatch):
     calls = []
-    real = train._pretrain_pairwise
-    monkeypatch.setattr(train, "_pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pretrain_cache.pretrain_pairwise
+    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 
 
 def test_a_change_to_the_encoder_code_is_a_miss(monkeypatch, tmp_path):
     features, ids = _features("code")
-    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     calls = _counting(monkeypatch)
-    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert calls == []
     lines = Path(encoders.__file__).read_text().splitlines()
     lines[-1] += "  # one changed line"
@@ -82,7 +81,7 @@ def test_a_change_to_the_encoder_code_is_a_miss(monkeypatch, tmp_path):
     files = [edited if p == Path(encoders.__file__) else p for p in pretrain_cache.code_files()]
     assert edited in files
     monkeypatch.setattr(pretrain_cache, "code_files", lambda: files)
-    pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert calls == [1]
 
 
@@ -99,14 +98,14 @@ class _Payload:
 def test_a_planted_pickle_runs_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
     features, ids = _features("pickle")
-    first = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    first = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     marker, folder = tmp_path / "code-ran", cache_dir() / "pretrained"
     payload = pickle.dumps(_Payload(marker))
     for path in [*folder.iterdir(), folder / "planted.pt"]:
         if not path.name.endswith(".lock"):
             path.write_bytes(payload)
     with pytest.warns(UserWarning, match="pre-training cache: .*moved the entry aside"):
-        again = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+        again = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert not marker.exists()
     assert _weights(again).shape == _weights(first).shape and set(again.heads) == {"a", "b"}
 
@@ -114,17 +113,17 @@ def test_a_planted_pickle_runs_nothing(monkeypatch, tmp_path):
 def test_a_tampered_tensor_file_is_moved_aside_and_retrained(monkeypatch, tmp_path):
     monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
     features, ids = _features("tamper")
-    first = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    first = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     (blob,) = (cache_dir() / "pretrained").glob("*.safetensors")
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0x01  # same size, one weight changed
     blob.write_bytes(bytes(data))
     calls = _counting(monkeypatch)
     with pytest.warns(UserWarning, match=rf"{blob}: size or checksum differs"):
-        again = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+        again = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert calls == [1] and len(list(blob.parent.glob("*.corrupt-*.safetensors"))) == 1
     assert torch.equal(_weights(again), _weights(first))  # retrained the same way
-    third = pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG)
+    third = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert calls == [1] and torch.equal(_weights(third), _weights(first))
     assert all(not m.training for m in [*third.encoders.values(), *third.heads.values()])
     pd.testing.assert_frame_equal(third.history, again.history)
@@ -138,7 +137,7 @@ def test_concurrent_runs_of_one_key_train_once(monkeypatch, tmp_path):
 
     def one():
         barrier.wait()
-        results.append(pretrain_pairwise(features, ids[:32], ids[32:], config=CONFIG))
+        results.append(pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG))
 
     threads = [threading.Thread(target=one) for _ in range(2)]
     for t in threads:

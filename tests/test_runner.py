@@ -16,6 +16,7 @@ import pytest
 import pandas as pd
 
 import sercore.data
+from page_checks import assert_resolves
 from sercore import runner
 from sercore.data import registry
 from sercore.data.manifest import ManifestError
@@ -122,6 +123,7 @@ def first_run(tmp_path_factory):
             "good_record": runner.read_record(out / "b_good")}
 
 
+@pytest.mark.notebooks
 def test_parameters_injected_and_visible(first_run):
     src = first_run["good_injected"]
     assert "seed = 3" in src and "quick = True" in src and "dataset = \"toy\"" in src
@@ -134,6 +136,7 @@ def test_parameters_injected_and_visible(first_run):
     assert first_run["good_record"]["params"]["output_dir"] == str(out_dir)
 
 
+@pytest.mark.notebooks
 def test_outputs_html_and_index(first_run):
     out = first_run["out"]
     good = out / "b_good"
@@ -149,6 +152,7 @@ def test_outputs_html_and_index(first_run):
     assert not (out / "_template").exists()  # templates are not run
 
 
+@pytest.mark.notebooks
 def test_bad_files_csv_linked_and_findings(first_run):
     out, html = first_run["out"], first_run["index_html"]
     rows = pd.read_csv(out / "bad_files.csv")
@@ -157,8 +161,6 @@ def test_bad_files_csv_linked_and_findings(first_run):
         {"path": str(first_run["base"] / "corpus" / "bad_1.wav"), "step": "loader",
          "reason": "file name is not like <speaker>_<n>.wav"}]
     assert 'href="bad_files.csv"' in html and "[bad_files.csv](bad_files.csv)" in first_run["index_md"]
-    from test_benchmark_page import assert_resolves
-
     assert_resolves(out / "index.html", embedded=False)  # every figure, table, the CSV and ../index.html
     assert_resolves(out.parent / "index.html")  # the benchmark page written after the run
     assert first_run["summary"]["bad_files"] == 2 and first_run["summary"]["steps"][0]["utterances"] == 4
@@ -167,6 +169,7 @@ def test_bad_files_csv_linked_and_findings(first_run):
             "2 bad file(s) skipped.</p>") in html
 
 
+@pytest.mark.notebooks
 def test_failing_notebook_kept_others_run(first_run):
     assert first_run["code"] == 1
     summary = first_run["summary"]
@@ -183,6 +186,7 @@ def test_failing_notebook_kept_others_run(first_run):
     assert 'href="a_fail/a_fail.html"' in first_run["index_html"] and "deliberate failure" in first_run["index_html"]
 
 
+@pytest.mark.notebooks
 def test_skip_then_rerun_on_change_or_force(first_run, monkeypatch):
     """Runs after the read-only checks above; executes b_good twice."""
     monkeypatch.setattr(runner.plan, "source_hash", lambda package_dir=None: STABLE)
@@ -220,12 +224,14 @@ def test_fingerprint_parts(tmp_path):
     assert runner.source_hash(pkg) != h
 
 
+@pytest.mark.notebooks
 def test_failed_run_is_not_up_to_date(first_run):
     out = first_run["out"] / "a_fail"
     record = runner.read_record(out)
     assert not runner.is_up_to_date(out, "a_fail", record["fingerprint"])
 
 
+@pytest.mark.notebooks
 def test_workers_two_parallel_with_corpus_step(tmp_path, monkeypatch):
     """Two notebooks wait for each other's marker: they only finish when run at the same time."""
     calls = []
@@ -321,6 +327,7 @@ def test_parse_param_and_missing_notebooks_dir(tmp_path):
         run_all.main(["--param", "no-equals"])
 
 
+@pytest.mark.notebooks
 def test_strict_bad_file_fails_the_corpus_step_naming_it(tmp_path, marked, capsys):
     root = toy_root(tmp_path / "withbad", bad=2)
     assert run_all.main(marked["base"] + ["--dataset", "toy", "--data-root", str(root), "--strict"]) == 1

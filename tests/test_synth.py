@@ -23,13 +23,13 @@ def _hashes(manifest: pd.DataFrame) -> dict:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def tiny_synth_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpora")
     return root, synth.load_default_corpus(root, size="tiny", seed=0, workers=2)
 
 
-def test_structure_like_iemocap(corpus):
-    root, df = corpus
+def test_structure_like_iemocap(tiny_synth_corpus):
+    root, df = tiny_synth_corpus
     validate_manifest(df)  # required columns, canonical emotions, files exist
     assert len(df) == 10 * 8 * synth.SIZES["tiny"]
     assert set(df["dataset"]) == {"synthetic"}
@@ -46,8 +46,8 @@ def test_structure_like_iemocap(corpus):
     assert "manifest.csv" in {p.name for p in synth.corpus_path(root, size="tiny", seed=0).iterdir()}
 
 
-def test_wavs_are_16k_mono_pcm16_with_sane_durations(corpus):
-    _, df = corpus
+def test_wavs_are_16k_mono_pcm16_with_sane_durations(tiny_synth_corpus):
+    _, df = tiny_synth_corpus
     for row in df.itertuples():
         info = sf.info(row.path)
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), row.path
@@ -59,8 +59,8 @@ def test_wavs_are_16k_mono_pcm16_with_sane_durations(corpus):
         assert np.max(np.abs(audio)) < 1.0
 
 
-def test_emotion_profiles_shape_the_acoustics(corpus):
-    _, df = corpus
+def test_emotion_profiles_shape_the_acoustics(tiny_synth_corpus):
+    _, df = tiny_synth_corpus
     df = df.assign(level=[20 * np.log10(np.sqrt(np.mean(sf.read(p)[0] ** 2))) for p in df["path"]])
     by = df.groupby("emotion")[["level", "duration"]].mean()
     assert by.loc["ang", "level"] > by.loc["sad", "level"] + 4  # angry is louder than sad
@@ -68,8 +68,8 @@ def test_emotion_profiles_shape_the_acoustics(corpus):
     assert df.groupby("speaker")["level"].std().min() > 1.0  # level varies within a speaker
 
 
-def test_reuses_a_generated_corpus(corpus, monkeypatch):
-    root, df = corpus
+def test_reuses_a_generated_corpus(tiny_synth_corpus, monkeypatch):
+    root, df = tiny_synth_corpus
     before = {p: Path(p).stat().st_mtime_ns for p in df["path"]}
 
     def fail(*args, **kwargs):
@@ -81,8 +81,8 @@ def test_reuses_a_generated_corpus(corpus, monkeypatch):
     assert {p: Path(p).stat().st_mtime_ns for p in again["path"]} == before
 
 
-def test_moved_corpus_is_reused_and_a_damaged_one_regenerated(corpus, tmp_path, monkeypatch):
-    root, df = corpus
+def test_moved_corpus_is_reused_and_a_damaged_one_regenerated(tiny_synth_corpus, tmp_path, monkeypatch):
+    root, df = tiny_synth_corpus
     copy = synth.corpus_path(tmp_path, size="tiny", seed=0)
     shutil.copytree(synth.corpus_path(root, size="tiny", seed=0), copy)
     moved = synth.load_default_corpus(tmp_path, size="tiny", seed=0)
@@ -97,8 +97,8 @@ def test_moved_corpus_is_reused_and_a_damaged_one_regenerated(corpus, tmp_path, 
     assert calls == [(copy, dict(size="tiny", seed=0, workers=None))]
 
 
-def test_interrupted_generation_is_redone_identically_with_other_workers(corpus, tmp_path):
-    _, reference = corpus
+def test_interrupted_generation_is_redone_identically_with_other_workers(tiny_synth_corpus, tmp_path):
+    _, reference = tiny_synth_corpus
     final = synth.corpus_path(tmp_path, size="tiny", seed=0)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -130,8 +130,8 @@ def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_different_seed_gives_different_audio(corpus, tmp_path):
-    _, reference = corpus
+def test_different_seed_gives_different_audio(tiny_synth_corpus, tmp_path):
+    _, reference = tiny_synth_corpus
     plan0, plan1 = synth.plan_corpus("tiny", 0), synth.plan_corpus("tiny", 1)
     assert [i["utt_id"] for i in plan0] != [i["utt_id"] for i in plan1]
     rows = [synth._render_row(item, str(tmp_path)) for item in plan1[:4]]

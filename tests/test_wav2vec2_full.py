@@ -59,7 +59,7 @@ def test_bad_parameters_are_rejected():
             get_view("wav2vec2", source=BASE, layers=layers)
     with pytest.raises(ValueError, match="unknown random architecture 'random:hubert'"):
         get_view("wav2vec2", source="random:hubert")
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
         get_view("wav2vec2", source=BASE, precision="fp16")
 
 

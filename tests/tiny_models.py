@@ -97,13 +97,14 @@ def make_tiny_ecapa(folder: str | Path, *, lin_neurons: int = 192, channels: int
 
 
 def record_pretraining(monkeypatch, module) -> list:
-    """Patch ``module.pretrain_pairwise`` to record the ``(train_ids, val_ids)`` of every call (and still run it)."""
+    """Patch ``module.pretrain_pairwise_cached`` to record the ``(train_ids, val_ids)`` of every call (and still
+    run it)."""
     calls = []
-    real = module.pretrain_pairwise
+    real = module.pretrain_pairwise_cached
 
     def recording(features, train_ids, val_ids, **kw):
         calls.append((list(train_ids), list(val_ids)))
         return real(features, train_ids, val_ids, **kw)
 
-    monkeypatch.setattr(module, "pretrain_pairwise", recording)
+    monkeypatch.setattr(module, "pretrain_pairwise_cached", recording)
     return calls
