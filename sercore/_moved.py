@@ -18,8 +18,6 @@ MOVED = {
     "sercore.precision": ("sercore.core.precision",),
     "sercore.audio": ("sercore.data.audio",),
     "sercore.featureset": ("sercore.features.featureset",),
-    "sercore.cache": ("sercore.features.cache",),
-    "sercore.cache_entry": ("sercore.features.entry",),
     "sercore.losses": ("sercore.models.losses",),
     "sercore.train": ("sercore.training",),
     "sercore.pretrain_cache": ("sercore.training.pretrain_cache",),

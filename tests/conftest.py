@@ -1,8 +1,9 @@
 """Test-session settings and shared fixtures.
 
-Settings: an isolated sercore cache, offline model hubs, one torch thread per process. One thread: the tests
-run tiny models, for which thread start-up and oversubscription on a two-core CI machine cost far more than
-they give.
+Settings: an isolated sercore cache, offline model hubs, one torch thread per process, precision "auto" pinned
+to fp32. One thread: the tests run tiny models, for which thread start-up and oversubscription on a two-core CI
+machine cost far more than they give. fp32: the golden values of seeded runs were computed in fp32, and "auto"
+would pick bf16 on a CPU with native bf16 (tests of the detection unset the pin).
 
 Tiers: plain ``python -m pytest`` runs the fast tier. Tests marked ``notebooks``, ``bench``, ``ray`` or
 ``slow`` (markers declared in pyproject.toml) are deselected unless ``--full`` is given;
@@ -15,8 +16,25 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from fake_views import write_corpus
-from fixtures_grids import make_grid_corpus
+os.environ["SERCORE_AUTO_PRECISION"] = "fp32"  # before any sercore import; inherited by kernels and workers
+
+
+def _intel_cpu() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "GenuineIntel" in f.read(4096)
+    except OSError:
+        return False
+
+
+# The golden values were computed on an AMD EPYC, where MKL takes its generic code path; on an Intel CPU MKL's
+# AVX-512 kernels round differently and flip some UARs of the tiny seeded runs. MKL's conditional numerical
+# reproducibility mode COMPATIBLE makes it take that path here too (checked on a Xeon with AVX-512).
+if _intel_cpu():
+    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+
+from fake_views import write_corpus  # noqa: E402
+from fixtures_grids import make_grid_corpus  # noqa: E402
 
 TIERS = ("notebooks", "bench", "ray", "slow")  # deselected without --full
 # tiers given here, by node id, to tests of modules this suite's tiering does not edit (their owners mark the rest):

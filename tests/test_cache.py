@@ -1,4 +1,5 @@
-"""Feature cache: keys (hit/miss), float16 storage, variable-length layout, resume, bad audio, workers.
+"""Feature store through extract_features: keys (hit/miss), float16 storage, variable-length layout, resume, bad
+audio, workers. (What only the store does, per-utterance reuse, is in tests/test_store.py.)
 
 The views are small fakes (tests/fake_views.py and below; the cache only relies on the View contract), on the
 ``tone_corpus`` of tests/conftest.py.
@@ -14,7 +15,7 @@ import soundfile as sf
 
 from sercore.data.audio import AudioError
 from fake_views import FAIL, SR, FakeFixed, FakeSeq, direct, run
-from sercore.features.cache import FeatureError, cache_info, cache_path, extract_features, load_cached
+from sercore.features.cache import FeatureError, cache_info, cache_path, extract_features
 
 
 class FakeParallel(FakeFixed):
@@ -65,12 +66,15 @@ def test_second_call_is_a_hit(tone_corpus, tmp_path):
     again = FakeFixed()
     fs2 = run(tone_corpus.sample(frac=1.0, random_state=1), again, tmp_path / "c")  # row order does not matter
     assert again.calls == 0
-    assert isinstance(fs2.data, np.memmap) and fs2.data.dtype == np.float16
+    assert fs2.data.dtype == np.float16
     np.testing.assert_array_equal(fs1.ids, fs2.ids)
     np.testing.assert_array_equal(np.asarray(fs1.data), np.asarray(fs2.data))
     folder = cache_path(tone_corpus, again, cache_root=tmp_path / "c")
-    assert sorted(p.name for p in folder.iterdir()) == ["data.npy", "ids.npy", "meta.json"]
-    meta = json.loads((folder / "meta.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "index.sqlite", "lock", "pending", "shards"]
+    assert len(list((folder / "shards").glob("*.npy"))) == 1
+    config = json.loads((folder / "config.json").read_text())
+    assert config["view"] == "fakefix" and config["params"] == {"scale": 1.0} and config["version"] == "1"
+    meta = fs2.meta
     assert meta["view"] == "fakefix" and meta["params"] == {"scale": 1.0} and meta["version"] == "1"
     assert meta["provenance"] == {"source": "fake"} and meta["skipped"] == [] and meta["n"] == 10
     assert cache_info(tone_corpus, again, cache_root=tmp_path / "c")["complete"]
@@ -87,25 +91,25 @@ def _change_size(m, tmp_path):
     return m
 
 
-MISSES = {
-    "param": (lambda m, p: m, {"scale": 2.0}),
-    "version": (lambda m, p: m, {"version": "2"}),
-    "row_removed": (lambda m, p: m.iloc[1:], {}),
-    "utt_id": (_change_row, {}),
-    "file_size": (_change_size, {}),
+CHANGES = {  # what changed → (new store folder, extractions)
+    "param": (lambda m, p: m, {"scale": 2.0}, True, 10),
+    "version": (lambda m, p: m, {"version": "2"}, True, 10),
+    "row_removed": (lambda m, p: m.iloc[1:], {}, False, 0),
+    "utt_id": (_change_row, {}, False, 0),
+    "file_size": (_change_size, {}, False, 1),
 }
 
 
-@pytest.mark.parametrize("case", sorted(MISSES))
-def test_any_change_is_a_miss(tone_corpus, tmp_path, case):
+@pytest.mark.parametrize("case", sorted(CHANGES))
+def test_a_change_extracts_what_it_changed(tone_corpus, tmp_path, case):
     run(tone_corpus, FakeFixed(), tmp_path / "c")
     before = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
-    change, params = MISSES[case]
+    change, params, new_folder, calls = CHANGES[case]
     manifest = change(tone_corpus, tmp_path)
     view = FakeFixed(**params)
     fs = run(manifest, view, tmp_path / "c")
-    assert view.calls == len(manifest)
-    assert cache_path(manifest, view, cache_root=tmp_path / "c") != before
+    assert view.calls == calls
+    assert (cache_path(manifest, view, cache_root=tmp_path / "c") != before) == new_folder
     want = direct(manifest, FakeFixed, **params)
     got = fs.numpy_fixed(fs.positions(list(want)))
     np.testing.assert_allclose(got, np.stack(list(want.values())), rtol=2e-3, atol=1e-4)
@@ -140,8 +144,8 @@ def test_variable_length_layout_and_batch(tone_corpus, tmp_path):
     assert list(fs.lengths) == lengths and lengths[0] == 10 and lengths[-1] == 28  # 0.5 s / 1.4 s of 50 ms
     assert fs.data.shape == (sum(lengths), 3) and fs.feature_shape == (3,)
     folder = cache_path(tone_corpus, FakeSeq(), cache_root=tmp_path / "c")
-    assert sorted(p.name for p in folder.iterdir()) == ["data.npy", "ids.npy", "lengths.npy", "meta.json"]
-    np.testing.assert_array_equal(np.load(folder / "lengths.npy"), lengths)
+    (shard,) = (folder / "shards").glob("*.npy")
+    assert np.load(shard).shape == (sum(lengths), 3)  # every frame back to back, nothing padded
     x, lens = fs.batch([0, 9, 4])
     assert x.shape == (3, 28, 3) and lens.tolist() == [10, 28, 18]
     for row, u in enumerate(fs.ids[[0, 9, 4]]):
@@ -152,27 +156,23 @@ def test_variable_length_layout_and_batch(tone_corpus, tmp_path):
     np.testing.assert_allclose(sub.batch([0])[0][0, :len(want["u03"])].numpy(), want["u03"], rtol=1e-3, atol=1e-4)
 
 
-def _files(folder):
-    return {p.name: np.load(p) for p in folder.glob("*.npy")}
-
-
 def test_resume_after_crash_matches_uninterrupted_run(tone_corpus, tmp_path):
     ref = run(tone_corpus, FakeSeq(), tmp_path / "ref", chunk_size=3)
     FAIL["after"] = 7  # dies inside the third chunk (chunks of 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(tone_corpus, FakeSeq(), tmp_path / "c", chunk_size=3)
-    info = cache_info(tone_corpus, FakeSeq(), cache_root=tmp_path / "c", chunk_size=3)
-    assert not info["complete"] and info["chunks_done"] == 2 and info["chunks_total"] == 4
+    info = cache_info(tone_corpus, FakeSeq(), cache_root=tmp_path / "c")
+    assert not info["complete"] and info["pending"] == 2 and info["stored"] == 0
     FAIL["after"] = None
     view = FakeSeq()
     fs = run(tone_corpus, view, tmp_path / "c", chunk_size=3)
     assert view.calls == 4  # only the two unfinished chunks
-    folder = cache_path(tone_corpus, view, cache_root=tmp_path / "c")
-    ref_files = _files(cache_path(tone_corpus, view, cache_root=tmp_path / "ref"))
-    for name, arr in _files(folder).items():
-        np.testing.assert_array_equal(arr, ref_files[name])
+    np.testing.assert_array_equal(fs.ids, ref.ids)
     np.testing.assert_array_equal(fs.lengths, ref.lengths)
-    assert not (folder / "chunks").exists()
+    np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
+    folder = cache_path(tone_corpus, view, cache_root=tmp_path / "c")
+    assert not list((folder / "pending").glob("*")) and cache_info(tone_corpus, view, cache_root=tmp_path / "c")[
+        "complete"]
 
 
 def test_resume_after_hard_kill(tone_corpus, tmp_path):
@@ -184,7 +184,7 @@ def test_resume_after_hard_kill(tone_corpus, tmp_path):
     assert proc.exitcode == 3
     FAIL.update(after=None, hard=False)
     folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
-    assert not (folder / "meta.json").exists() and len(list((folder / "chunks").glob("chunk-*.npz"))) == 2
+    assert not list((folder / "shards").glob("*.npy")) and len(list((folder / "pending").glob("chunk-*.npz"))) == 2
     view = FakeFixed()
     fs = run(tone_corpus, view, tmp_path / "c", chunk_size=2)
     ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=2)
@@ -195,23 +195,26 @@ def test_resume_after_hard_kill(tone_corpus, tmp_path):
 def test_stale_tmp_and_broken_leftovers_are_ignored(tone_corpus, tmp_path):
     ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
     folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
-    (folder / "chunks").mkdir(parents=True)
-    (folder / "chunks" / "chunk-00000.npz.tmp-99999").write_bytes(b"half a chunk")
-    (folder / "chunks" / "chunk-00001.npz").write_bytes(b"not an npz")
-    (folder / "data.npy.tmp-99999").write_bytes(b"half the data")
-    (folder / "data.npy").write_bytes(b"data without meta.json: incomplete")
+    for sub in ("pending", "shards"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "pending" / "chunk-0.npz.tmp-99999").write_bytes(b"half a chunk")
+    (folder / "pending" / "chunk-1.npz").write_bytes(b"not an npz")
+    (folder / "shards" / "x.npy.tmp-99999").write_bytes(b"half a shard")
+    (folder / "shards" / "y.npy").write_bytes(b"a shard the index does not list")
     view = FakeFixed()
     fs = run(tone_corpus, view, tmp_path / "c", chunk_size=4)
     assert view.calls == 10
     np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
 
 
-def test_chunks_of_another_chunk_size_are_redone(tone_corpus, tmp_path):
+def test_chunks_of_another_chunk_size_are_kept(tone_corpus, tmp_path):
     FAIL["after"] = 6
     with pytest.raises(RuntimeError):
         run(tone_corpus, FakeFixed(), tmp_path / "c", chunk_size=3)
     FAIL["after"] = None
-    fs = run(tone_corpus, FakeFixed(), tmp_path / "c", chunk_size=4)
+    view = FakeFixed()
+    fs = run(tone_corpus, view, tmp_path / "c", chunk_size=4)
+    assert view.calls == 4  # the two finished chunks of 3 were merged, whatever the chunk size now
     ref = run(tone_corpus, FakeFixed(), tmp_path / "ref", chunk_size=4)
     np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
 
@@ -288,11 +291,6 @@ def test_manifest_problems_are_clear(tone_corpus, tmp_path):
         run(tone_corpus.iloc[:0], FakeFixed(), tmp_path / "c")
     with pytest.raises(ValueError, match="'path' column"):
         run(tone_corpus.drop(columns="path"), FakeFixed(), tmp_path / "c")
-
-
-def test_load_cached_needs_a_complete_entry(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no meta.json"):
-        load_cached(tmp_path)
 
 
 def test_progress_bar_counts_utterances(tone_corpus, tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""Feature cache that cannot go stale and checks itself: content keys, package versions, corrupt entries moved
-aside and rebuilt, concurrent processes filling one entry, the digest memo."""
+"""Feature store that cannot go stale and checks itself: content keys, package versions, corrupt shards moved
+aside and extracted again, a planted pickle left inert, concurrent processes filling one store, the digest memo."""
 
 import json
 import multiprocessing as mp
@@ -12,7 +12,7 @@ import soundfile as sf
 from fake_views import SR, FakeFixed, FakeSeq, direct, run
 from sercore.core import digests
 from sercore.features import cache
-from sercore.features.cache import CacheCorrupt, cache_path, load_cached
+from sercore.features.cache import CacheCorrupt, cache_path, store_for
 
 
 @pytest.fixture
@@ -35,11 +35,10 @@ def _rewrite_same_size(path, keep_mtime: bool):
 def test_same_size_audio_edit_is_a_miss_with_new_features(tone_corpus, tmp_path, memo_now, keep_mtime):
     run(tone_corpus, FakeFixed(), tmp_path / "c")
     run(tone_corpus, FakeFixed(), tmp_path / "c")  # the digests are remembered now
-    before = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
     _rewrite_same_size(tone_corpus.path[2], keep_mtime)
     view = FakeFixed()
     fs = run(tone_corpus, view, tmp_path / "c")
-    assert view.calls == 10 and cache_path(tone_corpus, view, cache_root=tmp_path / "c") != before
+    assert view.calls == 1  # the changed file only
     want = direct(tone_corpus, FakeFixed)["u02"]
     np.testing.assert_allclose(fs.numpy_fixed(fs.positions(["u02"]))[0], want, rtol=2e-3, atol=1e-4)
 
@@ -71,73 +70,115 @@ def test_package_version_is_part_of_the_key(tone_corpus, tmp_path, monkeypatch):
     assert view.calls == 10 and cache_path(tone_corpus, view, cache_root=tmp_path / "c") != before
 
 
+def _shard(folder):
+    (path,) = (folder / "shards").glob("*.npy")
+    return path
+
+
 def _truncate(folder):
-    path = folder / "data.npy"
+    path = _shard(folder)
     path.write_bytes(path.read_bytes()[:-7])
-    return "data.npy"
+    return path.name
 
 
 def _overwrite(folder):
-    path = folder / "data.npy"
+    path = _shard(folder)
     st = os.stat(path)
     with open(path, "r+b") as f:  # same size, header intact: only the numbers change
         f.seek(-8, os.SEEK_END)
         f.write(b"\xff\x7b" * 4)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    return "data.npy"
+    return path.name
 
 
-def _reverse_ids(folder):
-    np.save(folder / "ids.npy", np.load(folder / "ids.npy")[::-1])
-    return "ids.npy"
+def _delete(folder):
+    path = _shard(folder)
+    path.unlink()
+    return path.name
 
 
-def _reverse_lengths(folder):
-    np.save(folder / "lengths.npy", np.load(folder / "lengths.npy")[::-1])
-    return "lengths.npy"
+def _pickle_in_place(folder):
+    """A pickle planted where the shard was: it must fail the check, never be unpickled."""
+    path = _shard(folder)
+    np.save(path, np.array([Bomb()], dtype=object), allow_pickle=True)
+    return path.name
 
 
-def _garble_meta(folder):
-    (folder / "meta.json").write_text("{not json")
-    return "meta.json"
+class Bomb:
+    def __reduce__(self):
+        return (os.mkdir, (BOMB_DIR[0],))
 
+
+BOMB_DIR = [""]
 
 DAMAGE = {"truncated": (_truncate, FakeFixed), "overwritten": (_overwrite, FakeFixed),
-          "reversed_ids": (_reverse_ids, FakeFixed), "reversed_lengths": (_reverse_lengths, FakeSeq),
-          "garbled_meta": (_garble_meta, FakeSeq)}
+          "deleted": (_delete, FakeSeq), "overwritten_seq": (_overwrite, FakeSeq),
+          "pickle": (_pickle_in_place, FakeFixed)}
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGE))
-def test_damaged_entry_is_moved_aside_and_rebuilt(tone_corpus, tmp_path, memo_now, case):
+def test_damaged_shard_is_moved_aside_and_extracted_again(tone_corpus, tmp_path, memo_now, case):
+    BOMB_DIR[0] = str(tmp_path / "exploded")
     damage, view_cls = DAMAGE[case]
     ref = run(tone_corpus, view_cls(), tmp_path / "c")
-    run(tone_corpus, view_cls(), tmp_path / "c")  # data.npy verified and remembered: the memo must not hide damage
+    run(tone_corpus, view_cls(), tmp_path / "c")  # shard verified and remembered: the memo must not hide damage
     folder = cache_path(tone_corpus, view_cls(), cache_root=tmp_path / "c")
     ref_data = np.asarray(ref.data).copy()
     name = damage(folder)
     with pytest.raises(CacheCorrupt, match=name):
-        load_cached(folder)
+        store_for(view_cls(), cache_root=tmp_path / "c").assemble([(u, p, d) for u, p, d in _rows(tone_corpus,
+                                                                                                  tmp_path / "c")])
     view = view_cls()
-    with pytest.warns(UserWarning, match=rf"{folder / name}.*moved the entry to .*\.corrupt-"):
+    with pytest.warns(UserWarning, match=rf"{name}.*moved the shard to .*\.corrupt-"):
         fs = run(tone_corpus, view, tmp_path / "c")
     assert view.calls == 10
     np.testing.assert_array_equal(fs.ids, ref.ids)
     np.testing.assert_array_equal(np.asarray(fs.data), ref_data)
-    aside = list(folder.parent.glob(f"{folder.name}.corrupt-*"))
-    assert len(aside) == 1 and (aside[0] / name).is_file()
+    assert len(list((folder / "shards").glob("*.corrupt-*"))) == (0 if case == "deleted" else 1)
     view = view_cls()
     run(tone_corpus, view, tmp_path / "c")  # sound again: a plain hit
     assert view.calls == 0
+    assert not os.path.exists(BOMB_DIR[0])  # nothing was unpickled
 
 
-def test_entry_of_an_older_format_is_rebuilt(tone_corpus, tmp_path):
-    run(tone_corpus, FakeFixed(), tmp_path / "c")
+def _rows(manifest, root):
+    from sercore.features.cache import _rows as rows
+
+    return rows(manifest, root)
+
+
+def test_a_damaged_index_moves_the_folder_aside(tone_corpus, tmp_path):
+    ref = run(tone_corpus, FakeFixed(), tmp_path / "c")
     folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
-    meta = json.loads((folder / "meta.json").read_text())
-    del meta["files"]
-    (folder / "meta.json").write_text(json.dumps(meta))
-    with pytest.warns(UserWarning, match="meta.json: no size and checksum"):
-        run(tone_corpus, FakeFixed(), tmp_path / "c")
+    (folder / "index.sqlite").write_bytes(b"not a database" * 100)
+    view = FakeFixed()
+    with pytest.warns(UserWarning, match="index.sqlite: unreadable"):
+        fs = run(tone_corpus, view, tmp_path / "c")
+    assert view.calls == 10 and len(list(folder.parent.glob(f"{folder.name}.corrupt-*"))) == 1
+    np.testing.assert_array_equal(np.asarray(fs.data), np.asarray(ref.data))
+
+
+def test_a_pickle_planted_as_a_pending_chunk_is_inert(tone_corpus, tmp_path):
+    BOMB_DIR[0] = str(tmp_path / "exploded")
+    folder = cache_path(tone_corpus, FakeFixed(), cache_root=tmp_path / "c")
+    (folder / "pending").mkdir(parents=True)
+    with open(folder / "pending" / "chunk-planted.npz", "wb") as f:
+        np.savez(f, keys=np.array([Bomb()], dtype=object), lengths=np.array([1]), data=np.zeros((1, 4)),
+                 skipped=np.array("{}"), provenance=np.array("null"), all_keys=np.array(["x"]))
+    view = FakeFixed()
+    fs = run(tone_corpus, view, tmp_path / "c")
+    assert view.calls == 10 and len(fs) == 10 and not os.path.exists(BOMB_DIR[0])
+    assert not (folder / "pending" / "chunk-planted.npz").exists()  # an unreadable leftover is dropped
+
+
+def test_an_old_layout_entry_is_ignored(tone_corpus, tmp_path):
+    old = tmp_path / "c" / "fakefix" / "0123456789abcdef01234567"  # the manifest-keyed layout of sercore 0.2
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"view": "fakefix"}))
+    np.save(old / "data.npy", np.zeros((10, 4), np.float16))
+    view = FakeFixed()
+    fs = run(tone_corpus, view, tmp_path / "c")
+    assert view.calls == 10 and np.asarray(fs.data).any()
 
 
 class FakeSlow(FakeFixed):
@@ -170,7 +211,7 @@ def test_two_processes_filling_one_entry_wait_for_each_other(tone_corpus, tmp_pa
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     calls = sorted(int((tmp_path / f"out{i}.npy.calls").read_text()) for i in range(2))
-    assert calls == [0, 10]  # one extracted, the other waited and found the entry complete
+    assert calls == [0, 10]  # one extracted, the other waited and found everything stored
     ref = direct(tone_corpus, FakeFixed)
     got = [np.load(tmp_path / f"out{i}.npy") for i in range(2)]
     np.testing.assert_array_equal(got[0], got[1])

@@ -23,7 +23,7 @@ from sercore.core.config import usable_cores
 from sercore.engine import (CallJob, LocalEngine, as_engine, available_engines, costliest_first, feature_refs,
                             get_engine, start_method)
 from sercore.engine.ray import RayObject
-from sercore.features.entry import CachedFeatures
+from sercore.features.store import StoredFeatures
 from sercore.training import FinetuneJob
 from sercore.features.featureset import FeatureSet
 from sercore.training import fold_data
@@ -53,7 +53,7 @@ class MeanView:
 
 @pytest.fixture
 def cached(tmp_path):
-    """A FeatureSet read back from the feature cache (memory-mapped), over six short WAV files."""
+    """A FeatureSet read back from the feature store, over six short WAV files."""
     rng = np.random.default_rng(0)
     rows = []
     for i in range(6):
@@ -65,10 +65,10 @@ def cached(tmp_path):
 
 
 def _where(arg, features):
-    """What a worker sees: its pid and, for the 'v' view, the class and file of its data."""
+    """What a worker sees: its pid and, for the 'v' view, where its data was read (reopened) from."""
     fs = features["v"] if features else None
-    return (os.getpid(), type(fs.data).__name__ if fs is not None else None,
-            getattr(fs.data, "filename", None) if fs is not None else None, arg)
+    return (os.getpid(), type(fs.source).__name__ if fs is not None else None,
+            fs.meta.get("folder") if fs is not None else None, arg)
 
 
 def _slow_square(arg, features):
@@ -163,13 +163,13 @@ def test_a_finetune_job_costs_its_labelled_utterances(grid_corpus):
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_workers_get_cached_features_memory_mapped(cached, method):
-    assert isinstance(feature_refs({"v": cached})["v"], CachedFeatures)
+def test_workers_reopen_stored_features(cached, method):
+    assert isinstance(feature_refs({"v": cached})["v"], StoredFeatures)
     in_memory = FeatureSet(cached.ids, np.asarray(cached.data), meta=dict(cached.meta))
     assert feature_refs({"v": in_memory})["v"] is in_memory  # no cache folder behind it: sent as is
     seen = LocalEngine(2, start_method=method).run([CallJob(_where, i) for i in range(4)], {"v": cached})
     assert {pid for pid, *_ in seen}.isdisjoint({os.getpid()})
-    assert {(kind, Path(name).parent) for _, kind, name, _ in seen} == {("memmap", Path(cached.meta["folder"]))}
+    assert {(kind, name) for _, kind, name, _ in seen} == {("StoredFeatures", cached.meta["folder"])}
 
 
 def test_spawn_gives_the_same_sparse_grid_as_fork(grid_corpus):
@@ -328,7 +328,7 @@ def test_ray_gives_the_same_sparse_grid_as_local(grid_corpus, local_ray, cached)
         pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
         assert set(table["node"]) == {node}
     by_path = get_engine("ray")._payload(local_ray, {"v": cached, "m": features["fixed"]})
-    assert by_path["v"] == CachedFeatures(cached.meta["folder"]) and isinstance(by_path["m"], RayObject)
+    assert by_path["v"] == cached.source and isinstance(by_path["m"], RayObject)
     by_store = get_engine("ray", transport="object_store")._payload(local_ray, {"v": cached})
     assert isinstance(by_store["v"], RayObject)
 

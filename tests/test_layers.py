@@ -20,7 +20,7 @@ LAYERS = [
     ("pairwise",),
     ("clusters",),
     ("notebook",),
-    ("runner",),
+    ("runner", "cache"),
 ]
 RANK = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
 

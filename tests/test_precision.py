@@ -16,6 +16,7 @@ def _native(monkeypatch, fast: bool):
     reason = "CPU with oneDNN bf16 kernels (AVX512)" if fast else "this CPU (AVX2) has no fast bf16 kernels"
     monkeypatch.setattr(precision, "bf16_support", lambda device_type: (fast, reason))
     monkeypatch.delenv(precision.EMULATE_ENV, raising=False)
+    monkeypatch.delenv(precision.AUTO_ENV, raising=False)  # conftest pins auto to fp32 for the golden values
     return reason
 
 
@@ -46,6 +47,16 @@ def test_a_run_records_the_precision_auto_chose(monkeypatch, fast):
     result = pretrain_pairwise(features, ids[:16], ids[16:], config=PretrainConfig(max_epochs=1, batch_size=8))
     assert result.metrics["precision"] == ("bf16" if fast else "fp32")
     assert result.metrics["precision_note"].startswith("auto: ")
+
+
+def test_auto_can_be_pinned_to_fp32(monkeypatch):
+    monkeypatch.setattr(precision, "bf16_support", lambda device_type: (True, "native"))
+    monkeypatch.setenv(precision.AUTO_ENV, "fp32")
+    assert precision.resolve_precision("auto", "cpu") == ("fp32", f"auto: fp32, pinned by {precision.AUTO_ENV}=fp32")
+    assert precision.resolve_precision("bf16", "cpu") == ("bf16", "native")  # an explicit choice is not pinned
+    monkeypatch.setenv(precision.AUTO_ENV, "bf16")
+    with pytest.raises(ValueError, match="may only be 'fp32'"):
+        precision.resolve_precision("auto", "cpu")
 
 
 def test_autocast_refuses_an_unresolved_precision():

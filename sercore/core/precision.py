@@ -7,7 +7,9 @@ the device has fast bfloat16 kernels (CUDA: ``torch.cuda.is_bf16_supported()``; 
 i.e. AVX-512 or AMX); elsewhere it falls back to fp32 and the note says so. On a CPU without them, bf16 autocast
 still computes the same numbers through slow emulation (several times slower than fp32); setting the
 environment variable ``SERCORE_BF16_EMULATED=1`` runs it anyway (for A/B measurements of the numbers, never for
-speed). ``autocast(used, device)`` is the context to run forward passes in.
+speed). ``SERCORE_AUTO_PRECISION=fp32`` makes ``"auto"`` resolve to fp32 on every device (runs whose numbers must
+match fp32 references, such as the test suite's golden values, on a machine that has bf16).
+``autocast(used, device)`` is the context to run forward passes in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
 EMULATE_ENV = "SERCORE_BF16_EMULATED"
+AUTO_ENV = "SERCORE_AUTO_PRECISION"  # "fp32": auto always resolves to fp32
 
 
 def check_precision(precision: str, where: str = "precision") -> str:
@@ -56,6 +59,11 @@ def resolve_precision(precision: str, device) -> tuple[str, str]:
     if precision == "fp32":
         return "fp32", ""
     device_type = torch.device(device).type
+    pinned = os.environ.get(AUTO_ENV, "")
+    if pinned not in ("", "fp32"):
+        raise ValueError(f"{AUTO_ENV} may only be 'fp32' (or unset), got {pinned!r}")
+    if precision == "auto" and pinned == "fp32":
+        return "fp32", f"auto: fp32, pinned by {AUTO_ENV}=fp32"
     fast, reason = bf16_support(device_type)
     if precision == "auto":
         return ("bf16", f"auto: bf16, {reason}") if fast else ("fp32", f"auto: fp32, {reason}")

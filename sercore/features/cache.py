@@ -1,19 +1,13 @@
-"""Feature cache: extract a view's features for a manifest once, read them back memory-mapped.
+"""Feature extraction into the feature store (``sercore.features.store``): each utterance once per view.
 
-An entry lives in ``<root>/<view>/<key>/`` (root: ``cache_root`` or ``cache_dir()/features``). The key hashes
-the manifest rows (utt_id, path and a digest of the file's bytes), the view's name, params and version, the
-versions of the packages that compute the view (``view.packages``) and read the audio, and the audio options,
-so a change to any of them is a miss. File digests are remembered in ``<root>/file-digests.sqlite`` by size,
-mtime, ctime and inode (``sercore.core.digests``), so a rerun does not hash the corpus again.
-
-Extraction holds a file lock ``<key>.lock`` beside the entry: processes that fill the same entry wait for each
-other, and the later ones find it complete. It writes one ``chunks/chunk-NNNNN.npz`` per chunk of utterances
-(atomically), so a killed run resumes from its finished chunks. When every chunk is done they are merged into
-``data.npy`` (float16; variable-length views: all frames back to back ``[sum T, *frame]``), ``lengths.npy``
-(variable views), ``ids.npy`` and, last, ``meta.json``: a folder without ``meta.json`` is not complete.
-``meta.json`` records the shape, dtype, size and digest of each file; every load checks sizes, shapes and the
-ids/lengths digests, and the data digest whenever ``data.npy`` changed since it was last verified. An entry
-that fails is moved aside (``<key>.corrupt-<time>``) with a warning naming the file, and extracted again.
+``extract_features(manifest, view)`` hashes every file's bytes (remembered in ``<root>/file-digests.sqlite`` by
+size, mtime, ctime and inode, ``sercore.core.digests``, so a rerun does not hash the corpus again), looks the
+digests up in the store folder of the view's configuration and, when all are there, assembles the FeatureSet
+without touching the view. Otherwise it takes the folder's lock, extracts only the audio not stored yet (each
+distinct content once, whatever its utterance ids), in chunks written atomically to ``pending/`` (a killed run
+resumes from its finished chunks), merges them into a new shard, and assembles. The configuration key hashes
+the view's name, params and version, the versions of the packages that compute it (``view.packages``) and read
+the audio, and the audio options.
 CPU-bound views (``view.parallel``) run in a process pool over chunks; model views run in this process on
 length-sorted batches through ``view.extract_batch``.
 """
@@ -23,10 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import shutil
 import sys
 import warnings
-from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -37,16 +29,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sercore.core.atomic import atomic_path, atomic_write_json
 from sercore.data.audio import AudioError, load_audio
-from sercore.features.entry import (DIGESTS, CacheCorrupt, describe, entry_lock, load_cached, load_sound,  # noqa: F401
-                                 save_described)
 from sercore.core.config import cache_dir, usable_cores
 from sercore.core.digests import DigestMemo
 from sercore.engine import Engine, Job, LocalEngine
 from sercore.features.featureset import FeatureSet
+from sercore.features.store import DIGESTS, CacheCorrupt, FeatureStore, write_chunk  # noqa: F401
 
-FLOAT16_MAX = float(np.finfo(np.float16).max)
 _SHOWN = 5  # skipped files quoted in a message
 AUDIO_PACKAGES = ("soundfile", "scipy")  # read and resample the audio (sercore.data.audio)
 
@@ -94,36 +83,35 @@ def package_versions(names) -> dict[str, str | None]:
     return out
 
 
-def _key(rows, view, audio_kw: dict) -> str:
-    payload = {"rows": rows, "view": view.name, "params": view.params, "version": view.version,
-               "audio": audio_kw, "packages": package_versions(getattr(view, "packages", ())),
-               "audio_packages": package_versions(AUDIO_PACKAGES)}
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+def store_config(view, audio_kw: dict) -> dict:
+    """What decides a view's stored features besides the audio: the configuration its store folder is keyed by."""
+    return {"view": view.name, "params": view.params, "version": view.version, "audio": audio_kw,
+            "packages": package_versions(getattr(view, "packages", ())),
+            "audio_packages": package_versions(AUDIO_PACKAGES)}
 
 
-def _folder(rows, view, root: Path, audio_kw: dict) -> Path:
-    return root / view.name / _key(rows, view, audio_kw)
+def store_for(view, *, cache_root=None, audio_kw: dict | None = None) -> FeatureStore:
+    """The store folder of ``view``'s configuration (``<root>/<view>/<config key>``), whether or not it exists."""
+    text = json.dumps(store_config(view, dict(audio_kw or {})), sort_keys=True, default=str)
+    return FeatureStore(_root(cache_root) / view.name / hashlib.sha256(text.encode()).hexdigest()[:24])
 
 
 def cache_path(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None) -> Path:
-    """Folder of the cache entry of ``view`` on ``manifest`` (whether or not it exists yet)."""
-    root = _root(cache_root)
-    return _folder(_rows(manifest, root), view, root, dict(audio_kw or {}))
+    """Folder of the store that holds ``view``'s features (the manifest does not decide it)."""
+    return store_for(view, cache_root=cache_root, audio_kw=audio_kw).folder
 
 
-def cache_info(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None,
-               chunk_size: int | None = None) -> dict:
-    """State of an entry: ``folder``, ``complete``, ``chunks_done``/``chunks_total`` (while partial), ``bytes``."""
-    root = _root(cache_root)
-    rows = _rows(manifest, root)
-    folder = _folder(rows, view, root, dict(audio_kw or {}))
-    size = _chunk_size(view, chunk_size)
-    files = list(folder.rglob("*")) if folder.exists() else []
-    return {"folder": str(folder), "complete": (folder / "meta.json").is_file(),
-            "chunks_done": len(list((folder / "chunks").glob("chunk-*.npz"))) if folder.exists() else 0,
-            "chunks_total": -(-len(rows) // size), "utterances": len(rows),
-            "bytes": sum(f.stat().st_size for f in files if f.is_file())}
+def cache_info(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None) -> dict:
+    """What the store holds of ``manifest`` for ``view``: ``folder``, ``utterances``, ``stored`` and ``skipped``
+    (distinct audio contents found in the store), ``missing``, ``pending`` (finished chunks not merged yet),
+    ``complete``."""
+    store = store_for(view, cache_root=cache_root, audio_kw=audio_kw)
+    digests = {d for _, _, d in _rows(manifest, _root(cache_root)) if d}
+    items, skipped = store.lookup(digests) if store.folder.is_dir() else ({}, {})
+    missing = len(digests) - len(items) - len(skipped)
+    return {"folder": str(store.folder), "utterances": len(manifest), "stored": len(items), "skipped": len(skipped),
+            "missing": missing, "pending": len(list((store.folder / "pending").glob("chunk-*.npz"))),
+            "complete": missing == 0}
 
 
 def _chunk_size(view, chunk_size: int | None) -> int:
@@ -180,21 +168,22 @@ def _extract_one(view, wave: np.ndarray, path: str):
 
 def _process_chunk(view, rows, out_path: Path, *, on_error: str, batch_size: int, audio_kw: dict,
                    on_progress: Callable[[int], None] | None = None) -> int:
-    """Extract one chunk of ``(utt_id, path, size)`` rows and write it atomically; returns its row count."""
-    waves, kept, skipped = [], [], []
-    for utt, path, _ in rows:
+    """Extract one chunk of ``(utt_id, path, audio digest)`` rows (one per distinct audio) and write it atomically
+    to ``out_path``; returns its row count."""
+    waves, kept, skipped = [], [], {}
+    for utt, path, digest in rows:
         try:
             waves.append(load_audio(path, **audio_kw))
-            kept.append((utt, path))
+            kept.append((path, digest))
         except AudioError as err:
             if on_error == "raise":
                 raise
-            skipped.append({"utt_id": utt, "path": path, "reason": err.reason})
+            skipped[digest] = err.reason
     if on_progress and skipped:
         on_progress(len(skipped))
-    feats, ids, frame_shape = [], [], None
-    feats_in = _run_view(view, waves, [p for _, p in kept], batch_size, on_progress)
-    for (utt, path), feat in zip(kept, feats_in):
+    feats, keys, frame_shape = [], [], None
+    feats_in = _run_view(view, waves, [p for p, _ in kept], batch_size, on_progress)
+    for (path, digest), feat in zip(kept, feats_in):
         try:
             if isinstance(feat, FeatureError):
                 raise feat
@@ -202,36 +191,14 @@ def _process_chunk(view, rows, out_path: Path, *, on_error: str, batch_size: int
         except FeatureError as err:
             if on_error == "raise":
                 raise
-            skipped.append({"utt_id": utt, "path": path, "reason": err.reason})
+            skipped[digest] = err.reason
             continue
         frame_shape = feat.shape[1:] if view.variable else feat.shape
         feats.append(feat)
-        ids.append(utt)
-    _write_chunk(out_path, view, rows, ids, feats, skipped)
+        keys.append(digest)
+    provenance = view.provenance() if feats else None
+    write_chunk(Path(out_path), [d for _, _, d in rows], keys, feats, skipped, provenance, bool(view.variable))
     return len(rows)
-
-
-def _write_chunk(path: Path, view, rows, ids, feats, skipped) -> None:
-    if feats:
-        data = np.concatenate(feats) if view.variable else np.stack(feats)
-        if float(np.abs(data).max()) <= FLOAT16_MAX:  # else kept float32 (float16 would give inf)
-            data = data.astype(np.float16)
-    else:
-        data = np.zeros((0,), np.float16)
-    lengths = np.array([len(f) if view.variable else 1 for f in feats], dtype=np.int64)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, all_ids=np.array([r[0] for r in rows], dtype=str), ids=np.array(ids, dtype=str),
-                 lengths=lengths, data=data, shape=np.array(data.shape, dtype=np.int64),
-                 dtype=np.array(data.dtype.name), skipped=np.array(json.dumps(skipped)))
-
-
-def _chunk_ok(path: Path, rows) -> bool:
-    """True when ``path`` is a readable chunk for exactly these rows (else it is redone)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return list(z["all_ids"]) == [r[0] for r in rows]
-    except Exception:  # unreadable leftovers are simply recomputed
-        return False
 
 
 # ---------------------------------------------------------------- worker processes
@@ -300,58 +267,7 @@ def _run_pool(view, todo, view_factory, engine: Engine, kw: dict, make_bar) -> N
             bar[0].close()
 
 
-# ---------------------------------------------------------------- consolidation and reading
-
-def _consolidate(folder: Path, view, chunk_paths: list[Path], rows) -> None:
-    """Merge the chunk files into the entry's final files, one chunk in memory at a time."""
-    ids, lengths, skipped, shapes, dtypes = [], [], [], [], []
-    for p in chunk_paths:
-        with np.load(p, allow_pickle=False) as z:
-            ids.append(z["ids"])
-            lengths.append(z["lengths"])
-            skipped += json.loads(str(z["skipped"]))
-            if len(z["ids"]):
-                shapes.append(tuple(int(n) for n in z["shape"]))
-                dtypes.append(str(z["dtype"]))
-    ids, lengths = np.concatenate(ids), np.concatenate(lengths)
-    if len(ids) == 0:
-        raise AudioError(rows[0][1] if len(rows) == 1 else f"{len(rows)} files",
-                         f"no utterance could be used for view {view.name}: {_summary(skipped)}")
-    if len({s[1:] for s in shapes}) > 1:  # a view bug: one file's features differ from another's
-        raise ValueError(f"view {view.name} returned different feature shapes across files: {set(shapes)}")
-    dtype = np.float16 if set(dtypes) == {"float16"} else np.float32
-    shape = (sum(s[0] for s in shapes), *shapes[0][1:])
-    files = {"data.npy": _write_data(folder / "data.npy", chunk_paths, shape, dtype),
-             "ids.npy": save_described(folder / "ids.npy", ids)}
-    if view.variable:
-        files["lengths.npy"] = save_described(folder / "lengths.npy", lengths)
-    meta = {"view": view.name, "params": view.params, "version": view.version, "provenance": view.provenance(),
-            "encoder": getattr(view, "encoder", None), "variable": bool(view.variable),
-            "dtype": np.dtype(dtype).name, "shape": list(shape), "n": int(len(ids)), "key": folder.name,
-            "packages": package_versions((*getattr(view, "packages", ()), *AUDIO_PACKAGES)), "files": files,
-            "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_json(folder / "meta.json", meta)  # last: its presence marks the entry complete
-    shutil.rmtree(folder / "chunks", ignore_errors=True)
-
-
-def _write_data(target: Path, chunk_paths: list[Path], shape: tuple, dtype) -> dict:
-    """``data.npy`` of ``shape`` written chunk by chunk with plain writes (a memory map of the output would keep
-    every written page in this process's resident memory until the end)."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-    written = 0
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_2_0(f, header)
-            for p in chunk_paths:
-                with np.load(p, allow_pickle=False) as z:
-                    if len(z["ids"]):
-                        data = np.ascontiguousarray(z["data"], dtype=dtype)
-                        f.write(data.tobytes())
-                        written += len(data)
-        if written != shape[0]:
-            raise ValueError(f"{target}: wrote {written} rows of the {shape[0]} the chunks announced")
-    return describe(target)
-
+# ---------------------------------------------------------------- extraction and reading
 
 def _summary(skipped: list[dict]) -> str:
     shown = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:_SHOWN])
@@ -370,13 +286,13 @@ def _report_skipped(fs: FeatureSet, on_error: str, n_rows: int) -> None:
                   f"(listed in meta['skipped']): {_summary(skipped)}", stacklevel=3)
 
 
-def _extract(rows, view, folder: Path, *, chunk_size: int, workers, engine, progress: bool, view_factory,
+def _extract(rows, view, store: FeatureStore, *, chunk_size: int, workers, engine, progress: bool, view_factory,
              kw) -> None:
-    """Extract the chunks not finished yet (in worker processes or here), then consolidate them."""
+    """Extract ``rows`` (one per distinct audio) in chunks to the store's ``pending/`` (in worker processes or
+    here), skipping chunks a killed run finished, then merge them into a shard."""
     chunks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
-    paths = [folder / "chunks" / f"chunk-{i:05d}.npz" for i in range(len(chunks))]
-    (folder / "chunks").mkdir(parents=True, exist_ok=True)
-    todo = [(c, p) for c, p in zip(chunks, paths) if not (p.is_file() and _chunk_ok(p, c))]
+    paths = [store.pending_path([d for _, _, d in c]) for c in chunks]
+    todo = [(c, p) for c, p in zip(chunks, paths) if not p.is_file()]
     n_workers = min(workers if workers is not None else usable_cores(), len(todo))
     done = len(rows) - sum(len(c) for c, _ in todo)
 
@@ -389,7 +305,34 @@ def _extract(rows, view, folder: Path, *, chunk_size: int, workers, engine, prog
         with make_bar() as bar:
             for c, p in todo:
                 _process_chunk(view, c, p, on_progress=bar.update, **kw)
-    _consolidate(folder, view, paths, rows)
+    store.merge_pending(bool(view.variable))
+
+
+def _assemble(store: FeatureStore, rows, *, locked: bool) -> FeatureSet | None:
+    """The stored FeatureSet of ``rows``, or None while something is missing. Holding the lock, damaged shards
+    (or a damaged index) are moved aside with a warning and None returned; without it, damage reads as a miss
+    and the caller retries under the lock."""
+    if not (store.folder / "index.sqlite").is_file():
+        return None
+    try:
+        return store.assemble(rows, repair=locked)
+    except CacheCorrupt as err:
+        if not locked:
+            return None
+        store.set_aside(err)  # the index itself
+        return None
+
+
+def _missing(store: FeatureStore, rows) -> list:
+    """One row per distinct audio content that the store neither holds nor has skipped, in utt_id order."""
+    items, skipped = store.lookup(d for _, _, d in rows if d)
+    out, seen = [], set()
+    for row in rows:
+        digest = row[2]
+        if digest and digest not in items and digest not in skipped and digest not in seen:
+            seen.add(digest)
+            out.append(row)
+    return out
 
 
 # ---------------------------------------------------------------- entry point
@@ -406,7 +349,8 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
                      on_error: str = "raise", progress: bool = True, chunk_size: int | None = None,
                      batch_size: int = 8, view_factory: Callable | None = None,
                      audio_kw: dict | None = None, engine: Engine | None = None) -> FeatureSet:
-    """Features of ``view`` for every utterance of ``manifest``, from the cache or extracted into it.
+    """Features of ``view`` for every utterance of ``manifest``, from the feature store, extracting only the
+    audio it does not hold yet (each distinct audio content once).
 
     ``workers``: processes for views with ``parallel = True`` (default: the usable cores); each gets its own
     copy of ``view`` by pickling, or ``view_factory(view.name, **view.params)`` when given (e.g.
@@ -415,25 +359,43 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
     ``AudioError`` of the first bad file; ``"skip"`` leaves bad files out (listed in ``meta["skipped"]``)
     and warns. ``chunk_size``: utterances per resumable chunk (default 64, 16 for variable-length views).
     ``audio_kw``: options of ``load_audio`` (part of the key). ``engine`` (e.g. a Ray engine, whose workers must
-    see the cache folder and the audio) runs the chunks as its jobs, whatever the view. Returns a memory-mapped ``FeatureSet``.
-    Processes that need the same entry wait for the one filling it (file lock); an entry that fails its check
-    is moved aside with a warning naming the file, and extracted again.
+    see the cache folder and the audio) runs the chunks as its jobs, whatever the view. Returns a ``FeatureSet`` over
+    the store's memory-mapped shards (fixed-length views: read into memory). Processes that extract into the
+    same store folder wait for each other (file lock); a shard that fails its check is moved aside with a warning
+    naming the file, and its utterances are extracted again.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"extract_features: on_error must be 'raise' or 'skip', got {on_error!r}")
     audio_kw = dict(audio_kw or {})
     root = _root(cache_root)
     rows = _rows(manifest, root)
-    folder = _folder(rows, view, root, audio_kw)
-    fs = load_sound(folder, locked=False)
+    if on_error == "raise":
+        for _, path, digest in rows:
+            if digest is None:
+                load_audio(path, **audio_kw)  # raises the AudioError naming the file
+    store = store_for(view, cache_root=root, audio_kw=audio_kw)
+    fs = _assemble(store, rows, locked=False)
     if fs is None:
-        with entry_lock(folder, progress):
-            fs = load_sound(folder, locked=True)  # another process may have filled it meanwhile
+        config = {**store_config(view, audio_kw), "encoder": getattr(view, "encoder", None),
+                  "variable": bool(view.variable)}
+        with store.lock(progress):
+            if any((store.folder / "pending").glob("chunk-*.npz")):
+                store.merge_pending(bool(view.variable))  # what a killed run finished
+            for _ in range(5):  # each round extracts what is missing, or sets a damaged shard aside
+                store.write_config(config)  # (again after a damaged index moved the folder aside)
+                fs = _assemble(store, rows, locked=True)
+                if fs is not None:
+                    break
+                todo = _missing(store, rows)
+                if todo:
+                    _say_disk_estimate(view, manifest, progress)
+                    _extract(todo, view, store, chunk_size=_chunk_size(view, chunk_size), workers=workers,
+                             engine=engine, progress=progress, view_factory=view_factory,
+                             kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
             if fs is None:
-                _say_disk_estimate(view, manifest, progress)
-                _extract(rows, view, folder, chunk_size=_chunk_size(view, chunk_size), workers=workers, engine=engine,
-                         progress=progress, view_factory=view_factory,
-                         kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
-                fs = load_cached(folder, verify_data=False)  # just written under the lock
+                raise CacheCorrupt(f"{store.folder}: the store could not be repaired (see the warnings above)")
     _report_skipped(fs, on_error, len(rows))
+    if len(fs) == 0:
+        raise AudioError(rows[0][1] if len(rows) == 1 else f"{len(rows)} files",
+                         f"no utterance could be used for view {view.name}: {_summary(fs.meta['skipped'])}")
     return fs

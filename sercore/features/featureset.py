@@ -3,17 +3,47 @@
 Fixed-length views (eGeMAPS, speaker embeddings) hold ``data: [N, *shape]``. Variable-length views (mel,
 wav2vec2 layers) hold all frames back to back, ``data: [sum(lengths), *shape]``, plus ``offsets``/``lengths``,
 so nothing is padded on disk; ``batch`` pads only to the longest item of the batch. ``data`` may be a
-``numpy.memmap`` (float16 in the cache): only the rows a batch needs are read and cast to float32.
+``numpy.memmap`` (float16 in the cache), or ``Frames``: the items' frames where the feature store keeps them,
+in several memory-mapped shards. Only the rows a batch needs are read and cast to float32.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+
+class Frames:
+    """Frames of variable-length items spread over several arrays (the feature store's shards), read as one
+    ``[sum(lengths), *frame]`` array: item ``i`` is ``parts[part[i]][start[i]:start[i] + lengths[i]]``."""
+
+    def __init__(self, parts: Sequence[np.ndarray], part, start, lengths):
+        # plain ndarray views of the memory maps: slicing one skips np.memmap's per-slice bookkeeping
+        self.parts = [np.asarray(p) for p in parts]
+        self._part, self._start = [int(i) for i in part], [int(s) for s in start]
+        self._lengths = np.asarray(lengths, dtype=np.int64)
+        frame = self.parts[0].shape[1:] if self.parts else ()
+        self.shape = (int(self._lengths.sum()), *frame)
+        self.dtype = np.result_type(*[p.dtype for p in self.parts]) if self.parts else np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def item(self, i: int, n: int) -> np.ndarray:
+        """The first ``n`` frames of item ``i``."""
+        start = self._start[i]
+        return self.parts[self._part[i]][start:start + n]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        items = [self.item(i, int(n)) for i, n in enumerate(self._lengths)]
+        out = np.concatenate(items) if items else np.zeros((0, *self.shape[1:]), self.dtype)
+        return out.astype(dtype or self.dtype, copy=False)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self)[key]
 
 
 @dataclass
@@ -21,10 +51,10 @@ class FeatureSet:
     """Features of one view, aligned with ``ids`` (utterance ids of the manifest)."""
 
     ids: np.ndarray
-    data: np.ndarray
+    data: Any  # np.ndarray / np.memmap, or Frames (variable views read from the feature store)
     lengths: np.ndarray | None = None  # frames per utterance; None for fixed-length views
     meta: dict = field(default_factory=dict)  # view name, params, provenance of the model used
-    source: Any = None  # the cache entry it was read from (``sercore.features.entry.CachedFeatures``), or None
+    source: Any = None  # where it was read from, reopened by workers (``sercore.features.store.StoredFeatures``)
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids).astype(str)
@@ -52,13 +82,9 @@ class FeatureSet:
         return tuple(self.data.shape[1:])
 
     def engine_ref(self):
-        """What the job engine sends to workers instead of the data: ``source`` while ``data`` is still that
-        entry's memory-mapped ``data.npy``, else None (the set is pickled)."""
-        folder = getattr(self.source, "folder", None)
-        if folder and isinstance(self.data, np.memmap):
-            if Path(self.data.filename).resolve() == (Path(folder) / "data.npy").resolve():
-                return self.source
-        return None
+        """What the job engine sends to workers instead of the data: ``source`` (the feature store's reference,
+        which a worker reopens memory-mapped), or None for in-memory features (the set is pickled)."""
+        return self.source if callable(getattr(self.source, "reopen", None)) else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,12 +97,20 @@ class FeatureSet:
                            f"{self.meta.get('view', '?')}: {missing[:5]}")
         return np.array([self._pos[u] for u in utt_ids], dtype=np.int64)
 
+    def frames(self, position: int, n: int | None = None) -> np.ndarray:
+        """The first ``n`` (default: all) frames of the item at ``position`` (variable views), as stored."""
+        n = int(self.lengths[position]) if n is None else n
+        if isinstance(self.data, Frames):
+            return self.data.item(position, n)
+        start = self.offsets[position]
+        return self.data[start:start + n]
+
     def subset(self, utt_ids: Sequence[str]) -> "FeatureSet":
         """A FeatureSet over ``utt_ids`` only (materialised in memory)."""
         pos = self.positions(list(utt_ids))
         if not self.variable:
             return FeatureSet(self.ids[pos], np.asarray(self.data[pos]), None, dict(self.meta))
-        chunks = [np.asarray(self.data[self.offsets[i]:self.offsets[i + 1]]) for i in pos]
+        chunks = [np.asarray(self.frames(i)) for i in pos]
         data = np.concatenate(chunks) if chunks else np.zeros((0, *self.feature_shape), self.data.dtype)
         return FeatureSet(self.ids[pos], data, self.lengths[pos], dict(self.meta))
 
@@ -101,7 +135,11 @@ class FeatureSet:
             lens = np.minimum(lens, max_len)
         width = int(max_len if max_len is not None else max(int(lens.max(initial=1)), 1))
         out = np.zeros((len(positions), width, *self.feature_shape), dtype=np.float32)
-        for row, (p, n) in enumerate(zip(positions, lens)):
-            start = self.offsets[p]
-            out[row, :n] = self.data[start:start + n]
+        item = self.data.item if isinstance(self.data, Frames) else None
+        for row, (p, n) in enumerate(zip(positions.tolist(), lens.tolist())):
+            if item is not None:
+                out[row, :n] = item(p, n)
+            else:
+                start = self.offsets[p]
+                out[row, :n] = self.data[start:start + n]
         return torch.from_numpy(out), torch.from_numpy(lens.astype(np.int64))

@@ -77,11 +77,11 @@ def code_digest() -> str:
 
 
 def feature_entry(fs: FeatureSet) -> dict | None:
-    """The feature-cache entry behind ``fs`` (folder and data digest), or None for in-memory features."""
-    if not fs.meta.get("folder"):
+    """What identifies the stored features behind ``fs`` (the feature store's folder and the digest of its
+    utterance ids and audio contents), or None for in-memory features."""
+    if not fs.meta.get("folder") or not fs.meta.get("content"):
         return None
-    data = (fs.meta.get("files") or {}).get("data.npy") or {}
-    return {"folder": str(fs.meta["folder"]), "data": data.get("blake2b")}
+    return {"folder": str(fs.meta["folder"]), "content": fs.meta["content"]}
 
 
 def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
