@@ -1,5 +1,5 @@
 """Tiny fixture folders in the official layouts of TESS, SAVEE, EMOVO, CaFE, ShEMO, SUBESCO, URDU, MESD,
-TurEV-DB, AESDD, JL-Corpus and MSP-Podcast, with real file names and each corpus's known quirks.
+TurEV-DB, AESDD, JL-Corpus, MSP-Podcast, nEMO, ASED and BAVED, with real file names and each corpus's known quirks.
 
 Every builder writes 0.1 s of noise per file and returns the corpus root. ``EXPECTED[name]`` says what the
 loader must find: utterances, speakers, emotions, and the files it must report as bad (misnamed, unknown
@@ -256,9 +256,87 @@ def make_msppodcast(root: Path, *, labels: str = "labels_consensus.csv", audio: 
     return root
 
 
+# ---------------------------------------------------------------- nEMO
+NEMO_SPEAKERS = {"EB0": ("female", "27"), "KS0": ("male", "23"), "WR0": ("male", "23")}
+NEMO_EMOTIONS = ("anger", "fear", "happiness", "neutral", "sadness", "surprised")
+NEMO_TEXT = {"1": "Lubię czytać przed snem.", "2": "„Ród smoka” to serial \"telewizyjny\"."}
+NEMO_BAD = (  # file_id, emotion, speaker_id, write the audio?
+    ("EB0-anger-3.wav", "anger", "EB0", True),          # misnamed
+    ("EB0_contempt_1.wav", "contempt", "EB0", True),    # not a nEMO emotion
+    ("KS0_anger_5.wav", "neutral", "KS0", True),        # name and emotion column disagree
+    ("WR0_sadness_3.wav", "sadness", "WR0", False),     # audio missing
+)
+NEMO_UNLISTED = "WR0_anger_99.wav"
+
+
+def make_nemo(root: Path) -> Path:
+    """nEMO: ``data.tsv`` (speaker_id padded with 8 spaces, as released) + ``samples/EB0_anger_1.wav``; KS0 has
+    no fear; the bad rows of ``NEMO_BAD`` and a file ``data.tsv`` does not list."""
+    root = Path(root)
+    lines = ["file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"]
+
+    def row(file_id, emotion, speaker, sentence="1"):
+        gender, age = NEMO_SPEAKERS[speaker]
+        text = NEMO_TEXT[sentence]
+        lines.append(f"{file_id}\t{emotion}\t{text}\t{text.lower()}\t        {speaker}\t{gender}\t{age}")
+
+    for i, (speaker, emotion, sentence) in enumerate((s, e, n) for s in NEMO_SPEAKERS for e in NEMO_EMOTIONS
+                                                     for n in NEMO_TEXT):
+        if (speaker, emotion) == ("KS0", "fear"):
+            continue
+        row(f"{speaker}_{emotion}_{sentence}.wav", emotion, speaker, sentence)
+        write_audio(root / "samples" / f"{speaker}_{emotion}_{sentence}.wav", sr=24000, seed=i)
+    for file_id, emotion, speaker, audio in NEMO_BAD:
+        row(file_id, emotion, speaker)
+        if audio:
+            write_audio(root / "samples" / file_id)
+    write_audio(root / "samples" / NEMO_UNLISTED)
+    (root / "data.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+# ---------------------------------------------------------------- ASED
+ASED_FOLDERS = {"n1": "01Neutral", "f2": "02Fearful", "h3": "03Happy", "s4": "04Sad", "a5": "05Angry"}
+ASED_SPEAKERS = {"01": "01", "02": "02", "03": "02"}   # speaker → gender code (01 female, 02 male)
+ASED_UPPER = "04Sad/S4-01-01-01-01.wav"
+ASED_BAD = ("05Angry/a3-01-01-02-02.wav",       # emotion code a3: angry letter, folder number 3
+            "03Happy/n1-02-01-02-03.wav",       # neutral code in the Happy folder
+            "01Neutral/n1-01-01-03-02.wav",     # gender code 03
+            "02Fearful/fear_01.wav")            # misnamed
+
+
+def make_ased(root: Path) -> Path:
+    """ASED v1: ``05Angry/a5-03-01-02-50.wav`` ...; speaker 03 has no sad recording; speaker 01's first sad file
+    has the release's upper-case letter (``S4-...``); the bad files of ``ASED_BAD``."""
+    names = []
+    for speaker, gender in ASED_SPEAKERS.items():
+        for code, folder in ASED_FOLDERS.items():
+            if (speaker, code) == ("03", "s4"):
+                continue
+            names += [f"{folder}/{code}-{sentence}-01-{gender}-{speaker}.wav" for sentence in ("01", "02")]
+    names = [ASED_UPPER if name == "04Sad/s4-01-01-01-01.wav" else name for name in names]
+    return _write_all(root, names, bad=ASED_BAD)
+
+
+# ---------------------------------------------------------------- BAVED
+BAVED_SPEAKERS = {"1": "m-21", "2": "f-19", "3": "m-22"}
+BAVED_BAD = ("3/1-m-21-3-3-2.wav",     # level 3
+             "0/2-f-19-3-1-2.wav",     # word 3 in the folder of word 0
+             "6/recording.wav")        # misnamed
+
+
+def make_baved(root: Path) -> Path:
+    """BAVED: ``<word>/<speaker>-<gender>-<age>-<word>-<level>-<record>.wav`` for words 0 and 3; speaker 3 has no
+    level 2 (high); the bad files of ``BAVED_BAD``."""
+    names = [f"{word}/{speaker}-{who}-{word}-{level}-1.wav" for speaker, who in BAVED_SPEAKERS.items()
+             for word in ("0", "3") for level in "012" if (speaker, level) != ("3", "2")]
+    return _write_all(root, names, bad=BAVED_BAD)
+
+
 BUILDERS = {"tess": make_tess, "savee": make_savee, "emovo": make_emovo, "cafe": make_cafe, "shemo": make_shemo,
             "subesco": make_subesco, "urdu": make_urdu, "mesd": make_mesd, "turevdb": make_turevdb,
-            "aesdd": make_aesdd, "jlcorpus": make_jlcorpus, "msppodcast": make_msppodcast}
+            "aesdd": make_aesdd, "jlcorpus": make_jlcorpus, "msppodcast": make_msppodcast, "nemo": make_nemo,
+            "ased": make_ased, "baved": make_baved}
 
 # name: (utterances, speakers, emotions, bad files) with the default loader settings
 EXPECTED = {
@@ -274,4 +352,7 @@ EXPECTED = {
     "aesdd": (9, 3, 5, 2),
     "jlcorpus": (7, 4, 6, 2),
     "msppodcast": (6, 4, 6, 3),
+    "nemo": (34, 3, 6, 5),
+    "ased": (28, 3, 5, 4),
+    "baved": (16, 3, 3, 3),
 }

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from fixtures_more_corpora import (BUILDERS, EXPECTED, MSP_ROWS, SUBESCO_QUIRK, TESS_96K, TESS_AIFF, make_msppodcast,
-                                   make_savee, make_tess, write_audio)
-from sercore.data.manifest import EMOTIONS, ManifestError
+from fixtures_more_corpora import (ASED_UPPER, BUILDERS, EXPECTED, MSP_ROWS, NEMO_TEXT, SUBESCO_QUIRK, TESS_96K,
+                                   TESS_AIFF, make_msppodcast, make_nemo, make_savee, make_tess, write_audio)
+from sercore.data.manifest import EMOTIONS, ManifestError, target_subset
 from sercore.data.registry import available_datasets, bad_files, dataset_info, load_dataset
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "corpora.md"
@@ -193,6 +193,62 @@ def test_msppodcast_missing_columns(tmp_path):
     write_audio(tmp_path / "Audios" / "MSP-PODCAST_0001_0001.wav")
     with pytest.raises(ManifestError, match="SpkrID"):
         load_dataset("msppodcast", tmp_path)
+
+
+def test_nemo_tsv_quirks(corpora):
+    root, df = corpora["nemo"]
+    assert sorted(df["speaker"].unique()) == ["EB0", "KS0", "WR0"]          # padding stripped
+    assert df.groupby("speaker")["gender"].first().to_dict() == {"EB0": "F", "KS0": "M", "WR0": "M"}
+    rows = df.set_index("utt_id")
+    assert rows.loc["WR0_surprised_2", "emotion"] == "sur" and rows.loc["EB0_happiness_1", "emotion"] == "hap"
+    assert rows.loc["WR0_surprised_2", "text_id"] == "2" and len(NEMO_TEXT) == 2
+    assert "fea" not in set(df.loc[df["speaker"] == "KS0", "emotion"])     # a speaker without fear still loads
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert "not like EB0_anger_1.wav" in reasons["EB0-anger-3.wav"]
+    assert "unknown emotion code 'contempt'" in reasons["EB0_contempt_1.wav"]
+    assert "data.tsv says speaker_id 'KS0' emotion 'neutral'" in reasons["KS0_anger_5.wav"]
+    assert "audio file is missing" in reasons["WR0_sadness_3.wav"]
+    assert "not listed in data.tsv" in reasons["WR0_anger_99.wav"]
+
+
+def test_nemo_label_file_problems_name_the_file(tmp_path):
+    root = make_nemo(tmp_path)
+    table = (root / "data.tsv").read_text(encoding="utf-8")
+    (root / "data.tsv").write_text(table.replace("speaker_id", "speaker"), encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"data\.tsv: missing column\(s\) \['speaker_id'\]"):
+        load_dataset("nemo", root)
+    (root / "data.tsv").unlink()
+    with pytest.raises(ManifestError, match=r"no data\.tsv in .*expected"):
+        load_dataset("nemo", root)
+
+
+def test_ased_codes_folders_and_the_upper_case_file(corpora):
+    root, df = corpora["ased"]
+    rows = df.set_index("utt_id")
+    upper = rows.loc["s4-01-01-01-01"]
+    assert upper["path"] == str(root / ASED_UPPER) and upper["emotion"] == "sad"
+    assert df.groupby("speaker")["gender"].first().to_dict() == {"01": "F", "02": "M", "03": "M"}
+    assert rows.loc["a5-02-01-02-03", "text_id"] == "a02"
+    assert "sad" not in set(df.loc[df["speaker"] == "03", "emotion"])
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert "unknown emotion code 'a3'" in reasons["a3-01-01-02-02.wav"]
+    assert "folder 03Happy" in reasons["n1-02-01-02-03.wav"]
+    assert "unknown gender code '03'" in reasons["n1-01-01-03-02.wav"] and "not like" in reasons["fear_01.wav"]
+
+
+def test_baved_levels_and_its_task(corpora):
+    _, df = corpora["baved"]
+    rows = df.set_index("utt_id")
+    assert [rows.loc[f"2-f-19-3-{level}-1", "emotion"] for level in "012"] == ["low", "neu", "high"]
+    assert rows.loc["2-f-19-3-0-1", "text_id"] == "3" and rows.loc["2-f-19-3-0-1", "gender"] == "F"
+    assert "high" not in set(df.loc[df["speaker"] == "3", "emotion"])
+    reasons = {Path(r["path"]).name: r["reason"] for r in bad_files(df)}
+    assert "word folder 0" in reasons["2-f-19-3-1-2.wav"] and "level code '3'" in reasons["1-m-21-3-3-2.wav"]
+    assert "not like" in reasons["recording.wav"]
+    with pytest.raises(ManifestError, match=r"leave one class, neu.*emotions: high low neu"):
+        target_subset(df)
+    task = target_subset(df, emotions=("low", "neu", "high"))
+    assert task.groupby("emotion").size().to_dict() == {"high": 4, "low": 6, "neu": 6}
 
 
 def test_every_registered_corpus_is_documented():

@@ -135,6 +135,8 @@ def test_target_subset_warns_on_absent_class_and_rejects_unknown_codes():
         target_subset(df, emotions=("neu", "joy"))
     with pytest.raises(ManifestError, match="no utterance with emotion in"):
         target_subset(df, emotions=("dis",))
+    with pytest.raises(ManifestError, match=r"leave one class, neu.*emotions: fru hap neu sad; choose"):
+        target_subset(df, emotions=("neu", "ang"))
 
 
 def _user_corpus(root, header="utt_id,path,speaker,emotion", rows=None):
@@ -175,7 +177,8 @@ def test_csv_bad_rows_are_skipped_and_listed_or_fatal_in_strict_mode(tmp_path):
     csv = _user_corpus(tmp_path, rows=["a,clips/a.wav,spk1,joyful", "b,clips/b.wav,,hap", "c,clips/c.wav,spk2,neu",
                                        "c,clips/a.wav,spk2,sad", "d,clips/gone.wav,spk2,sad"])
     with pytest.raises(ManifestError, match=r"clips/a\.wav: my_corpus\.csv line 2: unknown emotion 'joyful'; use a "
-                                            r"canonical code \(neu hap exc sad ang fru fea sur dis oth cal bor\)"):
+                                            r"canonical code \(neu hap exc sad ang fru fea sur dis oth cal bor "
+                                            r"low high\)"):
         load_dataset("csv", csv, on_error="raise")
     with pytest.warns(UserWarning, match=r"skipped 4 file"):
         df = load_dataset("csv", csv)

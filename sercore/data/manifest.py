@@ -2,7 +2,9 @@
 
 A manifest is a ``pandas.DataFrame`` with one row per utterance. Required columns
 ``utt_id, path, speaker, emotion, dataset``; optional ``session, duration, gender, text_id`` are always
-present (missing values are NaN). ``path`` is absolute; ``emotion`` is a canonical code of ``EMOTIONS``.
+present (missing values are NaN). ``path`` is absolute; ``emotion`` is a canonical code of ``EMOTIONS``: the
+categories, plus ``low`` and ``high`` for corpora labelled with an emotion level rather than a category (BAVED:
+low, neutral, high; its neutral level is ``neu``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import pandas as pd
 REQUIRED_COLUMNS = ("utt_id", "path", "speaker", "emotion", "dataset")
 OPTIONAL_COLUMNS = ("session", "duration", "gender", "text_id")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-EMOTIONS = ("neu", "hap", "exc", "sad", "ang", "fru", "fea", "sur", "dis", "oth", "cal", "bor")
+EMOTIONS = ("neu", "hap", "exc", "sad", "ang", "fru", "fea", "sur", "dis", "oth", "cal", "bor", "low", "high")
 EMOTION_NAMES = MappingProxyType({
     "neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad", "ang": "angry", "fru": "frustrated",
     "fea": "fear", "sur": "surprise", "dis": "disgust", "oth": "other", "cal": "calm", "bor": "boredom",
+    "low": "low emotion level", "high": "high emotion level",
 })
 EMOTION_SYNONYMS = MappingProxyType({
     "anger": "ang", "happiness": "hap", "joy": "hap", "sadness": "sad", "fearful": "fea", "scared": "fea",
@@ -177,7 +180,9 @@ def target_subset(manifest: pd.DataFrame, emotions: Iterable[str] = TARGET_EMOTI
     """The classification task: rows whose emotion (after ``merge``, e.g. exc→hap) is in ``emotions``.
 
     The returned copy carries the merged labels (IEMOCAP-10 → IEMOCAP-4 with the defaults). Warns when a
-    target emotion has no utterance; raises ``ManifestError`` when none is left.
+    target emotion has no utterance; raises ``ManifestError`` naming the manifest's emotions when fewer than two
+    classes are left (BAVED's levels give one class, ``neu``, of the default targets: use
+    ``emotions=("low", "neu", "high")``).
     """
     emotions, merged = _merged_emotions(manifest, emotions, merge)
     keep = merged.isin(emotions)
@@ -185,9 +190,13 @@ def target_subset(manifest: pd.DataFrame, emotions: Iterable[str] = TARGET_EMOTI
     out["emotion"] = merged[keep]
     if out.empty:
         raise ManifestError(f"no utterance with emotion in {list(emotions)} (merge {dict(merge)})")
-    absent = [e for e in emotions if e not in set(out["emotion"])]
+    present = sorted(set(out["emotion"]))
+    if len(present) < 2:
+        raise ManifestError(f"the targets {list(emotions)} leave one class, {present[0]}; a task needs two or more. "
+                            f"This manifest's emotions: {' '.join(sorted(set(merged)))}; choose the targets among them")
+    absent = [e for e in emotions if e not in present]
     if absent:
-        warnings.warn(f"target_subset: no utterance labelled {absent}; the task has {len(emotions) - len(absent)} classes",
+        warnings.warn(f"target_subset: no utterance labelled {absent}; the task has {len(present)} classes",
                       stacklevel=2)
     return out.reset_index(drop=True)
 

@@ -25,12 +25,14 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from sercore.analysis.tables import METRICS
-from sercore.features.cache import extract_features
+from sercore.features.cache import DIGESTS, extract_features
 from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
 from sercore.data import bad_files, describe_splits
+from sercore.data.duplicates import leave_out_copies
 from sercore.data.registry import dataset_info
 from sercore.features.featureset import FeatureSet
-from sercore.core.config import resolve_device
+from sercore.core.config import cache_dir, resolve_device
+from sercore.core.digests import DigestMemo
 from sercore.core.provenance import write_params
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
@@ -205,7 +207,9 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
     corpus loader or the feature cache cannot use are skipped (``on_error="skip"``) and reported, or raise
-    (``"raise"``, the notebooks' ``strict``). The splits are written to
+    (``"raise"``, the notebooks' ``strict``). Byte-identical copies of a file are listed in
+    ``output_dir/duplicates.csv`` and left out of the manifest, task and splits (``"raise"``: a copy in another
+    split than the file it copies is an error naming both; ``sercore.data.duplicates``). The splits are written to
     ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
     ``quick`` with no ``folds`` runs the first fold only. ``engine`` (e.g. a Ray engine) extracts the features'
     chunks as its jobs (its workers must see the data and the cache); None: this machine's processes.
@@ -221,8 +225,11 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
-    task = target_subset(manifest, emotions=tuple(targets), merge={"exc": "hap"} if merge is None else merge)
     splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
+    digests = DigestMemo(cache_dir() / "features" / DIGESTS).digests(manifest["path"])  # the feature cache's memo
+    manifest, splits, _ = leave_out_copies(manifest, splits, digests, report=output_dir / "duplicates.csv",
+                                           strict=on_error == "raise")
+    task = target_subset(manifest, emotions=tuple(targets), merge={"exc": "hap"} if merge is None else merge)
     save_splits(splits, output_dir / "splits.csv")
     all_folds = sorted(int(f) for f in splits["fold"].unique())
     chosen = (all_folds[:1] if quick else all_folds) if folds is None else [int(f) for f in folds]
