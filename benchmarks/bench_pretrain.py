@@ -87,7 +87,7 @@ def load_corpus(size: str, n: int, seed: int = 0):
     manifest = manifest.reset_index(drop=True)
     mel = extract_features(manifest, get_view("mel"), progress=False)
     positions = mel.positions(manifest["utt_id"].tolist())
-    frames = np.concatenate([np.asarray(mel.data[mel.offsets[p]:mel.offsets[p + 1]]) for p in positions])
+    frames = np.concatenate([np.asarray(mel.frames(p)) for p in positions])
     code = pd.factorize(manifest["emotion"])[0]
     rng = np.random.default_rng(seed)
     functionals = rng.normal(size=(code.max() + 1, N_FUNCTIONALS))[code] + rng.normal(size=(len(code), N_FUNCTIONALS))

@@ -8,8 +8,4 @@ figures) · ``training`` (pre-training and fine-tuning loops, their caches and j
 ``clusters`` (paper B) · ``notebook`` (what notebooks share: ``setup``, budgets) · ``runner`` (``run_all.py``).
 """
 
-from sercore import _moved
-
-__version__ = "0.2.0"
-
-_moved.install()
+__version__ = "0.3.0"

@@ -18,21 +18,6 @@ from threadpoolctl import threadpool_limits
 
 os.environ["SERCORE_AUTO_PRECISION"] = "fp32"  # before any sercore import; inherited by kernels and workers
 
-
-def _intel_cpu() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "GenuineIntel" in f.read(4096)
-    except OSError:
-        return False
-
-
-# The golden values were computed on an AMD EPYC, where MKL takes its generic code path; on an Intel CPU MKL's
-# AVX-512 kernels round differently and flip some UARs of the tiny seeded runs. MKL's conditional numerical
-# reproducibility mode COMPATIBLE makes it take that path here too (checked on a Xeon with AVX-512).
-if _intel_cpu():
-    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
-
 from fake_views import write_corpus  # noqa: E402
 from fixtures_grids import make_grid_corpus  # noqa: E402
 

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_engine  # noqa: E402
 import bench_finetune  # noqa: E402
 import bench_pretrain  # noqa: E402
+import bench_store  # noqa: E402
 import bench_views  # noqa: E402
 import bench_wav2vec2  # noqa: E402
 
@@ -49,9 +50,10 @@ SMOKES = {
     "bench_finetune": (("--quick",), None, ("identical result tables: True", "one padded batch (256)")),
     "bench_engine": (("--quick",), None, ("1-thread loop", "ray engine, 2 CPUs")),
     "bench_wav2vec2": (("--smoke",), None, ("three-view pre-training fp32:", "GB per hour of audio")),
+    "bench_store": (("--quick",), 2, ("mel      utterances extracted: manifest-keyed 720, store 240", "CPU ")),
 }
 MODULES = {"bench_pretrain": bench_pretrain, "bench_finetune": bench_finetune, "bench_engine": bench_engine,
-           "bench_wav2vec2": bench_wav2vec2}
+           "bench_wav2vec2": bench_wav2vec2, "bench_store": bench_store}
 
 
 @pytest.mark.bench

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from golden import golden
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
@@ -240,7 +241,7 @@ def test_bf16_runs_record_precision_steps_and_validate_in_inference_mode(data, m
     assert ft.metrics["steps"] == ft.history["steps"].iloc[-1] == 2 * -(-len(split["train"]) // 64)
     calls = ft.model.encoder.calls[len(calls):]
     assert {c for c in calls if c[0]} == {(True, False, True)} and {c for c in calls if not c[0]} == {(False, True, True)}
-    assert ft.metrics["test_uar"] == pytest.approx(0.7708333333333334, abs=1e-6)  # the seeded value (emulated bf16)
+    assert ft.metrics["test_uar"] == golden(0.7708333333333334)  # the seeded value (emulated bf16)
 
 
 def test_precision_falls_back_to_fp32_with_a_note(data, monkeypatch):

@@ -21,7 +21,7 @@ def pooled(features: FeatureSet, ids) -> np.ndarray:
         return features.numpy_fixed(pos).reshape(len(pos), -1)
     rows = []
     for p in pos:
-        frames = np.asarray(features.data[features.offsets[p]:features.offsets[p + 1]], dtype=np.float32)
+        frames = np.asarray(features.frames(p), dtype=np.float32)
         frames = frames.reshape(len(frames), -1)
         rows.append(np.concatenate([frames.mean(0), frames.std(0)]))
     return np.stack(rows)
