@@ -21,9 +21,9 @@ GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq
 
 
 def _as_if_cached(features: dict, tag: str) -> dict:
-    """The FeatureSets with the cache metadata a feature-cache entry has (folder, data digest)."""
+    """The FeatureSets with the metadata a set read from the feature store has (folder, content digest)."""
     return {v: FeatureSet(fs.ids, fs.data, fs.lengths if fs.variable else None,
-                          meta=dict(fs.meta, folder=f"/cache/{v}/{tag}", files={"data.npy": {"blake2b": tag}}))
+                          meta=dict(fs.meta, folder=f"/cache/{v}/{tag}", content=tag))
             for v, fs in features.items()}
 
 

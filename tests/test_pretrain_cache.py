@@ -22,7 +22,7 @@ def _features(folder_tag: str | None):
     y = np.repeat([0, 1, 2, 3], 12)
     a = rng.normal(size=(48, 10)) + y[:, None]
     b = rng.normal(size=(48, 6)) - y[:, None]
-    meta = (lambda v: {"view": v, "encoder": "mlp", "folder": f"/cache/{v}/{folder_tag}"}) if folder_tag \
+    meta = (lambda v: {"view": v, "encoder": "mlp", "folder": f"/cache/{v}", "content": folder_tag}) if folder_tag \
         else (lambda v: {"view": v, "encoder": "mlp"})
     return {"a": FeatureSet(ids, a.astype(np.float32), meta=meta("a")),
             "b": FeatureSet(ids, b.astype(np.float32), meta=meta("b"))}, ids

@@ -38,10 +38,10 @@ def test_alignment_table_takes_all_utterances_of_a_small_fold(reps):
     n = len(rep.ids) + len(rep.other_ids)
     assert (t["samples"] == "all").all() and (t["n_samples"] == n).all() and (t["max_dims"] == (n - 1) // 2).all()
     assert set(t["condition"]) == set(MODELS) | {"random vectors"} and len(t) == 4
-    golden = {"pwcca": [0.8263948366165842, 0.786868206569156, 0.7079298149555963, 0.5695845321023211],  # seeded
+    want = {"pwcca": [0.8263948366165842, 0.786868206569156, 0.7079298149555963, 0.5695845321023211],  # seeded
               "cka": [0.5377273260937686, 0.4483620353999903, 0.4447985085305715, 0.039846636250713316],
               "pwcca_baseline": [0.6500740374431758, 0.584283756508547, 0.4743958023552405, 0.5695845321023211]}
-    for column, values in golden.items():  # rows: the three models, then the random vectors
+    for column, values in want.items():  # rows: the three models, then the random vectors
         assert t[column].tolist() == golden(values), column
     assert np.isfinite(t["debiased_cka"]).all()
     test_only = alignment_table([rep], samples="test", n_repeats=2)

@@ -149,3 +149,46 @@ def test_prune_unused_shards(two_corpora, tmp_path):
     view = FakeFixed()
     run(pd.concat([a, b]), view, tmp_path / "c")
     assert view.calls == 6  # the pruned shard's utterances (corpus a) only
+
+
+class SlowFixed(FakeFixed):
+    """Slow enough that two processes started together overlap."""
+
+    name = "slowfix"
+
+    def extract(self, wave, sr=SR):
+        import time
+
+        time.sleep(0.05)
+        return super().extract(wave, sr)
+
+
+def _fill(manifest, root, barrier, out):
+    barrier.wait()
+    view = SlowFixed()
+    fs = run(manifest, view, root, chunk_size=2)
+    np.save(out, fs.numpy_fixed())
+    with open(f"{out}.calls", "w") as f:
+        f.write(str(view.calls))
+
+
+def test_two_processes_with_overlapping_manifests_share_one_store(two_corpora, tmp_path):
+    import multiprocessing as mp
+
+    a, b = two_corpora
+    manifests = [pd.concat([a, b.iloc[:2]]), pd.concat([a.iloc[3:], b])]  # 8 and 7 utterances, 5 in common
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_fill, args=(m, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
+             for i, m in enumerate(manifests)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    calls = sum(int((tmp_path / f"out{i}.npy.calls").read_text()) for i in range(2))
+    assert calls == 10  # every distinct utterance once, by one process or the other
+    for i, manifest in enumerate(manifests):
+        want = direct(manifest, FakeFixed)
+        got = np.load(tmp_path / f"out{i}.npy")
+        np.testing.assert_allclose(got, np.stack([want[u] for u in sorted(want)]), rtol=2e-3, atol=1e-4)

@@ -70,7 +70,7 @@ class StoredFeatures:
 
     def reopen(self) -> FeatureSet:
         store = FeatureStore(self.folder)
-        fs = store.assemble(list(zip(self.ids, [""] * len(self.ids), self.digests)))
+        fs = store.assemble(list(zip(self.ids, [""] * len(self.ids), self.digests)), touch=False)
         if fs is None:
             raise CacheCorrupt(f"{self.folder}: features sent to this worker are no longer in the store")
         return fs
@@ -250,11 +250,12 @@ class FeatureStore:
 
     # ------------------------------------------------------------ reading
 
-    def assemble(self, rows, *, repair: bool = False) -> FeatureSet | None:
+    def assemble(self, rows, *, repair: bool = False, touch: bool = True) -> FeatureSet | None:
         """The FeatureSet of ``rows`` (``(utt_id, path, audio digest)``, sorted by utt_id), or None while an
         utterance is not stored yet. Utterances skipped at extraction (and files that could not be read, digest
         None) are left out and listed in ``meta["skipped"]``. A damaged shard raises ``CacheCorrupt``, or with
         ``repair`` (under the lock) is moved aside and None returned, so that its utterances are extracted again.
+        ``touch`` records today as the shards' last use (workers reopening a set do not).
         """
         items, skip = self.lookup(d for _, _, d in rows if d)
         if any(d and d not in items and d not in skip for _, _, d in rows):
@@ -273,7 +274,8 @@ class FeatureStore:
                 raise
             self.set_aside(err)
             return None
-        self._touch(names)
+        if touch:
+            self._touch(names)
         return self._featureset(kept, items, shards, records, skipped)
 
     def _featureset(self, kept, items, shards, records, skipped) -> FeatureSet:

@@ -55,7 +55,7 @@ class Wav2Vec2View(View):
     """Frozen wav2vec 2.0 hidden states of all layers, ``[T, L, D]`` float32."""
 
     name = "wav2vec2"
-    version = "1"
+    version = "2"  # 2: the positional convolution runs in fp32 under bf16 (fp32 features unchanged)
     variable = True
     encoder = "wav2vec2"
     packages = ("torch", "torchaudio", "transformers")
@@ -162,6 +162,7 @@ class _Backend:
 
     def __init__(self, model, device, *, layers, normalize: bool, info: dict):
         self.model = model.to(device).float().eval()  # float32 whatever the checkpoint's dtype
+        _positional_conv_in_fp32(self.model)
         self.device = device
         self.layers = layers  # the transformer's layer modules, for the hooks
         self.normalize = normalize
@@ -228,6 +229,25 @@ class _Backend:
         if self.normalize:  # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor does
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
         return x[None]
+
+
+def _positional_conv_in_fp32(model) -> None:
+    """Run the positional convolution (kernel 128, 16 groups) in fp32 under bf16 autocast.
+
+    In native bf16 on a CPU with AVX-512 bf16/AMX (measured on an Intel Xeon, tiny random model) that one grouped
+    convolution alone brought the transformer's input down to 0.964 correlation with fp32; in fp32 it is 0.9999.
+    fp32 runs are unchanged (the cast and the disabled autocast do nothing there)."""
+    import torch
+
+    for name, module in model.named_modules():
+        if name.endswith("pos_conv_embed"):
+            forward = module.forward
+
+            def in_fp32(x, *args, _forward=forward, **kwargs):
+                with torch.autocast(x.device.type, enabled=False):
+                    return _forward(x.float(), *args, **kwargs)
+
+            module.forward = in_fp32
 
 
 def _put(captured: dict, k: int, value) -> None:
