@@ -47,18 +47,54 @@ def test_describe_states_provenance():
                        "repetitions: 6")
 
 
-def test_sparse_label_and_ood_figures(tmp_path):
-    paths = sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "fig3", caption=CAPTION)
+def test_sparse_label_and_ood_figures(tmp_path, capsys):
+    paths = sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "fig3", caption=CAPTION,
+                                test="mannwhitney")
     _check_files(paths, 6)
     stats = pd.read_csv(tmp_path / "fig3_stats.csv")
     gained = stats[stats.fraction < 0.2]  # 6 vs 6 fully separated: exact p = 2/924, the 4 smallest of 6 tests
     assert len(stats) == 6 and (gained["rank_biserial"] == 1.0).all() and (gained["mark"] == "*").all()
     assert gained["p_holm"].to_numpy() == pytest.approx([6 * 2 / 924] * 4)
-    assert "repetitions: 6" in (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
+    assert (stats["test"] == "mannwhitney").all() and (stats["n"] == 6).all()
+    assert stats["p_floor"].to_numpy() == pytest.approx([6 * 2 / 924] * 6)
+    caption = (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
+    assert "repetitions: 6" in caption and "Mann–Whitney U (unpaired) on repetition means, n = 6, Holm over 6" in caption
+    assert "no difference" not in caption and capsys.readouterr().out == ""
+    # the default, paired by repetition: 6 pairs give p ≥ 2/64, × 6 by Holm: nothing could be significant
+    sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "paired", caption=CAPTION)
+    stats = pd.read_csv(tmp_path / "paired_stats.csv")
+    assert (stats["test"] == "wilcoxon").all() and (stats["mark"] == "n/a (n too small)").all()
+    printed = capsys.readouterr().out
+    assert "With 6 repetitions no difference can reach p < 0.05; use ≥ 8 repetitions" in printed
+    assert printed.strip() in (tmp_path / "paired_stats.md").read_text().splitlines()[0]
     paths = ood_figure(_results(("target", "ood"), 0.05), tmp_path / "fig4", caption=CAPTION)
     _check_files(paths, 6)
     with pytest.raises(ValueError, match="caption"):
         ood_figure(_results(("target", "ood"), 0.05), tmp_path / "x", caption="")
+
+
+def test_sparse_label_figure_pairs_runs_of_each_fold(tmp_path):
+    """Runs of 5 folds × 3 repetitions, pre-training + 0.05: the paired test marks every cell; the figure draws
+    repetition means (over folds), as paper A does."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for view in ("mel", "egemaps"):
+        for frac in (0.05, 0.25):
+            for fold in range(5):
+                for rep in range(3):
+                    base = 0.3 + 0.04 * fold + 0.03 * rng.standard_normal()
+                    for cond, shift in (("pretrained", 0.05), ("supervised", 0.0)):
+                        rows.append(dict(view=view, fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                         test_uar=base + shift + 0.01 * rng.standard_normal()))
+    runs = pd.DataFrame(rows)
+    _check_files(sparse_label_figure(runs, tmp_path / "fig3", caption=CAPTION), 6)
+    stats = pd.read_csv(tmp_path / "fig3_stats.csv")
+    assert (stats["mark"] == "*").all() and (stats["n"] == 15).all() and (stats["W"] == 0).all()
+    assert stats["p_floor"].to_numpy() == pytest.approx([4 * 2 / 2 ** 15] * 4)
+    assert "Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 15, Holm over 4 tests" in \
+        (tmp_path / "fig3_stats.md").read_text().splitlines()[0]
+    summary = pd.read_csv(tmp_path / "fig3_summary.csv")
+    assert len(summary) == 8 and (summary["n"] == 3).all()  # 3 repetition means per view × condition × fraction
 
 
 def test_embedding_grid_and_speaker_map(tmp_path):

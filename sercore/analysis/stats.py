@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 
 __all__ = ["uar", "wa", "macro_f1", "confusion", "mean_ci_t", "bootstrap_ci", "metric_bounds", "mann_whitney",
            "wilcoxon_paired", "holm", "attainable_p", "holm_floor", "needed_n", "compare_conditions", "average_ranks",
-           "power_note", "TESTS", "TEST_NAMES", "TOO_FEW"]
+           "power_note", "repetition_means", "sampling_unit", "compare_runs", "TESTS", "TEST_NAMES", "TOO_FEW"]
 
 # Metrics that live in [0, 1], named alone or with a split prefix (``test_uar``, ``val_wa``...).
 BOUNDED = ("uar", "wa", "f1", "macro_f1", "accuracy", "acc", "purity", "nmi", "recall", "precision")
@@ -316,6 +316,36 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
     order = by + ["a", "b", "test", "n_a", "n_b", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "W", "U", "p",
                   "rank_biserial", "m", "p_floor", "p_holm", "mark"]
     return out.reindex(columns=[c for c in order if c in out.columns or c in ("diff", "rank_biserial")])
+
+
+def repetition_means(runs: pd.DataFrame, by: Sequence[str], value: str = "test_uar") -> pd.DataFrame:
+    """One ``value`` per ``by`` × ``repetition``: the mean over folds, paper A's unit; a table without a
+    ``fold`` column (already one row per repetition) comes back as it is."""
+    if "fold" not in runs.columns:
+        return runs
+    return runs.groupby(list(by) + ["repetition"], dropna=False)[value].mean().reset_index()
+
+
+def sampling_unit(runs: pd.DataFrame, test: str) -> tuple[str, int]:
+    """``(what test runs on, units one repetition adds)`` for a grid's run table: fold × repetition pairs (one
+    per fold) for ``wilcoxon``, repetition means (one) for ``mannwhitney``."""
+    _check_test(test)
+    if test == "mannwhitney":
+        return "repetition means", 1
+    if "fold" in runs.columns:
+        return "fold × repetition pairs", max(1, int(runs["fold"].nunique()))
+    return "repetition pairs", 1
+
+
+def compare_runs(runs: pd.DataFrame, *, by, condition_col: str = "condition", a, b: str, value: str = "test_uar",
+                 alpha: float = 0.05, test: str = "wilcoxon") -> pd.DataFrame:
+    """:func:`compare_conditions` on a grid's run table (one row per fold × repetition × condition...), each
+    test on its unit: ``wilcoxon`` pairs the runs with their twins of the same fold and repetition,
+    ``mannwhitney`` (paper A) compares the repetition means over folds (:func:`repetition_means`)."""
+    by = [by] if isinstance(by, str) else list(by)
+    data = repetition_means(runs, by + [condition_col], value) if test == "mannwhitney" else runs
+    return compare_conditions(data, by=by, condition_col=condition_col, a=a, b=b, value=value, alpha=alpha,
+                              test=test)
 
 
 def power_note(tests: pd.DataFrame, *, alpha: float = 0.05, unit: str = "", per_repetition: int = 1) -> str:
