@@ -184,6 +184,29 @@ def test_condition_bars(tmp_path):
         condition_bars(results, tmp_path / "x", caption=CAPTION, value="test_wa")
 
 
+def test_condition_bars_against_a_baseline(tmp_path):
+    """Paper B's bars with each variant tested against supervised on the runs' twins (3 folds × 3 repetitions)."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for frac in (1.0, 0.1):
+        for fold in range(3):
+            for rep in range(3):
+                base = 0.4 + 0.05 * fold + 0.02 * rng.standard_normal()
+                for cond, shift in (("supervised", 0.0), ("cluster_contrastive", 0.06), ("speaker_probe", 0.0)):
+                    rows.append(dict(fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                     test_uar=base + shift + 0.01 * rng.standard_normal()))
+    paths = condition_bars(pd.DataFrame(rows), tmp_path / "bars", caption=CAPTION, baseline="supervised")
+    assert {p.name for p in paths} >= {"bars.png", "bars_stats.csv", "bars_stats.md"}
+    stats = pd.read_csv(tmp_path / "bars_stats.csv").set_index(["a", "fraction"])
+    assert (stats["b"] == "supervised").all() and (stats["m"] == 4).all() and (stats["n"] == 9).all()
+    assert (stats.loc["cluster_contrastive", "mark"] == "*").all()  # 9 pairs: p = 2/512, × 4 = 0.016
+    assert (stats.loc["speaker_probe", "mark"] == "ns").all()
+    flat = condition_bars(pd.DataFrame(rows).query("fraction == 1.0"), tmp_path / "flat", caption=CAPTION, col=None,
+                          baseline="supervised", test="mannwhitney")
+    assert "Mann–Whitney U (unpaired) on repetition means, n = 3" in (tmp_path / "flat_stats.md").read_text()
+    assert (pd.read_csv(tmp_path / "flat_stats.csv")["mark"] == "n/a (n too small)").all() and len(flat) == 4
+
+
 def test_learning_curves_from_hand_made_histories(tmp_path):
     pre = {f"fold {f}": pd.DataFrame(dict(epoch=np.arange(1, 6 + f), train_loss=np.linspace(4, 2, 5 + f),
                                           val_loss=[4.0, 3.0, 2.5, 2.7, 2.9, 3.1][:5 + f], seconds=1.0))

@@ -18,6 +18,7 @@ if "inline" not in str(getattr(matplotlib.rcParams, "_get_backend_or_none", lamb
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -155,24 +156,44 @@ def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "targ
 
 def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
                    condition_col: str = "condition", col: str | None = "fraction", order: Sequence[str] | None = None,
-                   title: str | None = None) -> list[Path]:
+                   title: str | None = None, baseline: str | None = None, test: str = "wilcoxon",
+                   alpha: float = 0.05) -> list[Path]:
     """Mean ``value`` per condition as bars with Student-t 95% CIs, cut to [0, 1] for bounded metrics (one panel
     per ``col`` value, e.g. the labelled fraction): paper B's comparison of pre-training variants against their
     baselines.
 
-    ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.notebook.experiment.fold_means`).
+    ``results``: a grid's runs (bars over repetition means, each the mean over folds) or one row per repetition.
+    ``baseline`` (e.g. ``"supervised"``): every other condition is tested against it in each panel, one Holm
+    family (``test`` as in :func:`condition_figure`), its mark is written right of the bar, the test table is
+    saved as ``<stem>_stats`` and the caption names the test, n and correction.
     """
     _check_caption(caption)
-    _require(results, [condition_col, value] + ([col] if col else []), "condition_bars")
-    order = list(order or results.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
-    g = sns.catplot(data=results, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
+    cols = [col] if col else []
+    _require(results, [condition_col, value] + cols, "condition_bars")
+    paths, tests = [], None
+    if baseline is not None:
+        others = [c for c in dict.fromkeys(results[condition_col]) if c != baseline]
+        tests, caption = significance(results, caption, test=test, alpha=alpha, pairs=[(others, baseline)], by=cols,
+                                      condition_col=condition_col, value=value)
+    data = repetition_means(results, [condition_col] + cols, value)
+    order = list(order or data.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
+    g = sns.catplot(data=data, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
                     aspect=1.3, errorbar=_ci(value), color="tab:blue", sharex=True)
     g.set_axis_labels(value, "")
     if col:
         g.set_titles(col_template=f"{col} = {{col_name}}")
+    if tests is not None:
+        for key, ax in (g.axes_dict.items() if col else [(None, g.ax)]):
+            shown = tests if key is None else tests[tests[col] == key]
+            for _, r in shown.iterrows():
+                ax.text(1.01, order.index(r["a"]), "n/a" if r["mark"] == TOO_FEW else r["mark"], va="center",
+                        fontsize=9, transform=blended_transform_factory(ax.transAxes, ax.transData))
     if title:
         g.figure.suptitle(title, y=1.04)
-    return save_figure(g.figure, path_stem, caption=caption)
+    stem = Path(path_stem)
+    if tests is not None:
+        paths = save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
+    return save_figure(g.figure, stem, caption=caption) + paths
 
 
 def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):

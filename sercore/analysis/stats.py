@@ -299,7 +299,7 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
                              f"found {sorted(df[condition_col].astype(str).unique())}")
     rows = []
     for cond in conditions:
-        for key, g in df.groupby(by, sort=True):
+        for key, g in (df.groupby(by, sort=True) if by else [((), df)]):
             key = key if isinstance(key, tuple) else (key,)
             rows.append(_one_test(g, key, by, condition_col, cond, b, value, test, pair_on))
     out = pd.DataFrame(rows)
