@@ -234,3 +234,36 @@ def test_error_bars_of_bounded_metrics_stay_in_0_1(tmp_path):
     results = pd.DataFrame(dict(condition=["a"] * 4 + ["b"] * 4, fraction=0.1, test_uar=near_one + near_one[::-1]))
     paths = condition_bars(results, tmp_path / "bars", caption=CAPTION)
     _check_files(paths, 2)
+
+
+def test_paper_budget_keeps_paper_a_u_test_on_repetition_means(tmp_path):
+    """``--budget paper``: the figure tests as paper A did: two-sided U on the 10 repetition means (each over the
+    folds) per view × fraction, Holm over the cells, ``*``/``ns``, computed here from scipy directly."""
+    from scipy import stats as st
+
+    from sercore.notebook.settings import run_settings
+
+    test = run_settings(budget="paper", workers=1).test
+    rng = np.random.default_rng(3)
+    rows = []
+    for view, gain in (("mel", 0.04), ("egemaps", 0.0)):
+        for frac in (0.02, 0.25):
+            for fold in range(5):
+                for rep in range(10):
+                    base = 0.4 + 0.03 * fold
+                    for cond, shift in (("pairwise-cl", gain), ("supervised", 0.0)):
+                        rows.append(dict(view=view, fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                         test_uar=base + shift + 0.02 * rng.standard_normal()))
+    runs = pd.DataFrame(rows)
+    sparse_label_figure(runs, tmp_path / "fig3", caption=CAPTION, a="pairwise-cl", test=test)
+    stats = pd.read_csv(tmp_path / "fig3_stats.csv")
+    means = runs.groupby(["view", "fraction", "condition", "repetition"])["test_uar"].mean()
+    p = np.array([st.mannwhitneyu(means[v, f, "pairwise-cl"], means[v, f, "supervised"]).pvalue
+                  for v, f in zip(stats["view"], stats["fraction"])])
+    order = np.argsort(p)
+    holm = np.empty(4)
+    holm[order] = np.minimum(np.maximum.accumulate((4 - np.arange(4)) * p[order]), 1.0)
+    assert test == "mannwhitney" and (stats["test"] == "mannwhitney").all() and (stats["n"] == 10).all()
+    assert stats["p"].to_numpy() == pytest.approx(p) and stats["p_holm"].to_numpy() == pytest.approx(holm)
+    assert stats["mark"].tolist() == ["*" if h < 0.05 else "ns" for h in holm]
+    assert set(stats["mark"]) == {"*", "ns"}  # mel gained 0.04, egemaps nothing

@@ -36,7 +36,7 @@ EXPECTED = {
     "06_alignment": ["alignment.png", "alignment_runs.csv"],
     "07_parameter_counts": ["parameter_counts.csv"],
     "08_cluster_contrastive": ["cluster_contrastive.png", "cluster_contrastive_runs.csv",
-                               "cluster_contrastive_summary.csv"],
+                               "cluster_contrastive_summary.csv", "cluster_contrastive_stats.csv"],
     "09_cross_corpus": ["cross_corpus.png", "cross_corpus_runs.csv", "cross_corpus_stats.csv",
                         "cross_corpus_means.csv"],
 }
@@ -284,3 +284,55 @@ def test_template_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
     record = json.loads((out / "params.json").read_text())
     assert record["params"]["fractions"] == [0.1, 1.0] and record["injected"] == ["size", "quick", "offline",
                                                                                    "output_dir"]
+
+
+# ---- what the grid notebooks' defaults can show ----------------------------------------------------------------
+
+def _defaults(name: str) -> dict:
+    """The notebook's parameters cell, read with nbformat: ``{name: default}``."""
+    import nbformat
+
+    cell = next(c for c in nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    return {p.target.id: ast.literal_eval(p.value) for p in ast.parse(cell.source).body}
+
+
+def _family(name: str, p: dict) -> int:
+    """Tests in one Holm family of the notebook's figure: views × fractions (03, 04; 09 per source against the
+    target or none), paper B's conditions against supervised × fractions (08)."""
+    if name != "08_cluster_contrastive":
+        return len(p["views"]) * len(p["fractions"])
+    from sercore.clusters.pretrain import VARIANTS
+
+    others = len(VARIANTS) + 1 + ("wav2vec2" in p["views"]) + (len(p["views"]) >= 2)  # + speaker probe, Pairwise-CL
+    return others * len(p["fractions"])
+
+
+def _floor(test: str, folds: int, repetitions: int, m: int) -> float:
+    from sercore.analysis.stats import attainable_p, holm_floor
+
+    n = folds * repetitions if test == "wilcoxon" else repetitions  # pairs of every fold, or repetition means
+    return float(holm_floor([attainable_p(test, n)] * m)[0])
+
+
+@pytest.mark.parametrize("name", ["03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive", "09_cross_corpus"])
+def test_default_settings_can_reach_significance(name):
+    """At the default budget the notebook's default test can reach p < 0.05 after Holm, on the default corpus
+    (5 speaker folds) and on any corpus with 3 folds (the fewest with unseen validation speakers); the paper
+    budget's U test on 10 repetition means too; the quick budget (1 fold × 2 repetitions) cannot, and says so."""
+    from sercore.data.splits import DEFAULT_FOLDS
+    from sercore.notebook.settings import run_settings
+
+    p = _defaults(name)
+    m = _family(name, p)
+    run = run_settings(repetitions=p["repetitions"], workers=1)
+    assert run.test == "wilcoxon"
+    for folds in (3, DEFAULT_FOLDS):
+        assert _floor(run.test, folds, run.repetitions, m) < 0.05, (name, folds, run.repetitions, m)
+    paper = run_settings(budget="paper", repetitions=p["repetitions"], workers=1)
+    assert (paper.test, paper.repetitions) == ("mannwhitney", 10)
+    assert _floor(paper.test, DEFAULT_FOLDS, paper.repetitions, m) < 0.05
+    quick = run_settings(budget="quick", repetitions=p["repetitions"], workers=1)
+    assert _floor(quick.test, 1, quick.repetitions, m) >= 0.05  # marks "n/a (n too small)", never "ns"
+    # paper A's U test on the default repetition means could not (why the default test is the paired one)
+    assert _floor("mannwhitney", DEFAULT_FOLDS, run.repetitions, m) >= 0.05
