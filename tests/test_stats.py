@@ -236,3 +236,14 @@ def test_attainable_p_and_holm_floor():
     assert holm_floor([0.001, 0.02, 0.02]) == pytest.approx([0.003, 0.04, 0.04])
     assert holm_floor([0.001, 0.03]) == pytest.approx([0.002, 0.03])
     assert needed_n("wilcoxon", 12) == 9 and needed_n("mannwhitney", 12) == 6 and needed_n("mannwhitney", 1) == 4
+
+
+def test_power_note_when_only_some_tests_are_hopeless():
+    runs = _matched_runs(repetitions=2)
+    runs = runs[~((runs["view"] == "mel") & (runs["fold"] > 0))]  # mel: 2 pairs left, the others 10
+    out = compare_conditions(runs, by=["view", "fraction"], a="pairwise-cl", b="supervised")
+    mel = out["view"] == "mel"
+    assert (out.loc[mel, "mark"] == TOO_FEW).all() and (out.loc[~mel, "mark"] == "*").all()
+    assert out.loc[mel, "p_floor"].min() >= 0.05 and (out.loc[~mel, "p_floor"] < 0.05).all()
+    note = power_note(out, unit="fold × repetition pairs", per_repetition=5)
+    assert "n = 2–10" in note and "4 of 12 tests could not reach p < 0.05 with their n (n/a)" in note

@@ -315,7 +315,8 @@ def compare_conditions(df: pd.DataFrame, *, by, condition_col: str = "condition"
                                                  np.where(out["p_holm"] < alpha, "*", "ns")))
     order = by + ["a", "b", "test", "n_a", "n_b", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "W", "U", "p",
                   "rank_biserial", "m", "p_floor", "p_holm", "mark"]
-    return out.reindex(columns=[c for c in order if c in out.columns or c in ("diff", "rank_biserial")])
+    present = set(out.columns) | {"diff", "rank_biserial"}  # also when no group had both conditions
+    return out.reindex(columns=[c for c in order if c in present])
 
 
 def repetition_means(runs: pd.DataFrame, by: Sequence[str], value: str = "test_uar") -> pd.DataFrame:
@@ -359,11 +360,14 @@ def power_note(tests: pd.DataFrame, *, alpha: float = 0.05, unit: str = "", per_
     n, m = _span(done["n"]), _span(done["m"])
     text = (f"test: {names}{' on ' + unit if unit else ''}, n = {n}, Holm over {m} tests; smallest attainable "
             f"adjusted p {done['p_floor'].min():.2g}")
-    if (done["mark"] == TOO_FEW).any():
+    hopeless = done["mark"] == TOO_FEW
+    if hopeless.all():
         reps = _span(done["n"] / per_repetition)
         need = needed_n(done["test"].iloc[0], int(done["m"].max()), alpha)
         more = f"; use ≥ {-(-need // per_repetition)} repetitions" if need else ""
         text += f". With {reps} repetitions no difference can reach p < {alpha:g}{more}"
+    elif hopeless.any():
+        text += f". {int(hopeless.sum())} of {len(done)} tests could not reach p < {alpha:g} with their n (n/a)"
     return text
 
 
