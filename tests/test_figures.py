@@ -58,7 +58,8 @@ def test_sparse_label_and_ood_figures(tmp_path, capsys):
     assert (stats["test"] == "mannwhitney").all() and (stats["n"] == 6).all()
     assert stats["p_floor"].to_numpy() == pytest.approx([6 * 2 / 924] * 6)
     caption = (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
-    assert "repetitions: 6" in caption and "Mann–Whitney U (unpaired) on repetition means, n = 6, Holm over 6" in caption
+    assert "repetitions: 6" in caption
+    assert "Mann–Whitney U (unpaired) on repetition means, n = 6, Holm over 6" in caption
     assert "no difference" not in caption and capsys.readouterr().out == ""
     # the default, paired by repetition: 6 pairs give p ≥ 2/64, × 6 by Holm: nothing could be significant
     sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "paired", caption=CAPTION)

@@ -2,9 +2,9 @@
 
 Per corpus: its size and folds, the linear-probe UAR per view (notebook 00), the per-speaker cluster NMI with
 its significance (notebook 01), and Pairwise-CL minus supervised UAR at each labelled fraction with its
-significance mark and the test, n and correction behind it (notebook 03). Each number links to the notebook that produced it; each comparison has a seaborn heat
-map (corpora × views) embedded as a base64 PNG; the page and every table are headed by a findings line
-computed from the numbers (:mod:`sercore.runner.results`).
+significance mark and the test, n and correction behind it (notebook 03). Each number links to the notebook that
+produced it; each comparison has a seaborn heat map (corpora × views) embedded as a base64 PNG; the page and every
+table are headed by a findings line computed from the numbers (:mod:`sercore.runner.results`).
 """
 
 from __future__ import annotations
