@@ -162,7 +162,7 @@ def test_grid_has_every_condition_fraction_view_and_repeats(setting, tmp_path):
     assert (stats["mark"] == "n/a (n too small)").all() and (stats["p_floor"] == 1.0).all()
     caption = (tmp_path / "cross_stats.md").read_text().splitlines()[0]
     assert "Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 2, Holm over 4 tests" in caption
-    assert "With 2 repetitions no difference can reach p < 0.05" in caption
+    assert "With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ 8 repetitions" in caption
     cross_corpus_figure(table, tmp_path / "paper", caption="dataset: emodb | views: fixed, seq", test="mannwhitney")
     assert "Mann–Whitney U (unpaired) on repetition means, n = 2" in (tmp_path / "paper_stats.md").read_text()
 

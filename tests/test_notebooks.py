@@ -215,9 +215,9 @@ def test_quick_run_names_its_tests(results):
         assert set(table["mark"]) == {"n/a (n too small)"} and (table["p_floor"] >= 0.05).all(), path
         caption = path.with_suffix(".md").read_text().splitlines()[0]
         assert "test: Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 2" in caption, path
-        assert "With 2 repetitions no difference can reach p < 0.05; use ≥" in caption, path
+        assert "With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ 9" in caption, path
     output = (results / "03_sparse_labels" / "03_sparse_labels.ipynb").read_text()
-    assert "With 2 repetitions no difference can reach p < 0.05" in output  # printed under the figure's cell
+    assert "With 2 repetitions (1 fold) no difference can reach p < 0.05" in output  # printed under the figure's cell
     page = (results.parent / "index.html").read_text()
     assert "default: Wilcoxon signed-rank (paired), n = 2, Holm over 12" in page
 

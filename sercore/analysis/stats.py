@@ -365,7 +365,8 @@ def power_note(tests: pd.DataFrame, *, alpha: float = 0.05, unit: str = "", per_
         reps = _span(done["n"] / per_repetition)
         need = needed_n(done["test"].iloc[0], int(done["m"].max()), alpha)
         more = f"; use ≥ {-(-need // per_repetition)} repetitions" if need else ""
-        text += f". With {reps} repetitions no difference can reach p < {alpha:g}{more}"
+        folds = f" ({per_repetition} fold{'s' * (per_repetition > 1)})" if unit.startswith("fold") else ""
+        text += f". With {reps} repetitions{folds} no difference can reach p < {alpha:g}{more}"
     elif hopeless.any():
         text += f". {int(hopeless.sum())} of {len(done)} tests could not reach p < {alpha:g} with their n (n/a)"
     return text
