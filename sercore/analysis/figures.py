@@ -186,8 +186,9 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
         for key, ax in (g.axes_dict.items() if col else [(None, g.ax)]):
             shown = tests if key is None else tests[tests[col] == key]
             for _, r in shown.iterrows():
-                ax.text(1.01, order.index(r["a"]), "n/a" if r["mark"] == TOO_FEW else r["mark"], va="center",
-                        fontsize=9, transform=blended_transform_factory(ax.transAxes, ax.transData))
+                ax.text(0.99, order.index(r["a"]), "n/a" if r["mark"] == TOO_FEW else r["mark"], ha="right",
+                        va="center", fontsize=9, bbox=dict(facecolor="white", edgecolor="none", pad=1),
+                        transform=blended_transform_factory(ax.transAxes, ax.transData))
     if title:
         g.figure.suptitle(title, y=1.04)
     stem = Path(path_stem)
