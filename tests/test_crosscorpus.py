@@ -157,6 +157,14 @@ def test_grid_has_every_condition_fraction_view_and_repeats(setting, tmp_path):
     assert {p.name for p in paths} >= {"cross.png", "cross.pdf", "cross_stats.csv", "cross_summary.csv"}
     stats = pd.read_csv(tmp_path / "cross_stats.csv")
     assert set(zip(stats["a"], stats["b"])) == {(s, o) for s in ("cremad", "tess", UNION) for o in (TARGET, NONE)}
+    # one fold × 2 repetitions: 2 pairs per cell, p ≥ 0.5; the table and caption say so rather than "ns"
+    assert (stats["test"] == "wilcoxon").all() and (stats["n"] == 2).all() and (stats["m"] == 4).all()
+    assert (stats["mark"] == "n/a (n too small)").all() and (stats["p_floor"] == 1.0).all()
+    caption = (tmp_path / "cross_stats.md").read_text().splitlines()[0]
+    assert "Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 2, Holm over 4 tests" in caption
+    assert "With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ 8 repetitions" in caption
+    cross_corpus_figure(table, tmp_path / "paper", caption="dataset: emodb | views: fixed, seq", test="mannwhitney")
+    assert "Mann–Whitney U (unpaired) on repetition means, n = 2" in (tmp_path / "paper_stats.md").read_text()
 
 
 def test_views_must_match_the_target(setting):

@@ -47,18 +47,55 @@ def test_describe_states_provenance():
                        "repetitions: 6")
 
 
-def test_sparse_label_and_ood_figures(tmp_path):
-    paths = sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "fig3", caption=CAPTION)
+def test_sparse_label_and_ood_figures(tmp_path, capsys):
+    paths = sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "fig3", caption=CAPTION,
+                                test="mannwhitney")
     _check_files(paths, 6)
     stats = pd.read_csv(tmp_path / "fig3_stats.csv")
     gained = stats[stats.fraction < 0.2]  # 6 vs 6 fully separated: exact p = 2/924, the 4 smallest of 6 tests
     assert len(stats) == 6 and (gained["rank_biserial"] == 1.0).all() and (gained["mark"] == "*").all()
     assert gained["p_holm"].to_numpy() == pytest.approx([6 * 2 / 924] * 4)
-    assert "repetitions: 6" in (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
+    assert (stats["test"] == "mannwhitney").all() and (stats["n"] == 6).all()
+    assert stats["p_floor"].to_numpy() == pytest.approx([6 * 2 / 924] * 6)
+    caption = (tmp_path / "fig3_summary.md").read_text().splitlines()[0]
+    assert "repetitions: 6" in caption
+    assert "Mann–Whitney U (unpaired) on repetition means, n = 6, Holm over 6" in caption
+    assert "no difference" not in caption and capsys.readouterr().out == ""
+    # the default, paired by repetition: 6 pairs give p ≥ 2/64, × 6 by Holm: nothing could be significant
+    sparse_label_figure(_results(("pretrained", "supervised"), 0.1), tmp_path / "paired", caption=CAPTION)
+    stats = pd.read_csv(tmp_path / "paired_stats.csv")
+    assert (stats["test"] == "wilcoxon").all() and (stats["mark"] == "n/a (n too small)").all()
+    printed = capsys.readouterr().out
+    assert "With 6 repetitions no difference can reach p < 0.05; use ≥ 8 repetitions" in printed
+    assert printed.strip() in (tmp_path / "paired_stats.md").read_text().splitlines()[0]
     paths = ood_figure(_results(("target", "ood"), 0.05), tmp_path / "fig4", caption=CAPTION)
     _check_files(paths, 6)
     with pytest.raises(ValueError, match="caption"):
         ood_figure(_results(("target", "ood"), 0.05), tmp_path / "x", caption="")
+
+
+def test_sparse_label_figure_pairs_runs_of_each_fold(tmp_path):
+    """Runs of 5 folds × 3 repetitions, pre-training + 0.05: the paired test marks every cell; the figure draws
+    repetition means (over folds), as paper A does."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for view in ("mel", "egemaps"):
+        for frac in (0.05, 0.25):
+            for fold in range(5):
+                for rep in range(3):
+                    base = 0.3 + 0.04 * fold + 0.03 * rng.standard_normal()
+                    for cond, shift in (("pretrained", 0.05), ("supervised", 0.0)):
+                        rows.append(dict(view=view, fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                         test_uar=base + shift + 0.01 * rng.standard_normal()))
+    runs = pd.DataFrame(rows)
+    _check_files(sparse_label_figure(runs, tmp_path / "fig3", caption=CAPTION), 6)
+    stats = pd.read_csv(tmp_path / "fig3_stats.csv")
+    assert (stats["mark"] == "*").all() and (stats["n"] == 15).all() and (stats["W"] == 0).all()
+    assert stats["p_floor"].to_numpy() == pytest.approx([4 * 2 / 2 ** 15] * 4)
+    assert "Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 15, Holm over 4 tests" in \
+        (tmp_path / "fig3_stats.md").read_text().splitlines()[0]
+    summary = pd.read_csv(tmp_path / "fig3_summary.csv")
+    assert len(summary) == 8 and (summary["n"] == 3).all()  # 3 repetition means per view × condition × fraction
 
 
 def test_embedding_grid_and_speaker_map(tmp_path):
@@ -148,6 +185,29 @@ def test_condition_bars(tmp_path):
         condition_bars(results, tmp_path / "x", caption=CAPTION, value="test_wa")
 
 
+def test_condition_bars_against_a_baseline(tmp_path):
+    """Paper B's bars with each variant tested against supervised on the runs' twins (3 folds × 3 repetitions)."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for frac in (1.0, 0.1):
+        for fold in range(3):
+            for rep in range(3):
+                base = 0.4 + 0.05 * fold + 0.02 * rng.standard_normal()
+                for cond, shift in (("supervised", 0.0), ("cluster_contrastive", 0.06), ("speaker_probe", 0.0)):
+                    rows.append(dict(fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                     test_uar=base + shift + 0.01 * rng.standard_normal()))
+    paths = condition_bars(pd.DataFrame(rows), tmp_path / "bars", caption=CAPTION, baseline="supervised")
+    assert {p.name for p in paths} >= {"bars.png", "bars_stats.csv", "bars_stats.md"}
+    stats = pd.read_csv(tmp_path / "bars_stats.csv").set_index(["a", "fraction"])
+    assert (stats["b"] == "supervised").all() and (stats["m"] == 4).all() and (stats["n"] == 9).all()
+    assert (stats.loc["cluster_contrastive", "mark"] == "*").all()  # 9 pairs: p = 2/512, × 4 = 0.016
+    assert (stats.loc["speaker_probe", "mark"] == "ns").all()
+    flat = condition_bars(pd.DataFrame(rows).query("fraction == 1.0"), tmp_path / "flat", caption=CAPTION, col=None,
+                          baseline="supervised", test="mannwhitney")
+    assert "Mann–Whitney U (unpaired) on repetition means, n = 3" in (tmp_path / "flat_stats.md").read_text()
+    assert (pd.read_csv(tmp_path / "flat_stats.csv")["mark"] == "n/a (n too small)").all() and len(flat) == 4
+
+
 def test_learning_curves_from_hand_made_histories(tmp_path):
     pre = {f"fold {f}": pd.DataFrame(dict(epoch=np.arange(1, 6 + f), train_loss=np.linspace(4, 2, 5 + f),
                                           val_loss=[4.0, 3.0, 2.5, 2.7, 2.9, 3.1][:5 + f], seconds=1.0))
@@ -175,3 +235,36 @@ def test_error_bars_of_bounded_metrics_stay_in_0_1(tmp_path):
     results = pd.DataFrame(dict(condition=["a"] * 4 + ["b"] * 4, fraction=0.1, test_uar=near_one + near_one[::-1]))
     paths = condition_bars(results, tmp_path / "bars", caption=CAPTION)
     _check_files(paths, 2)
+
+
+def test_paper_budget_keeps_paper_a_u_test_on_repetition_means(tmp_path):
+    """``--budget paper``: the figure tests as paper A did: two-sided U on the 10 repetition means (each over the
+    folds) per view × fraction, Holm over the cells, ``*``/``ns``, computed here from scipy directly."""
+    from scipy import stats as st
+
+    from sercore.notebook.settings import run_settings
+
+    test = run_settings(budget="paper", workers=1).test
+    rng = np.random.default_rng(3)
+    rows = []
+    for view, gain in (("mel", 0.04), ("egemaps", 0.0)):
+        for frac in (0.02, 0.25):
+            for fold in range(5):
+                for rep in range(10):
+                    base = 0.4 + 0.03 * fold
+                    for cond, shift in (("pairwise-cl", gain), ("supervised", 0.0)):
+                        rows.append(dict(view=view, fraction=frac, fold=fold, repetition=rep, condition=cond,
+                                         test_uar=base + shift + 0.02 * rng.standard_normal()))
+    runs = pd.DataFrame(rows)
+    sparse_label_figure(runs, tmp_path / "fig3", caption=CAPTION, a="pairwise-cl", test=test)
+    stats = pd.read_csv(tmp_path / "fig3_stats.csv")
+    means = runs.groupby(["view", "fraction", "condition", "repetition"])["test_uar"].mean()
+    p = np.array([st.mannwhitneyu(means[v, f, "pairwise-cl"], means[v, f, "supervised"]).pvalue
+                  for v, f in zip(stats["view"], stats["fraction"])])
+    order = np.argsort(p)
+    holm = np.empty(4)
+    holm[order] = np.minimum(np.maximum.accumulate((4 - np.arange(4)) * p[order]), 1.0)
+    assert test == "mannwhitney" and (stats["test"] == "mannwhitney").all() and (stats["n"] == 10).all()
+    assert stats["p"].to_numpy() == pytest.approx(p) and stats["p_holm"].to_numpy() == pytest.approx(holm)
+    assert stats["mark"].tolist() == ["*" if h < 0.05 else "ns" for h in holm]
+    assert set(stats["mark"]) == {"*", "ns"}  # mel gained 0.04, egemaps nothing

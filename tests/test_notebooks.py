@@ -37,7 +37,7 @@ EXPECTED = {
     "06_alignment": ["alignment.png", "alignment_runs.csv"],
     "07_parameter_counts": ["parameter_counts.csv"],
     "08_cluster_contrastive": ["cluster_contrastive.png", "cluster_contrastive_runs.csv",
-                               "cluster_contrastive_summary.csv"],
+                               "cluster_contrastive_summary.csv", "cluster_contrastive_stats.csv"],
     "09_cross_corpus": ["cross_corpus.png", "cross_corpus_runs.csv", "cross_corpus_stats.csv",
                         "cross_corpus_means.csv"],
 }
@@ -142,14 +142,27 @@ RUN_MEANS = {
         "val_uar": 0.5381944444444445, "val_wa": 0.5381944444444445, "test_uar": 0.49826388888888884,
         "test_wa": 0.49826388888888884}),
 }
-SPARSE_P = {  # notebook 03's U-test p-values (and Holm-adjusted), one per view × fraction, as the table orders them
-    "p": [1.0, 1.0, 0.6666666666666666, 1.0, 0.6666666666666666, 0.6666666666666666, 1.0, 0.4142161782425252,
-          0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.22067136191984682],
-    "p_holm": [1.0] * 12}
+# notebook 03's quick run tests 1 fold × 2 repetitions = 2 pairs per view × fraction (paired Wilcoxon): no p below
+# 0.5, so its floor and its Holm-adjusted p are 1 in each of the 12 cells; "p" itself is recomputed from the runs
+SPARSE_P = {"p": None, "p_floor": [1.0] * 12, "p_holm": [1.0] * 12}
 CLUSTER_MEANS = (180, {"purity": 0.36620370370370375, "nmi": 0.3951981525598234, "p_purity": 0.5145502645502645,
                        "p_nmi": 0.382010582010582, "p_ari": 0.3947089947089947})  # notebook 01, per speaker
 ALIGNMENT_MEANS = (12, {"pwcca": 0.7294492504751805, "cka": 0.12443567678649697})  # notebook 06
 PROBE_MEAN = (9, 0.5944444444444444)  # notebook 00's linear probes
+
+
+def _paired_p(runs: pd.DataFrame, stats: pd.DataFrame) -> list[float]:
+    """scipy's Wilcoxon p of each stats row, from the runs: Pairwise-CL minus its supervised twin per fold ×
+    repetition (zero differences left out; none left: 1)."""
+    from scipy.stats import wilcoxon
+
+    out = []
+    for view, fraction in zip(stats["view"], stats["fraction"]):
+        cell = runs[(runs["view"] == view) & (runs["fraction"] == fraction)]
+        pairs = cell.pivot_table(index=["fold", "repetition"], columns="condition", values="test_uar")
+        d = (pairs["pairwise-cl"] - pairs["supervised"]).to_numpy()
+        out.append(float(wilcoxon(d[d != 0]).pvalue) if (d != 0).any() else 1.0)
+    return out
 
 
 def _means(table: pd.DataFrame, columns) -> tuple[int, dict]:
@@ -167,7 +180,11 @@ def test_metric_values_are_sane(results):
     stats = pd.read_csv(results / "03_sparse_labels" / "sparse_labels_stats.csv")
     assert [c for c in stats.columns if c.startswith("p")] == list(SPARSE_P)
     for column, values in SPARSE_P.items():
-        assert stats[column].tolist() == golden(values, elsewhere=0.35), column  # elsewhere: one U rank swapped
+        if values is not None:
+            assert stats[column].tolist() == pytest.approx(values, abs=1e-6), column
+    assert stats["p"].tolist() == pytest.approx(_paired_p(sparse, stats), abs=1e-9)
+    assert (stats["test"] == "wilcoxon").all() and (stats["n"] == 2).all() and (stats["m"] == 12).all()
+    assert (stats["mark"] == "n/a (n too small)").all()  # never "ns" where nothing could be significant
     clusters = pd.read_csv(results / "01_speaker_clusters" / "clusters_per_speaker.csv")
     assert _means(clusters, CLUSTER_MEANS[1]) == (CLUSTER_MEANS[0], golden(CLUSTER_MEANS[1]))
     alignment = pd.read_csv(results / "06_alignment" / "alignment_runs.csv")
@@ -184,6 +201,26 @@ def test_metric_values_are_sane(results):
     conditions = set(pd.read_csv(results / "08_cluster_contrastive" / "cluster_contrastive_runs.csv")["condition"])
     assert {"cluster_contrastive", "cluster_multitask", "cluster_adversarial", "supervised",
             "speaker_probe", "pairwise-cl"} <= conditions
+
+
+@pytest.mark.notebooks
+def test_quick_run_names_its_tests(results):
+    """Every ``*_stats`` table of the quick run has the test, n and attainable p floor; with 1 fold × 2 repetitions
+    none could be significant, which the tables, captions, notebook output and benchmark page say."""
+    stats = sorted(results.glob("*/*_stats.csv"))
+    assert {p.parent.name for p in stats} == {"03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive",
+                                              "09_cross_corpus"}
+    for path in stats:
+        table = pd.read_csv(path)
+        assert {"test", "n", "m", "p_floor"} <= set(table.columns), path
+        assert set(table["mark"]) == {"n/a (n too small)"} and (table["p_floor"] >= 0.05).all(), path
+        caption = path.with_suffix(".md").read_text().splitlines()[0]
+        assert "test: Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 2" in caption, path
+        assert "With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ 9" in caption, path
+    output = (results / "03_sparse_labels" / "03_sparse_labels.ipynb").read_text()
+    assert "With 2 repetitions (1 fold) no difference can reach p < 0.05" in output  # printed under the figure's cell
+    page = (results.parent / "index.html").read_text()
+    assert "default: Wilcoxon signed-rank (paired), n = 2, Holm over 12" in page
 
 
 @pytest.mark.notebooks
@@ -285,3 +322,55 @@ def test_template_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
     record = json.loads((out / "params.json").read_text())
     assert record["params"]["fractions"] == [0.1, 1.0] and record["injected"] == ["size", "quick", "offline",
                                                                                    "output_dir"]
+
+
+# ---- what the grid notebooks' defaults can show ----------------------------------------------------------------
+
+def _defaults(name: str) -> dict:
+    """The notebook's parameters cell, read with nbformat: ``{name: default}``."""
+    import nbformat
+
+    cell = next(c for c in nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    return {p.target.id: ast.literal_eval(p.value) for p in ast.parse(cell.source).body}
+
+
+def _family(name: str, p: dict) -> int:
+    """Tests in one Holm family of the notebook's figure: views × fractions (03, 04; 09 per source against the
+    target or none), paper B's conditions against supervised × fractions (08)."""
+    if name != "08_cluster_contrastive":
+        return len(p["views"]) * len(p["fractions"])
+    from sercore.clusters.pretrain import VARIANTS
+
+    others = len(VARIANTS) + 1 + ("wav2vec2" in p["views"]) + (len(p["views"]) >= 2)  # + speaker probe, Pairwise-CL
+    return others * len(p["fractions"])
+
+
+def _floor(test: str, folds: int, repetitions: int, m: int) -> float:
+    from sercore.analysis.stats import attainable_p, holm_floor
+
+    n = folds * repetitions if test == "wilcoxon" else repetitions  # pairs of every fold, or repetition means
+    return float(holm_floor([attainable_p(test, n)] * m)[0])
+
+
+@pytest.mark.parametrize("name", ["03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive", "09_cross_corpus"])
+def test_default_settings_can_reach_significance(name):
+    """At the default budget the notebook's default test can reach p < 0.05 after Holm, on the default corpus
+    (5 speaker folds) and on any corpus with 3 folds (the fewest with unseen validation speakers); the paper
+    budget's U test on 10 repetition means too; the quick budget (1 fold × 2 repetitions) cannot, and says so."""
+    from sercore.data.splits import DEFAULT_FOLDS
+    from sercore.notebook.settings import run_settings
+
+    p = _defaults(name)
+    m = _family(name, p)
+    run = run_settings(repetitions=p["repetitions"], workers=1)
+    assert run.test == "wilcoxon"
+    for folds in (3, DEFAULT_FOLDS):
+        assert _floor(run.test, folds, run.repetitions, m) < 0.05, (name, folds, run.repetitions, m)
+    paper = run_settings(budget="paper", repetitions=p["repetitions"], workers=1)
+    assert (paper.test, paper.repetitions) == ("mannwhitney", 10)
+    assert _floor(paper.test, DEFAULT_FOLDS, paper.repetitions, m) < 0.05
+    quick = run_settings(budget="quick", repetitions=p["repetitions"], workers=1)
+    assert _floor(quick.test, 1, quick.repetitions, m) >= 0.05  # marks "n/a (n too small)", never "ns"
+    # paper A's U test on the default repetition means could not (why the default test is the paired one)
+    assert _floor("mannwhitney", DEFAULT_FOLDS, run.repetitions, m) >= 0.05

@@ -22,6 +22,7 @@ def test_paper_budget_is_paper_a_protocol():
     assert (run.finetune.lr_decay, run.finetune.decay_patience) == (0.9, 5)
     assert run.repetitions == 10
     assert run_settings(budget="paper", repetitions=3, explicit=["repetitions"], workers=1).repetitions == 3
+    assert run.test == "mannwhitney" and run.record()["test"] == "mannwhitney"  # paper A's U on repetition means
 
 
 def test_default_and_quick_budgets():
@@ -35,6 +36,7 @@ def test_default_and_quick_budgets():
     assert run_settings(epochs=30, workers=1).pretrain.max_epochs == 30
     assert run_settings(workers=1).repetitions is None and "repetitions" not in run_settings(workers=1).grid
     assert BUDGETS["quick"].first_fold_only and not BUDGETS["default"].first_fold_only
+    assert run.test == quick.test == "wilcoxon"  # runs paired with their supervised twins
 
 
 def test_bad_parameters_are_named():

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sercore.analysis import (average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1,
+from sercore.analysis import (TOO_FEW, attainable_p, holm_floor, needed_n, power_note, wilcoxon_paired,
+                              average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1,
                               mann_whitney, mean_ci_t, metric_bounds, summary_table, temperature_table, uar, wa)
 
 Y_TRUE = ["neu"] * 4 + ["ang"] * 2
@@ -83,13 +84,14 @@ def test_compare_conditions_marks_and_holm():
         rows += [dict(view=view, fraction=frac, condition="sup", repetition=i, test_uar=v)
                  for i, v in enumerate(b_vals)]
     out = compare_conditions(pd.DataFrame(rows), by=["view", "fraction"], condition_col="condition",
-                             a="pre", b="sup").set_index(["view", "fraction"])
+                             a="pre", b="sup", test="mannwhitney").set_index(["view", "fraction"])
     assert out.loc[("mel", 0.1), "p_holm"] == pytest.approx(3 * 2 / 252)
     assert out.loc[("egemaps", 0.1), "p_holm"] == pytest.approx(1.0)
     assert out["mark"].to_dict() == {("egemaps", 0.1): "ns", ("egemaps", 0.25): "n/a", ("mel", 0.1): "*",
                                      ("mel", 0.25): "*"}
-    assert (out["a"] == "pre").all() and (out["b"] == "sup").all()
+    assert (out["a"] == "pre").all() and (out["b"] == "sup").all() and (out["test"] == "mannwhitney").all()
     assert out.loc[("mel", 0.25), "mean_a"] == 13 and out.loc[("mel", 0.25), "rank_biserial"] == 1.0
+    assert out.loc[("mel", 0.1), "p_floor"] == pytest.approx(3 * 2 / 252) and out.loc[("mel", 0.1), "m"] == 3
     with pytest.raises(ValueError, match="'ood'"):
         compare_conditions(pd.DataFrame(rows), by="view", a="pre", b="ood")
 
@@ -161,3 +163,87 @@ def test_uar_and_wa_equal_sklearn_bit_for_bit(kind):
 def test_metrics_refuse_labels_of_different_types():
     with pytest.raises(ValueError, match="different types"):
         uar(["neu", "ang"], [0, 1])
+
+
+def _matched_runs(shift=0.05, folds=5, repetitions=3, noise=0.01, seed=0):
+    """Runs as the grids write them: per view × fraction × fold × repetition a supervised run and its pre-trained
+    twin (same fold, same labelled subset), UAR = the fold's level + the draw's + ``shift`` for pre-training."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for view in ("mel", "egemaps", "speaker"):
+        for frac in (0.02, 0.05, 0.1, 0.25):
+            for fold in range(folds):
+                for rep in range(repetitions):
+                    base = 0.35 + 0.05 * fold + 0.03 * rng.standard_normal()
+                    key = dict(view=view, fraction=frac, fold=fold, repetition=rep, seed=rep)
+                    rows.append(dict(key, condition="supervised", test_uar=base))
+                    rows.append(dict(key, condition="pairwise-cl", test_uar=base + shift + noise * rng.standard_normal()))
+    return pd.DataFrame(rows)
+
+
+def test_paired_test_finds_a_known_shift_the_u_test_cannot():
+    runs = _matched_runs()
+    paired = compare_conditions(runs, by=["view", "fraction"], a="pairwise-cl", b="supervised")
+    assert (paired["test"] == "wilcoxon").all() and (paired["n"] == 15).all() and (paired["m"] == 12).all()
+    assert (paired["mark"] == "*").all() and (paired["rank_biserial"] == 1.0).all()
+    assert paired["p_holm"].to_numpy() == pytest.approx([12 * 2 / 2 ** 15] * 12)
+    assert paired["p_floor"].to_numpy() == pytest.approx([12 * 2 / 2 ** 15] * 12)
+    assert ((paired["ci_low"] < 0.05) & (0.05 < paired["ci_high"]) & (paired["ci_low"] > 0.04)).all()
+    assert paired["diff"].to_numpy() == pytest.approx(0.05, abs=0.01)
+    means = runs.groupby(["view", "fraction", "condition", "repetition"])["test_uar"].mean().reset_index()
+    unpaired = compare_conditions(means, by=["view", "fraction"], a="pairwise-cl", b="supervised", test="mannwhitney")
+    # 3 vs 3: min p = 2 / C(6, 3) = 0.1, × 12 by Holm: no cell could be significant, so none says "ns"
+    assert (unpaired["mark"] == TOO_FEW).all() and (unpaired["p_floor"] == 1.0).all() and (unpaired["n"] == 3).all()
+    note = power_note(unpaired, unit="repetition means")
+    assert "Mann–Whitney U" in note and "With 3 repetitions no difference can reach p < 0.05; use ≥ 6" in note
+    note = power_note(paired, unit="fold × repetition pairs", per_repetition=5)
+    assert "Wilcoxon signed-rank" in note and "n = 15, Holm over 12 tests" in note and "no difference" not in note
+
+
+def test_paired_test_without_a_shift_says_ns_and_pairs_only_twins():
+    runs = _matched_runs(shift=0.0, noise=0.02)
+    out = compare_conditions(runs, by=["view", "fraction"], a="pairwise-cl", b="supervised")
+    assert set(out["mark"]) == {"ns"}
+    lonely = runs.drop(index=runs.index[(runs["condition"] == "supervised") & (runs["fold"] == 0)])
+    out = compare_conditions(lonely, by=["view", "fraction"], a="pairwise-cl", b="supervised")  # fold 0: no twins
+    assert (out["n"] == 4 * 3).all() and (out["n_a"] == 5 * 3).all() and (out["n_b"] == 4 * 3).all()
+    with pytest.raises(ValueError, match="ambiguous"):
+        compare_conditions(runs, by="view", a="pairwise-cl", b="supervised", pair_on=["fold"])
+    with pytest.raises(ValueError, match="pair_on"):
+        compare_conditions(runs.drop(columns=["fold", "repetition"]), by="view", a="pairwise-cl", b="supervised")
+    with pytest.raises(ValueError, match="test must be one of"):
+        compare_conditions(runs, by="view", a="pairwise-cl", b="supervised", test="ttest")
+
+
+def test_wilcoxon_paired_by_hand():
+    r = wilcoxon_paired([2, 3, 4, 5, 6], [1, 1, 1, 1, 1])  # differences 1..5, all positive
+    assert (r["W"], r["n"], r["rank_biserial"], r["diff"]) == (0.0, 5, 1.0, 3.0)
+    assert r["p"] == pytest.approx(2 / 2 ** 5)  # exact: 2 of the 2^5 sign patterns are this extreme
+    r = wilcoxon_paired([1, -2, 3, 4, 5], [0, 0, 0, 0, 0])  # T+ = 1+3+4+5 = 13, T- = 2
+    assert r["rank_biserial"] == pytest.approx(11 / 15) and r["W"] == 2.0
+    assert wilcoxon_paired([1.0, 2.0], [1.0, 2.0])["p"] == 1.0
+    with pytest.raises(ValueError, match="length"):
+        wilcoxon_paired([1.0, 2.0], [1.0])
+
+
+def test_attainable_p_and_holm_floor():
+    assert [attainable_p("wilcoxon", n) for n in (1, 3, 5, 15)] == pytest.approx([1.0, 0.25, 0.0625, 2 / 2 ** 15])
+    assert attainable_p("mannwhitney", 3) == pytest.approx(0.1) and attainable_p("mannwhitney", 5, 5) == \
+        pytest.approx(2 / 252)
+    assert attainable_p("wilcoxon", 0) == 1.0
+    assert holm_floor([0.01] * 4) == pytest.approx([0.04] * 4)
+    # a test with a larger floor may rank after the others: 3 × 0.001, then 2 × 0.02 bounds both others
+    assert holm_floor([0.001, 0.02, 0.02]) == pytest.approx([0.003, 0.04, 0.04])
+    assert holm_floor([0.001, 0.03]) == pytest.approx([0.002, 0.03])
+    assert needed_n("wilcoxon", 12) == 9 and needed_n("mannwhitney", 12) == 6 and needed_n("mannwhitney", 1) == 4
+
+
+def test_power_note_when_only_some_tests_are_hopeless():
+    runs = _matched_runs(repetitions=2)
+    runs = runs[~((runs["view"] == "mel") & (runs["fold"] > 0))]  # mel: 2 pairs left, the others 10
+    out = compare_conditions(runs, by=["view", "fraction"], a="pairwise-cl", b="supervised")
+    mel = out["view"] == "mel"
+    assert (out.loc[mel, "mark"] == TOO_FEW).all() and (out.loc[~mel, "mark"] == "*").all()
+    assert out.loc[mel, "p_floor"].min() >= 0.05 and (out.loc[~mel, "p_floor"] < 0.05).all()
+    note = power_note(out, unit="fold × repetition pairs", per_repetition=5)
+    assert "n = 2–10" in note and "4 of 12 tests could not reach p < 0.05 with their n (n/a)" in note

@@ -12,10 +12,12 @@ _MODULES = {
             "random_baseline", "matched_random", "matched_baseline", "pairwise_similarity"],
     "embed": ["embed_2d", "maps_table"],
     "stats": ["uar", "wa", "macro_f1", "confusion", "mean_ci_t", "bootstrap_ci", "mann_whitney", "holm",
-              "compare_conditions", "average_ranks", "metric_bounds"],
+              "compare_conditions", "average_ranks", "metric_bounds", "wilcoxon_paired", "attainable_p",
+              "holm_floor", "needed_n", "power_note", "repetition_means", "sampling_unit", "compare_runs", "TESTS",
+              "TEST_NAMES", "TOO_FEW"],
     "tables": ["save_table", "summary_table", "similarity_table", "temperature_table", "alignment_note"],
-    "figures": ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure", "embedding_grid",
-                "speaker_emotion_map", "similarity_heatmap", "temperature_figure", "confusion_figure",
+    "figures": ["describe", "save_figure", "significance", "condition_figure", "sparse_label_figure", "ood_figure",
+                "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure", "confusion_figure",
                 "condition_bars", "learning_curves"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}

@@ -18,15 +18,17 @@ if "inline" not in str(getattr(matplotlib.rcParams, "_get_backend_or_none", lamb
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sercore.analysis.stats import compare_conditions, mean_ci_t, metric_bounds  # noqa: E402
+from sercore.analysis.stats import (TOO_FEW, compare_runs, mean_ci_t, metric_bounds, power_note,  # noqa: E402
+                                    repetition_means, sampling_unit)
 from sercore.analysis.tables import (_require, alignment_note, save_table, similarity_table, summary_table,  # noqa: E402
                      temperature_table)
 
-__all__ = ["describe", "save_figure", "condition_figure", "sparse_label_figure", "ood_figure",
+__all__ = ["describe", "save_figure", "significance", "condition_figure", "sparse_label_figure", "ood_figure",
            "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
            "confusion_figure", "condition_bars", "learning_curves"]
 
@@ -82,21 +84,41 @@ def _fraction_axis(ax, xs: np.ndarray) -> None:
     ax.minorticks_off()
 
 
+def significance(runs: pd.DataFrame, caption: str, *, test: str, alpha: float, pairs: Sequence[tuple[str, str]],
+                 **compare) -> tuple[pd.DataFrame, str]:
+    """The tests of ``pairs`` (``(a, b)``, each a Holm family: :func:`sercore.analysis.stats.compare_runs`) and
+    ``caption`` extended with the test, n, the correction and the smallest attainable p; when no test could
+    reach ``alpha`` that sentence is also printed."""
+    tests = pd.concat([compare_runs(runs, a=a, b=b, alpha=alpha, test=test, **compare) for a, b in pairs],
+                      ignore_index=True)
+    unit, per_repetition = sampling_unit(runs, test)
+    note = power_note(tests, alpha=alpha, unit=unit, per_repetition=per_repetition)
+    if (tests["mark"] == TOO_FEW).any():
+        print(note)
+    return tests, f"{caption} | {note}"
+
+
 def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, b: str,
                      value: str = "test_uar", x: str = "fraction", condition_col: str = "condition",
-                     view_col: str = "view", alpha: float = 0.05, title: str | None = None) -> list[Path]:
-    """``value`` against ``x`` for conditions ``a`` and ``b``, one panel per view: mean with Student-t 95% CI
-    bands (cut to [0, 1] for bounded metrics), and a Mann–Whitney mark (``*``/``ns``, Holm-adjusted over all
-    panels and x values) above each x.
+                     view_col: str = "view", alpha: float = 0.05, test: str = "wilcoxon",
+                     title: str | None = None) -> list[Path]:
+    """``value`` against ``x`` for conditions ``a`` and ``b``, one panel per view: mean over repetitions (each the
+    mean over folds) with Student-t 95% CI bands (cut to [0, 1] for bounded metrics), and a significance mark
+    above each x (``*``, ``ns``, or ``n/a (n too small)`` where no result could reach ``alpha``), Holm-adjusted
+    over all panels and x values.
 
-    ``results``: tidy rows ``view, condition, fraction, repetition, test_uar`` (one per run). Also saves the
-    test table ``<stem>_stats`` and the summary ``<stem>_summary`` (CSV + Markdown). Returns all paths.
+    ``results``: a grid's runs ``view, condition, fraction, fold, repetition, test_uar`` (or one row per
+    repetition, without ``fold``). ``test``: ``wilcoxon`` (each run against its twin of the same fold and
+    repetition) or ``mannwhitney`` (paper A: repetition means); the caption names the test, n, the correction and
+    the smallest p it could reach. Also saves the test table ``<stem>_stats`` and the summary ``<stem>_summary``
+    (CSV + Markdown). Returns all paths.
     """
     _check_caption(caption)
     _require(results, [view_col, condition_col, x, value], "condition_figure")
-    data = results[results[condition_col].isin([a, b])]
-    tests = compare_conditions(data, by=[view_col, x], condition_col=condition_col, a=a, b=b, value=value,
-                               alpha=alpha)
+    runs = results[results[condition_col].isin([a, b])]
+    tests, caption = significance(runs, caption, test=test, alpha=alpha, pairs=[(a, b)], by=[view_col, x],
+                                  condition_col=condition_col, value=value)
+    data = repetition_means(runs, [view_col, condition_col, x], value)
     views = list(dict.fromkeys(data[view_col]))
     xs = np.sort(data[x].unique()).astype(float)
     g = sns.relplot(data=data, x=x, y=value, hue=condition_col, hue_order=[a, b], col=view_col, col_order=views,
@@ -105,8 +127,8 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
     for view, ax in g.axes_dict.items():
         _fraction_axis(ax, xs)
         for _, r in tests[tests[view_col] == view].iterrows():
-            ax.annotate(r["mark"], xy=(r[x], 1.0), xycoords=("data", "axes fraction"), ha="center",
-                        va="bottom", fontsize=9)
+            ax.annotate("n/a" if r["mark"] == TOO_FEW else r["mark"], xy=(r[x], 1.0),
+                        xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=9)
         ax.set_title(str(view), pad=14)
     g.set_axis_labels("labelled fraction" if x == "fraction" else x, value)
     if title:
@@ -134,24 +156,45 @@ def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "targ
 
 def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
                    condition_col: str = "condition", col: str | None = "fraction", order: Sequence[str] | None = None,
-                   title: str | None = None) -> list[Path]:
+                   title: str | None = None, baseline: str | None = None, test: str = "wilcoxon",
+                   alpha: float = 0.05) -> list[Path]:
     """Mean ``value`` per condition as bars with Student-t 95% CIs, cut to [0, 1] for bounded metrics (one panel
     per ``col`` value, e.g. the labelled fraction): paper B's comparison of pre-training variants against their
     baselines.
 
-    ``results``: one row per run or per repetition (e.g. fold means from :func:`sercore.notebook.experiment.fold_means`).
+    ``results``: a grid's runs (bars over repetition means, each the mean over folds) or one row per repetition.
+    ``baseline`` (e.g. ``"supervised"``): every other condition is tested against it in each panel, one Holm
+    family (``test`` as in :func:`condition_figure`), its mark is written right of the bar, the test table is
+    saved as ``<stem>_stats`` and the caption names the test, n and correction.
     """
     _check_caption(caption)
-    _require(results, [condition_col, value] + ([col] if col else []), "condition_bars")
-    order = list(order or results.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
-    g = sns.catplot(data=results, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
+    cols = [col] if col else []
+    _require(results, [condition_col, value] + cols, "condition_bars")
+    paths, tests = [], None
+    if baseline is not None:
+        others = [c for c in dict.fromkeys(results[condition_col]) if c != baseline]
+        tests, caption = significance(results, caption, test=test, alpha=alpha, pairs=[(others, baseline)], by=cols,
+                                      condition_col=condition_col, value=value)
+    data = repetition_means(results, [condition_col] + cols, value)
+    order = list(order or data.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
+    g = sns.catplot(data=data, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
                     aspect=1.3, errorbar=_ci(value), color="tab:blue", sharex=True)
     g.set_axis_labels(value, "")
     if col:
         g.set_titles(col_template=f"{col} = {{col_name}}")
+    if tests is not None:
+        for key, ax in (g.axes_dict.items() if col else [(None, g.ax)]):
+            shown = tests if key is None else tests[tests[col] == key]
+            for _, r in shown.iterrows():
+                ax.text(0.99, order.index(r["a"]), "n/a" if r["mark"] == TOO_FEW else r["mark"], ha="right",
+                        va="center", fontsize=9, bbox=dict(facecolor="white", edgecolor="none", pad=1),
+                        transform=blended_transform_factory(ax.transAxes, ax.transData))
     if title:
         g.figure.suptitle(title, y=1.04)
-    return save_figure(g.figure, path_stem, caption=caption)
+    stem = Path(path_stem)
+    if tests is not None:
+        paths = save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
+    return save_figure(g.figure, stem, caption=caption) + paths
 
 
 def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):

@@ -75,6 +75,9 @@ class Budget:
     first_fold_only: bool = False  # run the first fold only
     max_permutations: int | None = None  # cap on the cluster analysis' label permutations (None: no cap)
     temperatures: tuple[float, ...] | None = None  # the temperature grid's τ values (None: the notebook's)
+    # significance test of the grids' figures: "wilcoxon" pairs each pre-trained run with its supervised twin
+    # (same fold, same labelled subset); "mannwhitney" is paper A's U test on repetition means
+    test: str = "wilcoxon"
 
 
 BUDGETS = {
@@ -82,8 +85,9 @@ BUDGETS = {
                     first_fold_only=True, max_permutations=20, temperatures=(0.5,)),
     "default": Budget(epochs=10, patience=5, finetune_epochs=20, finetune_patience=5),
     # paper A: ≤100 pre-training epochs, patience 30; fine-tuning ≤100 epochs with LR × 0.9 after 5 epochs
-    # without a validation gain (FinetuneConfig's decay), no early stop; 10 repetitions
-    "paper": Budget(epochs=100, patience=30, finetune_epochs=100, finetune_patience=None, repetitions=10),
+    # without a validation gain (FinetuneConfig's decay), no early stop; 10 repetitions, U test on their means
+    "paper": Budget(epochs=100, patience=30, finetune_epochs=100, finetune_patience=None, repetitions=10,
+                    test="mannwhitney"),
 }
 
 
@@ -105,6 +109,11 @@ class RunSettings:
     def precision_used(self) -> tuple[str, str]:
         """``(used, why)``: the precision training runs in on ``device`` (``auto`` resolved)."""
         return resolve_precision(self.precision, self.device)
+
+    @property
+    def test(self) -> str:
+        """The budget's significance test for the grids' figures (``test=`` of ``sercore.analysis`` figures)."""
+        return self.rules.test
 
     @property
     def rules(self) -> Budget:
@@ -135,7 +144,8 @@ class RunSettings:
     def record(self) -> dict:
         """A JSON-able summary for ``params.json``."""
         return {"budget": self.budget, "rules": asdict(self.rules), "pretrain": asdict(self.pretrain),
-                "finetune": asdict(self.finetune), "repetitions": self.repetitions, "workers": self.workers,
+                "finetune": asdict(self.finetune), "repetitions": self.repetitions, "test": self.test,
+                "workers": self.workers,
                 "device": self.device, "precision": self.precision, "precision_used": self.precision_used[0],
                 "precision_note": self.precision_used[1], "engine": self.engine, "ray_address": self.ray_address}
 

@@ -222,23 +222,33 @@ def cross_corpus_summary(results: pd.DataFrame, value: str = "test_uar") -> pd.D
 
 
 def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
-                        alpha: float = 0.05) -> list[Path]:
-    """``value`` against the labelled fraction, one line per pre-training data, one panel per view (mean with
-    Student-t 95% CI). Also saves ``<stem>_stats`` (each out-of-corpus source against ``target`` and against
-    ``none``, Mann–Whitney U, Holm-adjusted) and ``<stem>_summary`` (CSV + Markdown). Returns all paths."""
+                        alpha: float = 0.05, test: str = "wilcoxon") -> list[Path]:
+    """``value`` against the labelled fraction, one line per pre-training data, one panel per view (mean over
+    repetitions, each the mean over folds, with Student-t 95% CI). Also saves ``<stem>_stats`` (each
+    out-of-corpus source against ``target`` and against ``none``, each comparison Holm-adjusted over views ×
+    fractions; ``test``: ``wilcoxon`` on the runs paired by fold × repetition, or ``mannwhitney`` on repetition
+    means, see :func:`sercore.analysis.figures.significance`, whose sentence on the test joins the caption) and
+    ``<stem>_summary`` (CSV + Markdown). ``results``: the grid's runs. Returns all paths."""
     import seaborn as sns
 
-    from sercore.analysis.figures import _check_caption, _ci, _fraction_axis, save_figure
-    from sercore.analysis.stats import compare_conditions
+    from sercore.analysis.figures import _check_caption, _ci, _fraction_axis, save_figure, significance
+    from sercore.analysis.stats import repetition_means
     from sercore.analysis.tables import save_table, summary_table
 
     _check_caption(caption)
     order = pretrain_order(results)
-    views = list(dict.fromkeys(results["view"]))
-    g = sns.relplot(data=results, x="fraction", y=value, hue="pretrain_data", hue_order=order, col="view",
+    pairs = [(source, other) for source in order if source not in (TARGET, NONE) for other in (TARGET, NONE)
+             if other in order]
+    tests = None
+    if pairs:
+        tests, caption = significance(results, caption, test=test, alpha=alpha, pairs=pairs, by=["view", "fraction"],
+                                      condition_col="pretrain_data", value=value)
+    data = repetition_means(results, ["view", "pretrain_data", "fraction"], value)
+    views = list(dict.fromkeys(data["view"]))
+    g = sns.relplot(data=data, x="fraction", y=value, hue="pretrain_data", hue_order=order, col="view",
                     col_order=views, kind="line", marker="o", errorbar=_ci(value), height=3.2, aspect=1.1,
                     facet_kws=dict(sharey=False))
-    xs = np.sort(results["fraction"].unique()).astype(float)
+    xs = np.sort(data["fraction"].unique()).astype(float)
     for view, ax in g.axes_dict.items():
         _fraction_axis(ax, xs)
         ax.set_title(str(view))
@@ -246,13 +256,9 @@ def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value
     g.figure.suptitle("Pre-training data: target, other corpora, none", y=1.06)
     stem = Path(path_stem)
     paths = save_figure(g.figure, stem, caption=caption)
-    tests = [compare_conditions(results, by=["view", "fraction"], condition_col="pretrain_data", a=source, b=other,
-                                value=value, alpha=alpha)
-             for source in order if source not in (TARGET, NONE) for other in (TARGET, NONE) if other in order]
-    if tests:
-        paths += save_table(pd.concat(tests, ignore_index=True), stem.with_name(stem.name + "_stats"),
-                            caption=caption)
-    summary = summary_table(results, by=["view", "pretrain_data", "fraction"], value=value)
+    if tests is not None:
+        paths += save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
+    summary = summary_table(data, by=["view", "pretrain_data", "fraction"], value=value)
     return paths + save_table(summary, stem.with_name(stem.name + "_summary"), caption=caption)
 
 

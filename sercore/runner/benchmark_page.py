@@ -1,10 +1,10 @@
 """The benchmark page across corpora: ``results/index.html``, one self-contained HTML file.
 
 Per corpus: its size and folds, the linear-probe UAR per view (notebook 00), the per-speaker cluster NMI with
-its significance (notebook 01), and Pairwise-CL minus supervised UAR at each labelled fraction with the U-test
-mark (notebook 03). Each number links to the notebook that produced it; each comparison has a seaborn heat
-map (corpora × views) embedded as a base64 PNG; the page and every table are headed by a findings line
-computed from the numbers (:mod:`sercore.runner.results`).
+its significance (notebook 01), and Pairwise-CL minus supervised UAR at each labelled fraction with its
+significance mark and the test, n and correction behind it (notebook 03). Each number links to the notebook that
+produced it; each comparison has a seaborn heat map (corpora × views) embedded as a base64 PNG; the page and every
+table are headed by a findings line computed from the numbers (:mod:`sercore.runner.results`).
 """
 
 from __future__ import annotations
@@ -144,8 +144,9 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
     head = (f"<h2>Pairwise-CL minus supervised UAR with sparse labels</h2>"
             f"<p class='findings'>{escape(results.sparse_findings(sparse))}</p>"
             "<p class='note'>Mean test UAR of Pairwise-CL pre-training + fine-tuning minus supervised training, per "
-            "view and labelled fraction; * = Mann–Whitney U, Holm-corrected p &lt; 0.05, ns = not significant "
-            "(notebook 03).</p>")
+            f"view and labelled fraction; * = Holm-corrected p &lt; {results.ALPHA:g}, ns = not significant, "
+            f"n/a (n too small) = no difference could have reached p &lt; {results.ALPHA:g} with that n "
+            f"(notebook 03). {escape(_tests_used(sparse))}</p>")
     if sparse.empty:
         return head
     df = sparse.assign(_row=list(zip(sparse["dataset"], sparse["view"])),
@@ -166,6 +167,26 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
                       vmin=-limit, vmax=limit)
     return head + table + _figure(png, "heat maps of Pairwise-CL minus supervised UAR, corpora × views, "
                                        "one per labelled fraction")
+
+
+def _tests_used(sparse: pd.DataFrame) -> str:
+    """``Tests: emodb: Wilcoxon signed-rank (paired), n = 15, Holm over 12; ...``: each corpus's test, n and
+    correction, as its stats table records them."""
+    from sercore.analysis.stats import TEST_NAMES
+
+    if sparse.empty or "test" not in sparse.columns:
+        return ""
+    parts = []
+    for dataset, d in sparse.groupby("dataset", sort=True):
+        d = d.dropna(subset=["test"])
+        if d.empty:
+            parts.append(f"{dataset}: test not recorded")
+            continue
+        names = ", ".join(TEST_NAMES.get(t, t) for t in dict.fromkeys(d["test"]))
+        n = "–".join(f"{v:g}" for v in sorted({d["n"].min(), d["n"].max()}))
+        m = "–".join(f"{v:g}" for v in sorted({d["m"].min(), d["m"].max()}))
+        parts.append(f"{dataset}: {names}, n = {n}, Holm over {m}")
+    return "Tests: " + "; ".join(parts) + "."
 
 
 def _same_rows(panels):

@@ -7,7 +7,8 @@ notebook folder of ``results/<dataset>/``, so a renamed notebook keeps working; 
 - ``clusters_summary.csv`` (notebook 01): per view and setting, ``nmi_mean`` and the pooled permutation
   p-value ``p_mean_nmi`` of the per-speaker clusters (setting ``n_emotions``);
 - ``sparse_labels_stats.csv`` (notebook 03): per view and labelled fraction, ``mean_a`` (Pairwise-CL),
-  ``mean_b`` (supervised) and the Holm-corrected Mann–Whitney mark ``*``/``ns``.
+  ``mean_b`` (supervised), the Holm-corrected mark ``*``/``ns``/``n/a (n too small)`` and the test behind it
+  (``test``, ``n``, ``m``: see :func:`sercore.analysis.stats.compare_conditions`).
 
 Every value carries ``link``: its notebook's HTML (or the CSV when there is no HTML), relative to the
 folder the tables were gathered from. Findings lines are computed here, never written by hand.
@@ -72,10 +73,11 @@ def cluster_nmi(folder: Path, base: Path) -> pd.DataFrame:
 
 
 def sparse_gain(folder: Path, base: Path) -> pd.DataFrame:
-    """``view, fraction, gain, mark, link``: Pairwise-CL minus supervised mean UAR per labelled fraction and
-    the U-test mark (notebook 03)."""
+    """``view, fraction, gain, mark, test, n, m, link``: Pairwise-CL minus supervised mean UAR per labelled
+    fraction, the significance mark and the test behind it (name, n, Holm family; NaN in tables saved before
+    they were recorded) (notebook 03)."""
     df, path = _read(folder, SPARSE)
-    cols = ["view", "fraction", "gain", "mark", "link"]
+    cols = ["view", "fraction", "gain", "mark", "test", "n", "m", "link"]
     if df is None or not {"view", "fraction", "mean_a", "mean_b"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
     if {"a", "b"} <= set(df.columns):
@@ -83,6 +85,8 @@ def sparse_gain(folder: Path, base: Path) -> pd.DataFrame:
     mark = df["mark"].fillna("n/a") if "mark" in df.columns else "n/a"
     out = pd.DataFrame({"view": df["view"], "fraction": df["fraction"].astype(float),
                         "gain": df["mean_a"] - df["mean_b"], "mark": mark})
+    for col in ("test", "n", "m"):
+        out[col] = df[col] if col in df.columns else float("nan")
     return out.dropna(subset=["gain"]).assign(link=_link(path, base))[cols].reset_index(drop=True)
 
 
