@@ -186,9 +186,17 @@ class FeatureStore:
             chunks.append(chunk)
             skipped.update(chunk["skipped"])
         stored, _ = self.lookup(k for c in chunks for k in c["keys"])
-        for chunk in chunks:
-            chunk["take"] = [i for i, k in enumerate(chunk["keys"]) if k not in stored and not (k in seen or seen.add(k))]
+        for chunk in chunks:  # each audio once: not stored yet, and not in an earlier chunk
+            chunk["take"] = []
+            for i, key in enumerate(chunk["keys"]):
+                if key not in stored and key not in seen:
+                    seen.add(key)
+                    chunk["take"].append(i)
         parts = [c for c in chunks if c["take"]]
+        frames = {tuple(r["shape"][1:]) for r in self.shard_records().values()} | {c["frame"] for c in parts}
+        if len(frames) > 1:  # a view bug: its features differ in shape from file to file
+            raise ValueError(f"{self.folder}: the view returned different feature shapes across files: "
+                             f"{sorted(frames)}")
         name = self._write_shard(parts, variable) if parts else None
         with self._db(write=True) as conn:
             if name is not None:
@@ -206,9 +214,6 @@ class FeatureStore:
 
     def _write_shard(self, parts: list[dict], variable: bool) -> str:
         """Write the selected items of ``parts`` as a new shard file, atomically; returns its name."""
-        if len({c["frame"] for c in parts}) > 1:  # a view bug: one file's features differ from another's
-            raise ValueError(f"{self.folder}: the view returned different feature shapes across files: "
-                             f"{sorted({c['frame'] for c in parts})}")
         dtype = np.float32 if any(c["dtype"] != "float16" for c in parts) else np.float16
         rows = sum(int(c["lengths"][c["take"]].sum()) if variable else len(c["take"]) for c in parts)
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
