@@ -378,18 +378,14 @@ def test_engine_budget_and_precision_flags_reach_the_notebooks(marked, monkeypat
 def test_bad_files_of_every_step_collected(tmp_path):
     (tmp_path / "nb1").mkdir()
     (tmp_path / "nb2").mkdir()
-    entry = tmp_path / "cache" / "egemaps-abc"
-    entry.mkdir(parents=True)
-    (entry / "meta.json").write_text(json.dumps({"skipped": [{"utt_id": "u3", "path": "/d/u3.wav",
-                                                              "reason": "silent audio"}]}))
+    skipped = {"path": "/d/u3.wav", "reason": "silent audio", "step": "features", "view": "egemaps"}
     (tmp_path / "nb1" / "params.json").write_text(json.dumps({
-        "params": {}, "feature_cache": {"egemaps": str(entry)},
-        "bad_files": [{"path": "/d/u4.wav", "reason": "too short (0.05 s)", "step": "audio"}]}))
-    (tmp_path / "nb2" / "params.json").write_text(json.dumps({"params": {}, "feature_cache": [str(entry)]}))
+        "params": {}, "bad_files": [{"path": "/d/u4.wav", "reason": "too short (0.05 s)", "step": "audio"}, skipped]}))
+    (tmp_path / "nb2" / "params.json").write_text(json.dumps({"params": {}, "bad_files": [skipped]}))
     loader = [{"path": "/d/x.wav", "reason": "unreadable audio (Format not recognised)", "step": "loader"}]
     records = runner.collect_bad_files(tmp_path, loader)
     assert [(r["step"], r["path"]) for r in records] == [("audio", "/d/u4.wav"), ("features", "/d/u3.wav"),
-                                                         ("loader", "/d/x.wav")]  # the cache entry once
+                                                         ("loader", "/d/x.wav")]  # u3 once
     path = runner.write_bad_files(tmp_path, records)
     assert path.read_text().splitlines()[0] == "path,step,reason" and len(path.read_text().splitlines()) == 4
     lines = runner.bad_files_summary("emodb", records)

@@ -145,12 +145,17 @@ class Experiment:
             raise RuntimeError("this Experiment has no run settings: build it with setup(), or set .settings")
         return self.settings
 
+    def _feature_skips(self) -> list[dict]:
+        """Files a view could not use (the feature store's ``skipped``), as ``bad_files`` records."""
+        return [{"path": r["path"], "reason": r["reason"], "step": "features", "view": v}
+                for v, fs in self.features.items() for r in fs.meta.get("skipped", [])]
+
     def write_params(self, params: dict, **extra) -> Path:
         """``params.json`` in the output folder: notebook parameters, models used, unavailable views, seed."""
         record = dict(extra, unavailable_views=self.unavailable, n_utterances=len(self.manifest),
                       n_task=len(self.task), folds=self.folds, folds_scheme=describe_splits(self.splits),
                       speaker_dependent_val=bool(self.splits.attrs.get("speaker_dependent_val", False)),
-                      bad_files=bad_files(self.manifest),
+                      bad_files=bad_files(self.manifest) + self._feature_skips(),
                       feature_cache={v: fs.meta.get("folder") for v, fs in self.features.items()})
         return write_params(self.output_dir, params, models=self.models, seed=self.seed, extra=record)
 

@@ -103,23 +103,13 @@ def _read_json(path: Path):
         return None
 
 
-def _cache_skipped(entries) -> list[dict]:
-    """``skipped`` lists of feature-cache entries (folders holding ``meta.json``) as ``features`` records."""
-    folders = entries.values() if isinstance(entries, dict) else entries or []
-    out = []
-    for folder in folders:
-        meta = _read_json(Path(str(folder)) / "meta.json") or {}
-        out += [dict(s, step="features") for s in meta.get("skipped", [])]
-    return out
-
-
 def notebook_bad_files(folder: str | Path) -> list[dict]:
-    """Bad files a notebook recorded in its results folder: ``params.json`` key ``bad_files`` (records) or
-    ``feature_cache`` (cache entry folders, their ``meta.json`` ``skipped``), or a ``bad_files.json`` list."""
+    """Bad files a notebook recorded in its results folder: ``params.json`` key ``bad_files`` (records; the
+    feature store's skipped files among them, step ``features``), or a ``bad_files.json`` list."""
     folder = Path(folder)
     params = _read_json(folder / "params.json")
     params = params if isinstance(params, dict) else {}
-    found = list(params.get("bad_files") or []) + _cache_skipped(params.get("feature_cache"))
+    found = list(params.get("bad_files") or [])
     extra = _read_json(folder / "bad_files.json")
     found += extra if isinstance(extra, list) else []
     return [r for r in found if isinstance(r, dict) and r.get("path")]
