@@ -104,14 +104,15 @@ def cache_path(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict 
 def cache_info(manifest: pd.DataFrame, view, *, cache_root=None, audio_kw: dict | None = None) -> dict:
     """What the store holds of ``manifest`` for ``view``: ``folder``, ``utterances``, ``stored`` and ``skipped``
     (distinct audio contents found in the store), ``missing``, ``pending`` (finished chunks not merged yet),
-    ``complete``."""
+    ``complete``, and ``bytes``: the size of the store folder's shards (all its utterances, not only these)."""
     store = store_for(view, cache_root=cache_root, audio_kw=audio_kw)
     digests = {d for _, _, d in _rows(manifest, _root(cache_root)) if d}
     items, skipped = store.lookup(digests) if store.folder.is_dir() else ({}, {})
     missing = len(digests) - len(items) - len(skipped)
     return {"folder": str(store.folder), "utterances": len(manifest), "stored": len(items), "skipped": len(skipped),
             "missing": missing, "pending": len(list((store.folder / "pending").glob("chunk-*.npz"))),
-            "complete": missing == 0}
+            "complete": missing == 0,
+            "bytes": sum(p.stat().st_size for p in (store.folder / "shards").glob("*.npy"))}
 
 
 def _chunk_size(view, chunk_size: int | None) -> int:
