@@ -78,8 +78,8 @@ def cluster_evaluation_corpus():
 
 def evaluation_configs(epochs: int) -> dict:
     """Tiny configs of paper B's evaluation (cluster pre-training, fine-tuning, Pairwise-CL, pseudo-labels)."""
-    return {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, epochs=epochs, out_dim=16,
-                                              proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
+    return {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=3, n_utterances=3, max_epochs=epochs, out_dim=16,
+                                              proj_hidden=16, proj_dim=16, encoder_params={"hidden": 16}),
             "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
             "pairwise": PretrainConfig(max_epochs=epochs, batch_size=32, proj_hidden=16, proj_dim=16),
             "pseudo": {"k": 3}}

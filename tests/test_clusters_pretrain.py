@@ -186,8 +186,8 @@ def _val_loss(res, fs, ids, spk, clu, cfg):
 def test_pretraining_reduces_loss_and_runs_every_variant():
     fs, ids, spk, clu = cluster_features()
     train, val = np.isin(spk, ["0", "1", "2", "3"]), np.isin(spk, ["4", "5"])
-    cfg = ClusterPretrainConfig(n_speakers=4, n_clusters=3, n_utterances=4, epochs=12, patience=30, lr=3e-3,
-                                proj_hidden=64, proj_out=32, encoder_params={"hidden": 64}, out_dim=32)
+    cfg = ClusterPretrainConfig(n_speakers=4, n_clusters=3, n_utterances=4, max_epochs=12, patience=30, lr=3e-3,
+                                proj_hidden=64, proj_dim=32, encoder_params={"hidden": 64}, out_dim=32)
     res = pretrain_cluster_contrastive(fs, ids[train], spk[train], clu[train], config=cfg,
                                        val_ids=ids[val], val_speakers=spk[val], val_clusters=clu[val])
     hist = res.history
@@ -197,7 +197,7 @@ def test_pretraining_reduces_loss_and_runs_every_variant():
     assert bool(res.encoder.normalized) and not res.encoder.training
     assert _val_loss(res, fs, ids[val], spk[val], clu[val], cfg) == pytest.approx(hist["val_loss"].min(), rel=1e-5)
     for variant in ("multitask", "adversarial"):
-        cfg_v = ClusterPretrainConfig(**{**cfg.__dict__, "epochs": 3, "schedule": "dann", "speaker_lambda": 0.5})
+        cfg_v = ClusterPretrainConfig(**{**cfg.__dict__, "max_epochs": 3, "schedule": "dann", "speaker_lambda": 0.5})
         out = pretrain_cluster_contrastive(fs, ids[train], spk[train], clu[train], config=cfg_v, variant=variant)
         h = out.history
         assert out.speaker_head.linear.out_features == 4 and out.speaker_head.adversarial == (variant == "adversarial")
@@ -217,7 +217,7 @@ def test_pretraining_on_variable_length_features():
     lengths = rng.integers(5, 12, size=len(spk))
     fs = FeatureSet([f"m{i}" for i in range(len(spk))], rng.normal(size=(lengths.sum(), 8)).astype(np.float32),
                     lengths, meta={"encoder": "mel"})
-    cfg = ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=2, epochs=2, proj_hidden=16, proj_out=8,
+    cfg = ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=2, max_epochs=2, proj_hidden=16, proj_dim=8,
                                 out_dim=16, encoder_params={"channels": (8, 8)})
     res = pretrain_cluster_contrastive(fs, fs.ids, spk, clu, config=cfg)
     assert type(res.encoder).__name__ == "MelEncoder" and np.isfinite(res.history["train_loss"]).all()
@@ -261,8 +261,8 @@ def test_evaluation_with_pseudo_speakers_and_wav2vec2_baseline():
     lengths = rng.integers(3, 6, size=len(manifest))
     features["wav2vec2"] = FeatureSet(manifest["utt_id"], rng.normal(size=(lengths.sum(), 3, 8)).astype(np.float32),
                                       lengths, meta={"encoder": "wav2vec2"})
-    configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=3, epochs=1, out_dim=16,
-                                                 proj_hidden=16, proj_out=16, encoder_params={"hidden": 16}),
+    configs = {"pretrain": ClusterPretrainConfig(n_speakers=2, n_clusters=2, n_utterances=3, max_epochs=1, out_dim=16,
+                                                 proj_hidden=16, proj_dim=16, encoder_params={"hidden": 16}),
                "finetune": FinetuneConfig(max_epochs=1, batch_size=64), "pseudo": {"k": 2, "n_speakers": 2}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -67,7 +67,8 @@ def _val_loss(result, features, val_ids, temperature=0.5, batch_size=32):
 def test_pretraining_lowers_validation_loss_and_restores_best_epoch(data, pretrained):
     features, split, _ = data
     hist = pretrained.history
-    assert list(hist.columns) == ["epoch", "train_loss", "val_loss", "seconds", "steps"] and len(hist) == 15
+    assert list(hist.columns) == ["epoch", "train_loss", "steps", "val_loss", "seconds"] and len(hist) == 15
+    assert hist["epoch"].tolist() == list(range(15))  # 0-based, as in paper B's pre-training
     steps_per_epoch = -(-len(split["train"]) // 32)  # batches of 32, min_size=2
     assert hist["steps"].tolist() == [steps_per_epoch * e for e in range(1, 16)]
     assert pretrained.metrics["steps"] == 15 * steps_per_epoch and pretrained.metrics["epochs_run"] == 15
@@ -91,7 +92,7 @@ def test_early_stopping_triggers_after_patience(data):
     result = pretrain_pairwise(features, split["train"][:60], split["val"][:40], config=config)
     hist = result.history
     best_epoch = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
-    assert len(hist) < 60 and len(hist) == best_epoch + 3
+    assert len(hist) < 60 and len(hist) == best_epoch + 1 + 3  # 0-based epochs: the best, then 3 without gain
     assert result.metrics["best_epoch"] == best_epoch and result.metrics["epochs_run"] == len(hist)
     assert _val_loss(result, features, split["val"][:40], batch_size=16) == pytest.approx(hist["val_loss"].min(),
                                                                                            rel=1e-4)

@@ -56,7 +56,8 @@ def cluster_contrastive_experiment(exp, *, encoder_view: str = "egemaps", speake
     (default: the local engine with ``settings.workers`` processes).
     """
     pre = settings.pretrain
-    configs = {"pretrain": ClusterPretrainConfig(epochs=pre.max_epochs, patience=pre.patience, seed=pre.seed),
+    configs = {"pretrain": ClusterPretrainConfig(max_epochs=pre.max_epochs, patience=pre.patience, seed=pre.seed,
+                                                     precision=pre.precision),
                "finetune": settings.finetune, "pairwise": pre}
     kw = {} if variants is None else {"variants": variants}
     missing = [v for v in (encoder_view, speaker_view) if v not in exp.features]

@@ -4,7 +4,6 @@ NT-Xent over every pair of views."""
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -18,7 +17,8 @@ from sercore.models.losses import pairwise_nt_xent
 from sercore.models.encoders import ProjectionHead
 from sercore.core.precision import autocast, check_precision, resolve_precision
 
-from sercore.training.loops import (INIT_LOCK, _check_ids, _joint_lengths, _state, batch_indices, default_encoder,
+from sercore.training.epochs import run_epochs
+from sercore.training.loops import (INIT_LOCK, _check_ids, _joint_lengths, batch_indices, default_encoder,
                                     load_batch, normalize_if_needed, output_dim)
 
 
@@ -62,11 +62,11 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
 
     ``features`` maps K ≥ 2 view names to FeatureSets that hold every id of ``train_ids`` and ``val_ids``.
     ``encoders`` (optional) gives initial encoders for some views (copied, not changed); the others get
-    ``default_encoder``. Stops after ``config.patience`` epochs without a lower validation loss and restores the
-    best epoch. Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
+    ``default_encoder``. The epochs (0-based) run in ``sercore.training.epochs.run_epochs``: it stops after
+    ``config.patience`` epochs without a lower validation loss and restores the best epoch. Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
     ``metrics["precision_note"]``); validation runs in inference mode. Nothing is cached here:
     :func:`sercore.training.pretrain_cache.pretrain_pairwise_cached` wraps it with the on-disk cache.
-    History columns: ``epoch, train_loss, val_loss, seconds, steps`` (optimizer steps so far); ``metrics``:
+    History columns: ``epoch, train_loss, steps`` (optimizer steps so far)``, val_loss, seconds``; ``metrics``:
     ``best_epoch, best_val_loss, epochs_run, steps, precision, precision_note``.
     """
     config = config or PretrainConfig()
@@ -90,28 +90,21 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     used, note = resolve_precision(config.precision, device)
-    best_loss, best_state, best_epoch, wait, steps, rows = float("inf"), _state(model), 0, 0, 0, []
-    for epoch in range(1, config.max_epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        train_loss, n_steps = _pairwise_epoch(model, features, train_pos, config, device, generator, optimizer, used)
-        steps += n_steps
-        model.eval()
-        with torch.inference_mode():
-            val_loss, _ = _pairwise_epoch(model, features, val_pos, config, device, None, None, used)
-        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                     "seconds": time.perf_counter() - start, "steps": steps})
-        if val_loss < best_loss:
-            best_loss, best_state, best_epoch, wait = val_loss, _state(model), epoch, 0
-        else:
-            wait += 1
-            if wait >= config.patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    metrics = {"best_epoch": best_epoch, "best_val_loss": best_loss, "epochs_run": len(rows), "steps": steps,
-               "precision": used, "precision_note": note}
-    return PretrainResult({v: model[v]["encoder"] for v in views}, pd.DataFrame(rows),
+    steps = [0]
+
+    def train_epoch(epoch: int) -> dict:
+        loss, n_steps = _pairwise_epoch(model, features, train_pos, config, device, generator, optimizer, used)
+        steps[0] += n_steps
+        return {"train_loss": loss, "steps": steps[0]}
+
+    def val_loss(epoch: int) -> float:
+        return _pairwise_epoch(model, features, val_pos, config, device, None, None, used)[0]
+
+    run = run_epochs(model, max_epochs=config.max_epochs, patience=config.patience, train_epoch=train_epoch,
+                     val_loss=val_loss)
+    metrics = {"best_epoch": run.best_epoch, "best_val_loss": run.best_val_loss, "epochs_run": run.epochs_run,
+               "steps": steps[0], "precision": used, "precision_note": note}
+    return PretrainResult({v: model[v]["encoder"] for v in views}, run.history,
                           {v: model[v]["head"] for v in views}, metrics)
 
 

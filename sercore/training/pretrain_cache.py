@@ -1,10 +1,13 @@
-"""Pre-trained Pairwise-CL encoders on disk, so notebooks that need the same fold's encoders train them once.
+"""Pre-trained encoders on disk (both papers), so notebooks that need the same fold's encoders train them once.
 
-An entry is ``cache_dir()/pretrained/<key>.safetensors`` (the state dicts of the encoders and projection
-heads; safetensors holds tensors only, so nothing in the cache is unpickled) and ``<key>.json`` (views,
-history, size and digest of the tensor file), written last: it marks the entry complete. The key hashes the
-feature entries (folder and data digest), the ids in order, the config, the device, torch's version and the
-source code that builds and trains the encoders (``CODE_MODULES``), so a change to any of them is a miss.
+An entry is ``cache_dir()/pretrained/<key>.safetensors`` (the state dicts of the encoders and heads;
+safetensors holds tensors only, so nothing in the cache is unpickled) and ``<key>.json`` (what the run was,
+history, metrics, size and digest of the tensor file), written last: it marks the entry complete. The key
+hashes the stored features' identities, the ids (and labels) in order, the config, the device, the precision,
+torch's version and the source code that builds and trains the encoders, so a change to any of them is a miss.
+A run killed before its entry was written trains again from its seed, to the same weights.
+``cached_run`` is the mechanism; ``pretrain_pairwise_cached`` (paper A, ``CODE_MODULES``) and
+``sercore.clusters.pretrain.pretrain_cluster_contrastive_cached`` (paper B) use it.
 Loading rebuilds the modules from their architecture and loads the state dicts; an entry that fails its
 check is moved aside (``<key>.corrupt-<time>.*``) with a warning naming the file, and trained again. A file
 lock per key makes concurrent runs wait for the one that trains.
@@ -39,8 +42,9 @@ from sercore.training.loops import INIT_LOCK, default_encoder, output_dim
 from sercore.training.pretrain import PretrainConfig, PretrainResult, pretrain_pairwise
 
 CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
-                "sercore.training.pretrain", "sercore.features.featureset", "sercore.training.pretrain_cache")
-PRETRAIN_VERSION = "3"  # part of the key, with a digest of the code
+                "sercore.training.pretrain", "sercore.training.epochs", "sercore.features.featureset",
+                "sercore.training.pretrain_cache")
+PRETRAIN_VERSION = "4"  # part of the key, with a digest of the code
 _BROKEN = (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError)
 
 
@@ -84,35 +88,43 @@ def feature_entry(fs: FeatureSet) -> dict | None:
     return {"folder": str(fs.meta["folder"]), "content": fs.meta["content"]}
 
 
-def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
-                 device) -> str | None:
-    """Key of a pre-training run, or None when a FeatureSet is not from the feature cache."""
+def run_key(features: dict[str, FeatureSet], record: dict, config, device, code: str) -> str | None:
+    """Key of a pre-training run: the stored features' identities, ``record`` (ids, labels, variant...), the
+    config, the device, the precision it resolves to, torch's version and ``code`` (a digest of the source that
+    trains). None when a FeatureSet is not from the feature store (then nothing is cached)."""
     entries = {view: feature_entry(fs) for view, fs in features.items()}
     if any(entry is None for entry in entries.values()):
         return None
-    record = json.dumps({"features": entries, "train": [str(u) for u in train_ids],
-                         "val": [str(u) for u in val_ids], "config": asdict(config), "device": str(device),
-                         "precision_used": resolve_precision(config.precision, device)[0],
-                         "torch": torch.__version__, "code": code_digest(), "version": PRETRAIN_VERSION},
-                        sort_keys=True)
-    return hashlib.sha256(record.encode()).hexdigest()[:24]
+    payload = json.dumps({"features": entries, **record, "config": asdict(config), "device": str(device),
+                          "precision_used": resolve_precision(config.precision, device)[0],
+                          "torch": torch.__version__, "code": code, "version": PRETRAIN_VERSION},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def cached_pretrain(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, *, config, device,
-                    train: Callable[[], object]):
-    """``train()``'s ``PretrainResult``, from the cache when this run was done before (else stored there)."""
-    key = pretrain_key(features, train_ids, val_ids, config, device)
+def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
+                 device) -> str | None:
+    """Key of a Pairwise-CL pre-training run, or None when a FeatureSet is not from the feature store."""
+    return run_key(features, {"train": [str(u) for u in train_ids], "val": [str(u) for u in val_ids]}, config,
+                   device, code_digest())
+
+
+def cached_run(key: str | None, *, train: Callable[[], object], to_tensors: Callable, from_tensors: Callable):
+    """``train()``'s result, read back from the entry ``key`` when it is there and sound, else trained and stored
+    (under the key's file lock: concurrent runs of one key train once). ``to_tensors(result)`` gives the tensors
+    and the JSON record to store; ``from_tensors(tensors, record)`` rebuilds the result. ``key`` None: trained
+    every time."""
     if key is None:
         return train()
     folder = cache_dir() / "pretrained"
     folder.mkdir(parents=True, exist_ok=True)
-    result = _load_sound(folder, key, features, config, device, locked=False)
+    result = _load_sound(folder, key, from_tensors, locked=False)
     if result is None:
         with FileLock(folder / f"{key}.lock"):
-            result = _load_sound(folder, key, features, config, device, locked=True)
+            result = _load_sound(folder, key, from_tensors, locked=True)
             if result is None:
                 result = train()
-                save(folder, key, result)
+                save(folder, key, *to_tensors(result))
     return result
 
 
@@ -120,34 +132,53 @@ def pretrain_pairwise_cached(features: dict[str, FeatureSet], train_ids: Sequenc
                              config: PretrainConfig | None = None, device="cpu") -> PretrainResult:
     """:func:`sercore.training.pretrain_pairwise`, read back from the cache when this run was done before (else
     trained and stored), so notebooks that need the same fold's encoders train them once. Features not read
-    from the feature cache are trained every time."""
+    from the feature store are trained every time."""
     config = config or PretrainConfig()
-    return cached_pretrain(features, train_ids, val_ids, config=config, device=device,
-                           train=lambda: pretrain_pairwise(features, train_ids, val_ids, config=config, device=device))
+    return cached_run(pretrain_key(features, train_ids, val_ids, config, device),
+                      train=lambda: pretrain_pairwise(features, train_ids, val_ids, config=config, device=device),
+                      to_tensors=_pairwise_tensors,
+                      from_tensors=lambda tensors, record: _pairwise_result(tensors, record, features, config, device))
 
 
-def save(folder: Path, key: str, result) -> None:
-    """Store ``result`` (a ``PretrainResult``) as the entry ``key`` of ``folder``."""
+def state_tensors(prefix: str, module: torch.nn.Module) -> dict:
+    """``module``'s state dict as ``{prefix + name: tensor}`` (CPU, contiguous copies) for an entry."""
+    return {f"{prefix}{name}": t.detach().cpu().contiguous().clone() for name, t in module.state_dict().items()}
+
+
+def _pairwise_tensors(result: PretrainResult) -> tuple[dict, dict]:
     tensors = {}
     for part, modules in (("encoder", result.encoders), ("head", result.heads)):
         for view, module in modules.items():
-            for name, t in module.state_dict().items():
-                tensors[f"{part}/{view}/{name}"] = t.detach().cpu().contiguous().clone()
+            tensors.update(state_tensors(f"{part}/{view}/", module))
+    record = {"encoders": list(result.encoders), "heads": list(result.heads), "metrics": result.metrics,
+              "history": result.history.to_dict(orient="split")}
+    return tensors, record
+
+
+def _pairwise_result(tensors: dict, record: dict, features, config, device) -> PretrainResult:
+    with INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+        encoders = {v: filled(default_encoder(features[v]), tensors, f"encoder/{v}/", device)
+                    for v in record["encoders"]}
+        heads = {v: filled(ProjectionHead(output_dim(encoders[v], features[v]), config.proj_hidden, config.proj_dim),
+                           tensors, f"head/{v}/", device) for v in record["heads"]}
+    return PretrainResult(encoders, pd.DataFrame(**record["history"]), heads, record.get("metrics") or {})
+
+
+def save(folder: Path, key: str, tensors: dict, record: dict) -> None:
+    """Store ``tensors`` and the JSON ``record`` as the entry ``key`` of ``folder``."""
     blob = save_tensors(tensors)
     atomic_write_bytes(folder / f"{key}.safetensors", blob)
     atomic_write_json(folder / f"{key}.json", {
-        "key": key, "encoders": list(result.encoders), "heads": list(result.heads),
-        "tensors": {"bytes": len(blob), "blake2b": bytes_digest(blob)},
-        "history": result.history.to_dict(orient="split"), "code": code_digest(),
+        **record, "key": key, "tensors": {"bytes": len(blob), "blake2b": bytes_digest(blob)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})  # last: marks the entry complete
 
 
-def load(folder: Path, key: str, features: dict[str, FeatureSet], config, device):
-    """The ``PretrainResult`` of entry ``key``; ``PretrainCacheCorrupt`` naming the file when it fails a check."""
+def load(folder: Path, key: str, from_tensors: Callable):
+    """The result of entry ``key`` (``from_tensors(tensors, record)``); ``PretrainCacheCorrupt`` naming the file
+    when it fails a check."""
     meta_path, blob_path = folder / f"{key}.json", folder / f"{key}.safetensors"
     try:
         record = json.loads(meta_path.read_text())
-        history = pd.DataFrame(**record["history"])
         want = record["tensors"]
     except _BROKEN as err:
         raise PretrainCacheCorrupt(f"{meta_path}: unreadable ({type(err).__name__}: {err})") from None
@@ -155,30 +186,24 @@ def load(folder: Path, key: str, features: dict[str, FeatureSet], config, device
     if len(blob) != want.get("bytes") or bytes_digest(blob) != want.get("blake2b"):
         raise PretrainCacheCorrupt(f"{blob_path}: size or checksum differs from {meta_path.name}")
     try:
-        tensors = load_tensors(blob)
-        with INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
-            encoders = {v: _filled(default_encoder(features[v]), tensors, f"encoder/{v}/", device)
-                        for v in record["encoders"]}
-            heads = {v: _filled(ProjectionHead(output_dim(encoders[v], features[v]),
-                                                     config.proj_hidden, config.proj_dim),
-                                tensors, f"head/{v}/", device) for v in record["heads"]}
+        return from_tensors(load_tensors(blob), record)
     except _BROKEN as err:
         raise PretrainCacheCorrupt(f"{blob_path}: does not fit the encoders ({type(err).__name__}: {err})") from None
-    return PretrainResult(encoders, history, heads)
 
 
-def _filled(module: torch.nn.Module, tensors: dict, prefix: str, device) -> torch.nn.Module:
+def filled(module: torch.nn.Module, tensors: dict, prefix: str, device) -> torch.nn.Module:
+    """``module`` with the state stored under ``prefix``, on ``device``, in eval mode."""
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     module.load_state_dict(state, strict=True)
     return module.to(device).eval()
 
 
-def _load_sound(folder: Path, key: str, features, config, device, *, locked: bool):
+def _load_sound(folder: Path, key: str, from_tensors: Callable, *, locked: bool):
     """The entry when complete and sound, else None; holding the lock, a broken entry is moved aside."""
     if not (folder / f"{key}.json").is_file():
         return None
     try:
-        return load(folder, key, features, config, device)
+        return load(folder, key, from_tensors)
     except PretrainCacheCorrupt as err:
         if locked:
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
