@@ -258,10 +258,11 @@ class EncoderClassifier(nn.Module):
 
 
 def learnt_layer_weights(model: nn.Module) -> np.ndarray | None:
-    """The softmax layer weights ``[L]`` (float64, summing to 1) of the first layer-weighted encoder in ``model``
-    (the model itself, an ``EncoderClassifier``, any container), or ``None`` when it has none."""
+    """The softmax layer weights ``[L]`` (float64, summing to 1) of the first layer-weighted module in ``model``
+    (the model itself, an ``EncoderClassifier``, any container): one with ``layer_logits`` and ``layer_weights()``,
+    such as ``Wav2Vec2Encoder``; ``None`` when it has none."""
     for module in model.modules():
-        if isinstance(module, Wav2Vec2Encoder):
+        if getattr(module, "layer_logits", None) is not None and callable(getattr(module, "layer_weights", None)):
             with torch.no_grad():
                 return module.layer_weights().detach().double().cpu().numpy()
     return None
