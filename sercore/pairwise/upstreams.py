@@ -106,6 +106,9 @@ class UpstreamJob(Job):
         row = dict(self.row, view=self.view, n_labels=len(ids))
         row.update({k: result.metrics[k] for k in (*METRICS, "best_epoch", "epochs_run", "steps")})
         row["layer_weights"] = None if weights is None else [round(float(w), 6) for w in weights]
+        kept = (fs.meta.get("provenance") or {}).get("layers_kept")  # the model's layer numbers, when a subset
+        row["layers"] = None if weights is None else (list(kept) if isinstance(kept, (list, tuple))
+                                                      else list(range(len(weights))))
         row[HISTORY] = result.history["val_uar"].tolist()
         return row
 
@@ -133,7 +136,8 @@ def upstream_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
 
     ``features`` must hold eGeMAPS and mel (the companions every model is pre-trained with) besides the models.
     Grid columns ``fraction``, ``pretrain_views`` (the views pre-trained together, ``none`` for probes); also
-    ``layer_weights`` (list per row of an SSL view, else None), ``n_labels``, ``best_epoch``, ``node``.
+    ``layer_weights`` and ``layers`` (the weights and the model's layer numbers, lists, for rows of an SSL view,
+    else None), ``n_labels``, ``best_epoch``, ``node``.
     ``engine``/``workers``/``histories`` as in :func:`sercore.pairwise.grids.sparse_label_grid`.
     """
     missing = [c for c in COMPANIONS if c not in features]
@@ -172,13 +176,20 @@ def upstream_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
 
 
 def layer_weight_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean learnt layer weight per view × condition × layer (rows with ``layer_weights`` only)."""
-    rows = [dict(view=r.view, condition=r.condition, layer=i, weight=float(w))
+    """Mean learnt layer weight per view × condition × layer (rows with ``layer_weights`` only; ``layer`` is the
+    model's layer number, 0 the transformer's input, also when the view kept a subset of layers)."""
+    rows = [dict(view=r.view, condition=r.condition, layer=int(i), weight=float(w))
             for r in runs.itertuples() if isinstance(r.layer_weights, (list, tuple, np.ndarray))
-            for i, w in enumerate(r.layer_weights)]
+            for i, w in zip(_layer_numbers(r), r.layer_weights)]
     if not rows:
         return pd.DataFrame(columns=["view", "condition", "layer", "weight"])
     return pd.DataFrame(rows).groupby(["view", "condition", "layer"], as_index=False)["weight"].mean()
+
+
+def _layer_numbers(row) -> list[int]:
+    """The model's layer numbers of a row's weights (``layers``, e.g. [0, 4, 8, 12]), else 0..L-1."""
+    layers = getattr(row, "layers", None)
+    return list(layers) if isinstance(layers, (list, tuple, np.ndarray)) else list(range(len(row.layer_weights)))
 
 
 def layer_weights_figure(table: pd.DataFrame, path_stem, *, caption: str) -> list:
