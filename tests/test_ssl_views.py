@@ -1,5 +1,5 @@
-"""The SSL speech-model view family: tiny random HuBERT, WavLM, data2vec-audio, wav2vec2 and Whisper checkpoints
-saved to folders and loaded like a user's folder; full-size random torchaudio architectures; the offline policy;
+"""The SSL speech-model view family: tiny random HuBERT, WavLM, data2vec-audio, wav2vec2(-conformer) and Whisper
+checkpoints saved to folders and loaded like a user's folder; full-size random torchaudio architectures; the offline policy;
 extraction → Pairwise-CL with mel and eGeMAPS → fine-tuning for each model."""
 
 import math
@@ -19,7 +19,7 @@ from tiny_models import make_tiny_ssl
 
 # each Hugging Face model type, through the view name a user would pick for it
 VIEW_OF = {"wav2vec2": "wav2vec2", "hubert": "hubert_base", "wavlm": "wavlm_base_plus",
-           "data2vec-audio": "data2vec_base", "whisper": "whisper_base"}
+           "data2vec-audio": "data2vec_base", "wav2vec2-conformer": "wav2vec2_large", "whisper": "whisper_base"}
 
 
 def noise(n, seed=0):

@@ -76,7 +76,7 @@ def make_tiny_wav2vec2(folder: str | Path, *, hidden: int = 32, layers: int = 2,
     return folder
 
 
-_SSL_KINDS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
+_SSL_KINDS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer", "whisper")
 
 
 def make_tiny_ssl(folder: str | Path, kind: str, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
@@ -99,7 +99,8 @@ def make_tiny_ssl(folder: str | Path, kind: str, *, hidden: int = 32, layers: in
     common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
                   conv_dim=(32,) * 7, vocab_size=8, num_conv_pos_embeddings=16)
     config, model = {"hubert": (tf.HubertConfig, tf.HubertModel), "wavlm": (tf.WavLMConfig, tf.WavLMModel),
-                     "data2vec-audio": (tf.Data2VecAudioConfig, tf.Data2VecAudioModel)}[kind]
+                     "data2vec-audio": (tf.Data2VecAudioConfig, tf.Data2VecAudioModel),
+                     "wav2vec2-conformer": (tf.Wav2Vec2ConformerConfig, tf.Wav2Vec2ConformerModel)}[kind]
     extra = {"num_conv_pos_embedding_groups": 4}
     if kind == "wavlm":
         extra.update(num_buckets=16, max_bucket_distance=32)
