@@ -1,6 +1,6 @@
 """The SSL speech-model view family: tiny random HuBERT, WavLM, data2vec-audio, wav2vec2(-conformer) and Whisper
-checkpoints saved to folders and loaded like a user's folder; full-size random torchaudio architectures; the offline policy;
-extraction → Pairwise-CL with mel and eGeMAPS → fine-tuning for each model."""
+checkpoints saved to folders and loaded like a user's folder; full-size random torchaudio architectures; the
+offline policy; extraction → Pairwise-CL with mel and eGeMAPS → fine-tuning for each model."""
 
 import math
 
