@@ -1,4 +1,5 @@
-"""Benchmark: wav2vec 2.0 base at full size (random weights) — extraction and three-view pre-training.
+"""Benchmark: wav2vec 2.0 base at full size (random weights) — extraction and three-view pre-training; and the
+base architectures of wav2vec 2.0, HuBERT and WavLM side by side.
 
 1. Extraction of the same files (synthetic speech-like noise, IEMOCAP-like durations) by
    - plain:   torchaudio's ``wav2vec2_base()`` in process, ``model.extract_features(wave)`` one file at a time,
@@ -8,11 +9,16 @@
    Printed: real-time factor, speed-up against plain, peak RSS growth of each arm (its own forked child), and
    the cache's disk per hour of audio against ``estimate_bytes``.
 2. Three-view Pairwise-CL pre-training (wav2vec2 13 × 768 + mel + eGeMAPS) throughput in fp32 and bf16.
+3. Upstreams: ``extract_features`` of the same files with each base architecture of ``UPSTREAMS`` (random
+   weights: ``random:wav2vec2_base``, ``random:hubert_base``, ``random:wavlm_base``), fp32, in one run: real-time
+   factor, peak memory (RSS growth of its own child; peak CUDA memory on a GPU), GB per hour of audio in the
+   float16 cache against the view's ``estimate_bytes``.
 
 On a device without fast bf16 kernels a bf16 run falls back to fp32 (``sercore.core.precision``), so the bf16 arms would
 repeat the fp32 ones: they are skipped with a line saying why (``SERCORE_BF16_EMULATED=1`` runs them emulated).
 Defaults: a few minutes of audio (``--minutes``); about 30 for the real measurement. ``--smoke``: seconds.
-Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--device cpu] [--smoke]``.
+Usage: ``python benchmarks/bench_wav2vec2.py [--minutes 3] [--epochs 2] [--device cpu] [--part all|extract|pretrain|
+upstreams] [--smoke]``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from sercore.core.config import usable_cores  # noqa: E402
 FLOORS = {"extraction speed-up fp32 vs plain:": 0.3, "measured/estimate": 0.8}
 CEILINGS = {"measured/estimate": 1.25}
 SOURCE = "random:wav2vec2_base"
+UPSTREAMS = {"wav2vec2": "random:wav2vec2_base", "hubert_base": "random:hubert_base",
+             "wavlm_base": "random:wavlm_base"}  # view -> source: the base architectures compared in part 3
 SR = 16000
 
 
@@ -89,7 +97,13 @@ def sercore_extraction(manifest: pd.DataFrame, cache_root: Path, precision: str,
     start = time.perf_counter()
     extract_features(manifest, view, cache_root=cache_root, batch_size=batch_size, progress=False)
     seconds = time.perf_counter() - start
-    return seconds, cache_info(manifest, view, cache_root=cache_root)["bytes"], view.provenance()["precision_note"]
+    return seconds, store_bytes(cache_info(manifest, view, cache_root=cache_root)["folder"]), \
+        view.provenance()["precision_note"]
+
+
+def store_bytes(folder) -> int:
+    """Bytes of the feature arrays of a store folder (its ``.npy`` shards; the index is not counted)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*.npy"))
 
 
 def pretrain_throughput(manifest, cache_root: Path, precision: str, epochs: int, threads: int,
@@ -125,7 +139,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--part", choices=["all", "extract", "pretrain"], default="all")
+    parser.add_argument("--part", choices=["all", "extract", "pretrain", "upstreams"], default="all")
     parser.add_argument("--smoke", action="store_true", help="a few seconds of audio, one epoch (CI smoke test)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -141,6 +155,8 @@ def main(argv=None) -> int:
             part_extract(args, manifest, folder, hours)
         if args.part in ("all", "pretrain"):
             part_pretrain(args, manifest, folder)
+        if args.part in ("all", "upstreams"):
+            part_upstreams(args, manifest, folder, hours)
     return 0
 
 
@@ -186,6 +202,41 @@ def part_pretrain(args, manifest, folder: Path) -> None:
               f"{metrics['steps']} steps, peak RSS +{mem:.0f} MiB {('(' + note + ')') if note else ''}")
     if "bf16" in rates:
         print(f"three-view pre-training speed-up bf16 vs fp32: {rates['bf16'] / rates['fp32']:.2f}x")
+
+
+def upstream_extraction(manifest: pd.DataFrame, cache_root: Path, view_name: str, source: str, threads: int,
+                        device: str, batch_size: int) -> tuple[float, int, int, int]:
+    """``extract_features`` of one upstream (fp32) into a fresh cache → (seconds, cache bytes, estimated bytes,
+    peak CUDA bytes or 0)."""
+    import torch
+
+    from sercore.features.cache import cache_info, extract_features
+    from sercore.views import get_view
+
+    torch.set_num_threads(threads)
+    view = get_view(view_name, source=source, precision="fp32", device=device, batch_size=batch_size)
+    view._model()  # build the model before the clock starts
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    extract_features(manifest, view, cache_root=cache_root, batch_size=batch_size, progress=False)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    size = store_bytes(cache_info(manifest, view, cache_root=cache_root)["folder"])
+    return seconds, size, view.estimate_bytes(float(manifest["seconds"].sum())), peak
+
+
+def part_upstreams(args, manifest, folder: Path, hours: float) -> None:
+    audio_s = hours * 3600
+    print("upstreams (random weights, fp32, float16 cache):")
+    for view_name, source in UPSTREAMS.items():
+        (took, size, estimate, cuda_peak), mem = in_child(upstream_extraction, manifest, folder / f"up-{view_name}",
+                                                          view_name, source, args.threads, args.device,
+                                                          args.batch_size)
+        gpu = f", peak CUDA {cuda_peak / 2**20:.0f} MiB" if cuda_peak else ""
+        print(f"  upstream {view_name:<11} ({source}): {audio_s / took:6.2f}x real time, peak RSS +{mem:6.0f} MiB"
+              f"{gpu}, {size / hours / 1e9:.2f} GB per hour of audio (estimate {estimate / hours / 1e9:.2f})")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ SMOKES = {
     "bench_pretrain": (("--quick",), 3, ("would reach", "sequential loop, torch 1 thread")),
     "bench_finetune": (("--quick",), None, ("identical result tables: True", "one padded batch (256)")),
     "bench_engine": (("--quick",), None, ("1-thread loop", "ray engine, 2 CPUs")),
-    "bench_wav2vec2": (("--smoke",), None, ("three-view pre-training fp32:", "GB per hour of audio")),
+    "bench_wav2vec2": (("--smoke",), None, ("three-view pre-training fp32:", "GB per hour of audio",
+                                            "upstream hubert_base", "upstream wavlm_base")),
     "bench_store": (("--quick",), 2, ("mel      utterances extracted: manifest-keyed 720, store 240", "CPU ")),
 }
 MODULES = {"bench_pretrain": bench_pretrain, "bench_finetune": bench_finetune, "bench_engine": bench_engine,

@@ -40,6 +40,8 @@ EXPECTED = {
                                "cluster_contrastive_summary.csv", "cluster_contrastive_stats.csv"],
     "09_cross_corpus": ["cross_corpus.png", "cross_corpus_runs.csv", "cross_corpus_stats.csv",
                         "cross_corpus_means.csv"],
+    "10_upstreams": ["upstreams.png", "upstream_runs.csv", "upstreams_stats.csv", "upstream_layer_weights.png",
+                     "upstream_layer_weight_means.csv"],
 }
 
 

@@ -21,7 +21,7 @@ def test_every_notebook_declares_known_requirements():
     declared = {nb.stem: declared_requirements(nb) for nb in NOTEBOOKS}
     assert all(set(r) <= set(REQUIREMENTS) for r in declared.values()), declared
     pairwise = {"02_temperature_grid", "03_sparse_labels", "04_target_vs_ood", "05_representation_maps",
-                "06_alignment", "08_cluster_contrastive", "09_cross_corpus", "experiment"}
+                "06_alignment", "08_cluster_contrastive", "09_cross_corpus", "10_upstreams", "experiment"}
     assert {stem for stem, r in declared.items() if "pairwise" in r} == pairwise
     assert {"speaker_view"} <= set(declared["01_speaker_clusters"]) & set(declared["08_cluster_contrastive"])
     assert not [nb.stem for nb in NOTEBOOKS if notebook_problems(nb, {})]  # every default works

@@ -49,8 +49,11 @@ def noise(n, seed=0, scale=0.1):
 # --- registry ---------------------------------------------------------------------------------------------
 
 def test_registry_names_and_errors():
-    assert available_views() == ["egemaps", "mel", "speaker", "wav2vec2"]
-    with pytest.raises(KeyError, match="unknown view 'mfcc'.*egemaps, mel, speaker, wav2vec2"):
+    from sercore.views.ssl import ssl_views
+
+    assert available_views() == sorted(["egemaps", "mel", "speaker", *ssl_views()])
+    assert {"wav2vec2", "hubert_base", "wavlm_base_plus", "data2vec_base", "whisper_base"} <= set(ssl_views())
+    with pytest.raises(KeyError, match="unknown view 'mfcc'.*egemaps, hubert_base"):
         get_view("mfcc")
     with pytest.raises(TypeError, match=r"view 'mel' has no parameter 'n_bins'.*accepted: max_seconds, n_mels"):
         get_view("mel", n_bins=40)
@@ -66,10 +69,12 @@ def test_registry_names_and_errors():
 
 
 def test_view_attributes_and_full_params():
+    from sercore.views.ssl import ssl_views
+
     views = {name: get_view(name) for name in available_views()}
     kinds = {name: (v.variable, v.parallel, v.encoder) for name, v in views.items()}
-    assert kinds == {"mel": (True, True, "mel"), "egemaps": (False, True, "mlp"),
-                     "wav2vec2": (True, False, "wav2vec2"), "speaker": (False, True, "mlp")}
+    assert kinds == {"mel": (True, True, "mel"), "egemaps": (False, True, "mlp"), "speaker": (False, True, "mlp"),
+                     **{name: (True, False, "wav2vec2") for name in ssl_views()}}
     assert views["mel"].params == {"max_seconds": None, "n_mels": 64, "win_length": 400, "hop_length": 160,
                                    "f_min": 60.0, "f_max": 7800.0}
     assert views["wav2vec2"].params == {"source": "WAV2VEC2_BASE", "max_seconds": None, "layers": "all",
@@ -256,8 +261,14 @@ def test_wav2vec2_missing_hf_model_or_folder_is_an_error(tmp_path):  # named by 
 
     HubertModel(HubertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                              conv_dim=(32,) * 7)).save_pretrained(tmp_path / "hubert")
-    with pytest.raises(ModelLoadError, match="checkpoint is a 'hubert' model, not wav2vec2"):
-        get_view("wav2vec2", source=tmp_path / "hubert").extract(noise(8000))
+    # any view of the SSL family takes any speech model: the name is the row, the source the model
+    assert get_view("wav2vec2", source=tmp_path / "hubert").extract(noise(8000)).shape == (_frames(8000), 2, 32)
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                         vocab_size=10)).save_pretrained(tmp_path / "bert")
+    with pytest.raises(ModelLoadError, match="checkpoint is a 'bert' model, not one of the speech models"):
+        get_view("hubert_base", source=tmp_path / "bert").extract(noise(8000))
 
 
 # --- speaker ----------------------------------------------------------------------------------------------
@@ -308,7 +319,10 @@ OFFLINE = {"egemaps": ("egemaps", lambda dirs: {}), "mel": ("mel", lambda dirs: 
 
 
 def test_every_registered_view_has_an_offline_case():
-    assert sorted({name for name, _ in OFFLINE.values()}) == available_views()
+    from sercore.views.ssl import ssl_views
+
+    # the SSL family shares one code path: wav2vec2 stands for it here, tests/test_ssl_views.py loads each kind
+    assert sorted({name for name, _ in OFFLINE.values()} | set(ssl_views())) == available_views()
 
 
 @pytest.mark.parametrize("case", sorted(OFFLINE))

@@ -48,8 +48,8 @@ def test_estimate_bytes_is_seconds_frames_layers_width_float16():
     assert view.estimate_bytes(3600) == 3600 * 50 * 13 * 768 * 2  # about 3.6 GB per hour
     assert get_view("wav2vec2", source=BASE, layers=[0, 6, 12]).estimate_bytes(3600) == 3600 * 50 * 3 * 768 * 2
     assert view._backend is None
-    assert view.disk_note(1800) == ("view wav2vec2 (random:wav2vec2_base, 13 layers x 768, float16 cache): 0.50 h "
-                                    "of audio -> about 1.80 GB on disk, 3.59 GB per hour of audio")
+    assert view.disk_note(1800) == ("view wav2vec2 (random:wav2vec2_base, [T, 13, 768] at 50 frames/s, float16 "
+                                    "cache): 0.50 h of audio -> about 1.80 GB on disk, 3.59 GB per hour of audio")
 
 
 def test_bad_parameters_are_rejected():
@@ -59,6 +59,8 @@ def test_bad_parameters_are_rejected():
             get_view("wav2vec2", source=BASE, layers=layers)
     with pytest.raises(ValueError, match="unknown random architecture 'random:hubert'"):
         get_view("wav2vec2", source="random:hubert")
+    with pytest.raises(ValueError, match="layer 25 requested but random:hubert_large has 25 layers"):
+        get_view("hubert_large", source="random:hubert_large", layers=(0, 25))
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
         get_view("wav2vec2", source=BASE, precision="fp16")
 

@@ -76,6 +76,41 @@ def make_tiny_wav2vec2(folder: str | Path, *, hidden: int = 32, layers: int = 2,
     return folder
 
 
+_SSL_KINDS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer", "whisper")
+
+
+def make_tiny_ssl(folder: str | Path, kind: str, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """Save a random Hugging Face speech model of ``kind`` (one of ``_SSL_KINDS``) with ``layers`` layers of
+    width ``hidden`` to ``folder`` (``save_pretrained``, plus its preprocessor config), as a user's folder."""
+    import transformers as tf
+
+    folder = Path(folder)
+    if kind == "wav2vec2":
+        return make_tiny_wav2vec2(folder, hidden=hidden, layers=layers, normalize=True, seed=seed)
+    torch.manual_seed(seed)
+    if kind == "whisper":
+        config = tf.WhisperConfig(d_model=hidden, encoder_layers=layers, decoder_layers=1, encoder_attention_heads=2,
+                                  decoder_attention_heads=2, encoder_ffn_dim=2 * hidden, decoder_ffn_dim=2 * hidden,
+                                  vocab_size=16, num_mel_bins=80, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                  decoder_start_token_id=1)
+        tf.WhisperModel(config).eval().save_pretrained(folder)
+        tf.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        return folder
+    common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                  conv_dim=(32,) * 7, vocab_size=8, num_conv_pos_embeddings=16)
+    config, model = {"hubert": (tf.HubertConfig, tf.HubertModel), "wavlm": (tf.WavLMConfig, tf.WavLMModel),
+                     "data2vec-audio": (tf.Data2VecAudioConfig, tf.Data2VecAudioModel),
+                     "wav2vec2-conformer": (tf.Wav2Vec2ConformerConfig, tf.Wav2Vec2ConformerModel)}[kind]
+    extra = {"num_conv_pos_embedding_groups": 4}
+    if kind == "wavlm":
+        extra.update(num_buckets=16, max_bucket_distance=32)
+    if kind == "data2vec-audio":
+        extra = {"num_conv_pos_embeddings": 5}
+    model(config(**{**common, **extra})).eval().save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
 def make_tiny_ecapa(folder: str | Path, *, lin_neurons: int = 192, channels: int = 32, n_mels: int = 24,
                     n_speakers: int = 4, seed: int = 0) -> Path:
     """Save a random ECAPA-TDNN speechbrain folder (``hyperparams.yaml`` + checkpoints) to ``folder``."""

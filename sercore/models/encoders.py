@@ -3,9 +3,11 @@
 Every encoder maps ``forward(x, lengths=None)`` to ``[B, out_dim]`` (128 in the paper) and is registered under
 its kind (``sercore.models.registry``):
 
-- ``wav2vec2`` (``Wav2Vec2Encoder``): ``x: [B, T, L, D]`` (all hidden layers of a frozen wav2vec 2.0) →
+- ``wav2vec2`` (``Wav2Vec2Encoder``): ``x: [B, T, L, D]`` (the hidden layers of a frozen SSL speech model:
+  wav2vec 2.0, HuBERT, WavLM, data2vec, Whisper's encoder; any L and D, from the features' shape) →
   learned softmax weights over the L layers → two-layer pointwise CNN D→hidden→out (computed as ``Linear``
   on ``[B, T, C]``), ReLU between → mean over real frames (Pepino et al. 2021; paper A).
+  ``learnt_layer_weights(model)`` reads the weights of such an encoder inside any model (for results).
 - ``mel`` (``MelEncoder``): ``x: [B, T, n_mels]`` → three conv blocks over time (mel bins as channels;
   BatchNorm + ReLU + max-pool) → mean over real frames. Padding frames are zeroed after every block and
   excluded from the BatchNorm statistics, so the output of an utterance does not depend on how much padding
@@ -253,6 +255,17 @@ class EncoderClassifier(nn.Module):
         return self.classifier(self.encoder(x, lengths))
 
 
+
+
+def learnt_layer_weights(model: nn.Module) -> np.ndarray | None:
+    """The softmax layer weights ``[L]`` (float64, summing to 1) of the first layer-weighted module in ``model``
+    (the model itself, an ``EncoderClassifier``, any container): one with ``layer_logits`` and ``layer_weights()``,
+    such as ``Wav2Vec2Encoder``; ``None`` when it has none."""
+    for module in model.modules():
+        if getattr(module, "layer_logits", None) is not None and callable(getattr(module, "layer_weights", None)):
+            with torch.no_grad():
+                return module.layer_weights().detach().double().cpu().numpy()
+    return None
 
 
 def encoder_config(encoder: nn.Module) -> dict:
