@@ -211,7 +211,7 @@ def test_quick_run_names_its_tests(results):
     none could be significant, which the tables, captions, notebook output and benchmark page say."""
     stats = sorted(results.glob("*/*_stats.csv"))
     assert {p.parent.name for p in stats} == {"03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive",
-                                              "09_cross_corpus"}
+                                              "09_cross_corpus", "10_upstreams"}
     for path in stats:
         table = pd.read_csv(path)
         assert {"test", "n", "m", "p_floor"} <= set(table.columns), path
