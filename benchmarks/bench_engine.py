@@ -35,7 +35,8 @@ from sercore.engine import LocalEngine, get_engine  # noqa: E402
 from sercore.engine import CallJob  # noqa: E402
 from sercore.training import fold_data  # noqa: E402
 from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
-from sercore.training import FinetuneConfig, PretrainConfig  # noqa: E402
+from sercore.training import FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 
 FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 # Smoke-test bound (tests/test_benchmarks.py) that only catches a broken pool; the targets are in the printed

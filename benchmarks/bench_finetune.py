@@ -30,7 +30,8 @@ from bench_pretrain import grid_inputs, in_child, load_corpus, make_corpus  # no
 from sercore.training import finetune_cache# noqa: E402
 from sercore.training import fold_data  # noqa: E402
 from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
-from sercore.training import FinetuneConfig, PretrainConfig  # noqa: E402
+from sercore.training import FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 
 PLAIN, SERCORE = 256, FinetuneConfig().eval_batch_size
 # Smoke-test bound (tests/test_benchmarks.py): at smoke size the validation set fits one batch either way, so the

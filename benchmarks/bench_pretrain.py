@@ -48,7 +48,8 @@ from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
 from sercore.training import fold_data, sparse_subset
 from sercore.pairwise import pretrain_fold, sparse_label_grid
-from sercore.training import FinetuneConfig, PretrainConfig, default_encoder, finetune, pretrain_pairwise
+from sercore.training import FinetuneConfig, default_encoder, finetune
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The

@@ -112,7 +112,7 @@ def pretrain_throughput(manifest, cache_root: Path, precision: str, epochs: int,
     import torch
 
     from sercore.features.cache import extract_features
-    from sercore.training import PretrainConfig, pretrain_pairwise
+    from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
     from sercore.views import get_view
 
     torch.set_num_threads(threads)

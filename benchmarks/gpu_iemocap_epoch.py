@@ -58,7 +58,7 @@ def build_features(seconds: np.ndarray, seed: int = 0) -> dict:
 
 def epoch_seconds(features: dict, device: str, precision: str, batch_size: int) -> tuple[float, dict]:
     """Seconds of the second pre-training epoch (the first is a warm-up) over 90 % train / 10 % validation."""
-    from sercore.training import PretrainConfig, pretrain_pairwise
+    from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
 
     ids = list(features["mel"].ids)
     cut = max(2, int(0.9 * len(ids)))

@@ -8,7 +8,8 @@ from sercore.pairwise.crosscorpus import (NONE, TARGET, UNION, check_excludes_ta
                                  cross_corpus_summary, source_pools, speaker_split, union_manifest)
 from sercore.data import LeakageError, make_splits
 from sercore.features.featureset import FeatureSet
-from sercore.training import FinetuneConfig, PretrainConfig
+from sercore.training import FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 from tiny_models import record_pretraining
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]

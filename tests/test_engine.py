@@ -29,7 +29,8 @@ from sercore.training import FinetuneJob
 from sercore.features.featureset import FeatureSet
 from sercore.training import fold_data
 from sercore.pairwise import sparse_label_grid
-from sercore.training import WORKER_PRELOAD, FinetuneConfig, PretrainConfig
+from sercore.training import WORKER_PRELOAD, FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 from fixtures_grids import cluster_evaluation_corpus, evaluation_configs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from sercore.training import FinetuneJob
 from sercore.features.featureset import FeatureSet
 from sercore.training import fold_data, sparse_subset
 from sercore.pairwise import sparse_label_grid
-from sercore.training import FinetuneConfig, PretrainConfig
+from sercore.training import FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 from fixtures_grids import make_grid_corpus
 
 GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq"],

@@ -13,7 +13,8 @@ import torch
 from sercore.core.config import cache_dir
 from sercore.features.featureset import FeatureSet
 from sercore.models import encoders
-from sercore.training import PretrainConfig, pretrain_cache, pretrain_pairwise_cached
+from sercore.pairwise import pretrain as pairwise_pretrain
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
 
 
 def _features(folder_tag: str | None):
@@ -37,7 +38,7 @@ def test_second_run_is_served_from_disk_and_any_change_misses(monkeypatch):
     config = PretrainConfig(max_epochs=3, patience=3, batch_size=16)
     first = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     calls = []
-    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or first)
+    monkeypatch.setattr(pairwise_pretrain, "pretrain_pairwise", lambda *a, **k: calls.append(1) or first)
     again = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     assert calls == [] and torch.equal(_weights(again), _weights(first))
     pretrain_pairwise_cached(features, ids[:32], ids[32:], config=PretrainConfig(max_epochs=3, patience=3, batch_size=16,
@@ -52,8 +53,8 @@ def test_in_memory_features_are_never_cached(monkeypatch):
     config = PretrainConfig(max_epochs=2, patience=2, batch_size=16)
     pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     calls = []
-    real = pretrain_cache.pretrain_pairwise
-    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pairwise_pretrain.pretrain_pairwise
+    monkeypatch.setattr(pairwise_pretrain, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
     pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     assert calls == [1]
 
@@ -63,8 +64,8 @@ CONFIG = PretrainConfig(max_epochs=2, patience=2, batch_size=16)
 
 def _counting(monkeypatch):
     calls = []
-    real = pretrain_cache.pretrain_pairwise
-    monkeypatch.setattr(pretrain_cache, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pairwise_pretrain.pretrain_pairwise
+    monkeypatch.setattr(pairwise_pretrain, "pretrain_pairwise", lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 
 
@@ -78,9 +79,9 @@ def test_a_change_to_the_encoder_code_is_a_miss(monkeypatch, tmp_path):
     lines[-1] += "  # one changed line"
     edited = tmp_path / "encoders.py"
     edited.write_text("\n".join(lines) + "\n")
-    files = [edited if p == Path(encoders.__file__) else p for p in pretrain_cache.code_files()]
+    files = [edited if p == Path(encoders.__file__) else p for p in pairwise_pretrain.code_files()]
     assert edited in files
-    monkeypatch.setattr(pretrain_cache, "code_files", lambda: files)
+    monkeypatch.setattr(pairwise_pretrain, "code_files", lambda: files)
     pretrain_pairwise_cached(features, ids[:32], ids[32:], config=CONFIG)
     assert calls == [1]
 

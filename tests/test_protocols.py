@@ -12,7 +12,8 @@ from sercore.models.encoders import MelEncoder, count_parameters
 from sercore.training import RESULT_COLUMNS, fold_data, sparse_subset
 from sercore.pairwise import parameter_counts, sparse_label_grid, target_vs_ood, temperature_grid
 from sercore.engine import CallJob, LocalEngine
-from sercore.training import FinetuneConfig, PretrainConfig, supervised_baseline
+from sercore.training import FinetuneConfig, supervised_baseline
+from sercore.pairwise.pretrain import PretrainConfig
 from tiny_models import record_pretraining
 
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
@@ -79,7 +80,7 @@ def test_grids_keep_each_runs_learning_curve(grid_corpus):
                              views=["fixed"], pretrain_config=replace(PRE, max_epochs=3),
                              finetune_config=replace(FT, max_epochs=4), histories=histories)
     pre, fine = histories["pretrain"], histories["finetune"]
-    assert pre.groupby("temperature")["epoch"].apply(list).to_dict() == {0.1: [1, 2, 3], 0.5: [1, 2, 3]}
+    assert pre.groupby("temperature")["epoch"].apply(list).to_dict() == {0.1: [0, 1, 2], 0.5: [0, 1, 2]}  # 0-based
     assert pre[["train_loss", "val_loss"]].notna().all().all() and pre["run"].nunique() == 2
     assert "_val_uar_history" not in table and fine["run"].nunique() == len(table) == 5
     for (_, row), (_, curve) in zip(table.iterrows(), fine.groupby("run", sort=False)):

@@ -7,7 +7,8 @@ from threadpoolctl import threadpool_limits
 
 from sercore.training import fold_data
 from sercore.pairwise.representations import MODELS, alignment_table, fold_representations
-from sercore.training import FinetuneConfig, PretrainConfig
+from sercore.training import FinetuneConfig
+from sercore.pairwise.pretrain import PretrainConfig
 from fixtures_grids import make_grid_corpus
 
 

@@ -12,7 +12,8 @@ from sercore.core.config import ModelLoadError
 from sercore.features.cache import extract_features
 from sercore.data import load_dataset, make_splits, target_subset
 from sercore.models import build_encoder, learnt_layer_weights
-from sercore.training import FinetuneConfig, PretrainConfig, finetune, fold_data, pretrain_pairwise
+from sercore.training import FinetuneConfig, finetune, fold_data
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
 from sercore.views import ViewUnavailable, available_views, get_view
 from sercore.views.ssl import MODELS, ssl_views
 from tiny_models import make_tiny_ssl

@@ -7,7 +7,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sercore.core.precision import resolve_precision
 from sercore.features.featureset import FeatureSet
 from sercore.models.losses import pairwise_nt_xent
-from sercore.training import FinetuneConfig, PretrainConfig, batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune, pretrain_pairwise, supervised_baseline
+from sercore.training import FinetuneConfig, batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune, supervised_baseline
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
 
 
 def make_data(per_class=12, groups=5, seed=0):
@@ -165,7 +166,7 @@ def test_finetune_early_stops_and_normalises_fresh_mlp(data):
     result = _run(features["fixed"], split, label, default_encoder(features["fixed"], seed=0),
                   FinetuneConfig(max_epochs=50, patience=2, lr=1e-9))
     assert len(result.history) == 3
-    assert result.metrics["epochs_run"] == 3 and result.metrics["best_epoch"] == 1
+    assert result.metrics["epochs_run"] == 3 and result.metrics["best_epoch"] == 0  # 0-based: the first epoch
     batches = -(-len(split["train"]) // 64)
     assert result.history["steps"].tolist() == [batches, 2 * batches, 3 * batches] == [3, 6, 9]
     assert result.metrics["steps"] == 9 and result.metrics["precision"] == "fp32"

@@ -24,7 +24,8 @@ from sercore.data.splits import assert_no_leakage
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
 from sercore.pairwise import PRETRAINED, PretrainJob
-from sercore.training import FinetuneConfig, PretrainConfig, PretrainResult, scores
+from sercore.training import FinetuneConfig, scores
+from sercore.pairwise.pretrain import PretrainConfig, PretrainResult
 from sercore.training.folds import FoldData, fold_data, sparse_subset
 from sercore.training.grid import RESULT_COLUMNS, SUPERVISED, result_table, run_rows, training_engine
 from sercore.training.jobs import FinetuneJob

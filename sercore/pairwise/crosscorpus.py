@@ -26,7 +26,8 @@ from sercore.pairwise.grids import PretrainJob
 from sercore.features.featureset import FeatureSet
 from sercore.training import folds_of, fold_data, result_table, run_rows
 from sercore.pairwise.grids import _sparse_jobs
-from sercore.training import FinetuneConfig, PretrainConfig, pretrain_pairwise_cached, training_engine
+from sercore.training import FinetuneConfig, training_engine
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"
 SOURCE = "source"  # key prefix of the pooled sources' features: (SOURCE, view)

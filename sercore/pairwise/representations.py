@@ -22,8 +22,8 @@ from sercore.analysis import MEASURES, pairwise_similarity
 from sercore.engine import CallJob
 from sercore.features.featureset import FeatureSet
 from sercore.training import fold_data
-from sercore.training import (FinetuneConfig, PretrainConfig, default_encoder, embed, normalize_if_needed,
-                              pretrain_pairwise_cached, supervised_baseline, training_engine)
+from sercore.training import FinetuneConfig, default_encoder, embed, normalize_if_needed, supervised_baseline, training_engine
+from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
 
 MODELS = ("pre-trained", "supervised", "random")
 SAMPLES = ("test", "all", "auto")

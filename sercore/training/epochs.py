@@ -3,7 +3,7 @@ epoch's weights restored, a history row per epoch.
 
 Each paper supplies what is its own as two functions: ``train_epoch(epoch) -> dict`` (one optimisation pass; its
 keys, such as ``train_loss`` and ``steps``, go into the history row) and ``val_loss(epoch) -> float`` (one
-validation pass). Pairwise-CL (``sercore.training.pretrain``) passes its views, pairs and NT-Xent; the
+validation pass). Pairwise-CL (``sercore.pairwise.pretrain``) passes its views, pairs and NT-Xent; the
 cluster-contrastive variants (``sercore.clusters.pretrain``) their sampler, loss and speaker head. Seeding,
 precision and the thread count are set by the callers and the job engine, before the loop starts.
 """

@@ -127,7 +127,7 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
     targets = torch.as_tensor(y_train, device=device)
     lengths = _joint_lengths([features], [train_pos])
     best_uar, best_state, wait, steps, rows = -1.0, _state(module), 0, 0, []
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in range(config.max_epochs):  # 0-based, as in pre-training (sercore.training.epochs)
         module.train()
         if isinstance(module, EncoderClassifier) and not any(p.requires_grad for p in module.encoder.parameters()):
             module.encoder.eval()

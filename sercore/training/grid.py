@@ -46,7 +46,7 @@ def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) ->
         for row, curve in zip(rows, curves):
             keys = {k: row[k] for k in RUN_KEYS if k in row}
             records += [dict(keys, run=run_name(keys), epoch=e, val_uar=v)
-                        for e, v in enumerate(curve or [], start=1)]
+                        for e, v in enumerate(curve or [])]  # 0-based, as the runs report their best epoch
         histories["finetune"] = pd.DataFrame(records)
     return rows
 

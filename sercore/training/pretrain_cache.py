@@ -6,8 +6,9 @@ history, metrics, size and digest of the tensor file), written last: it marks th
 hashes the stored features' identities, the ids (and labels) in order, the config, the device, the precision,
 torch's version and the source code that builds and trains the encoders, so a change to any of them is a miss.
 A run killed before its entry was written trains again from its seed, to the same weights.
-``cached_run`` is the mechanism; ``pretrain_pairwise_cached`` (paper A, ``CODE_MODULES``) and
-``sercore.clusters.pretrain.pretrain_cluster_contrastive_cached`` (paper B) use it.
+``cached_run`` is the mechanism; ``sercore.pairwise.pretrain.pretrain_pairwise_cached`` (paper A) and
+``sercore.clusters.pretrain.pretrain_cluster_contrastive_cached`` (paper B) use it, each with its own tensors and
+the digest of its own code (``modules_digest``).
 Loading rebuilds the modules from their architecture and loads the state dicts; an entry that fails its
 check is moved aside (``<key>.corrupt-<time>.*``) with a warning naming the file, and trained again. A file
 lock per key makes concurrent runs wait for the one that trains.
@@ -25,7 +26,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
-import pandas as pd
 import torch
 from filelock import FileLock
 from safetensors import SafetensorError
@@ -37,14 +37,8 @@ from sercore.core.config import cache_dir
 from sercore.core.precision import resolve_precision
 from sercore.core.digests import bytes_digest
 from sercore.features.featureset import FeatureSet
-from sercore.models.encoders import ProjectionHead
-from sercore.training.loops import INIT_LOCK, default_encoder, output_dim
-from sercore.training.pretrain import PretrainConfig, PretrainResult, pretrain_pairwise
 
-CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
-                "sercore.training.pretrain", "sercore.training.epochs", "sercore.features.featureset",
-                "sercore.training.pretrain_cache")
-PRETRAIN_VERSION = "4"  # part of the key, with a digest of the code
+PRETRAIN_VERSION = "4"  # part of every key, with a digest of the code
 _BROKEN = (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError)
 
 
@@ -57,13 +51,9 @@ def module_files(names: Sequence[str]) -> list[Path]:
     return [Path(importlib.import_module(name).__file__) for name in names]
 
 
-def code_files() -> list[Path]:
-    """Source files of ``CODE_MODULES``."""
-    return module_files(CODE_MODULES)
-
-
 @lru_cache(maxsize=None)
-def _files_digest(paths: tuple[str, ...]) -> str:
+def files_digest(paths: tuple[str, ...]) -> str:
+    """Digest of the files ``paths`` (names and bytes; read once per process and file list)."""
     h = hashlib.blake2b(digest_size=16)
     for path in paths:
         h.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
@@ -72,12 +62,7 @@ def _files_digest(paths: tuple[str, ...]) -> str:
 
 def modules_digest(names: Sequence[str]) -> str:
     """Digest of the source files of the modules ``names`` (read once per process and file list)."""
-    return _files_digest(tuple(str(p) for p in module_files(names)))
-
-
-def code_digest() -> str:
-    """Digest of the source code that builds and trains the encoders (read once per process and file list)."""
-    return _files_digest(tuple(str(p) for p in code_files()))
+    return files_digest(tuple(str(p) for p in module_files(names)))
 
 
 def feature_entry(fs: FeatureSet) -> dict | None:
@@ -102,13 +87,6 @@ def run_key(features: dict[str, FeatureSet], record: dict, config, device, code:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
-                 device) -> str | None:
-    """Key of a Pairwise-CL pre-training run, or None when a FeatureSet is not from the feature store."""
-    return run_key(features, {"train": [str(u) for u in train_ids], "val": [str(u) for u in val_ids]}, config,
-                   device, code_digest())
-
-
 def cached_run(key: str | None, *, train: Callable[[], object], to_tensors: Callable, from_tensors: Callable):
     """``train()``'s result, read back from the entry ``key`` when it is there and sound, else trained and stored
     (under the key's file lock: concurrent runs of one key train once). ``to_tensors(result)`` gives the tensors
@@ -128,40 +106,9 @@ def cached_run(key: str | None, *, train: Callable[[], object], to_tensors: Call
     return result
 
 
-def pretrain_pairwise_cached(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, *,
-                             config: PretrainConfig | None = None, device="cpu") -> PretrainResult:
-    """:func:`sercore.training.pretrain_pairwise`, read back from the cache when this run was done before (else
-    trained and stored), so notebooks that need the same fold's encoders train them once. Features not read
-    from the feature store are trained every time."""
-    config = config or PretrainConfig()
-    return cached_run(pretrain_key(features, train_ids, val_ids, config, device),
-                      train=lambda: pretrain_pairwise(features, train_ids, val_ids, config=config, device=device),
-                      to_tensors=_pairwise_tensors,
-                      from_tensors=lambda tensors, record: _pairwise_result(tensors, record, features, config, device))
-
-
 def state_tensors(prefix: str, module: torch.nn.Module) -> dict:
     """``module``'s state dict as ``{prefix + name: tensor}`` (CPU, contiguous copies) for an entry."""
     return {f"{prefix}{name}": t.detach().cpu().contiguous().clone() for name, t in module.state_dict().items()}
-
-
-def _pairwise_tensors(result: PretrainResult) -> tuple[dict, dict]:
-    tensors = {}
-    for part, modules in (("encoder", result.encoders), ("head", result.heads)):
-        for view, module in modules.items():
-            tensors.update(state_tensors(f"{part}/{view}/", module))
-    record = {"encoders": list(result.encoders), "heads": list(result.heads), "metrics": result.metrics,
-              "history": result.history.to_dict(orient="split")}
-    return tensors, record
-
-
-def _pairwise_result(tensors: dict, record: dict, features, config, device) -> PretrainResult:
-    with INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
-        encoders = {v: filled(default_encoder(features[v]), tensors, f"encoder/{v}/", device)
-                    for v in record["encoders"]}
-        heads = {v: filled(ProjectionHead(output_dim(encoders[v], features[v]), config.proj_hidden, config.proj_dim),
-                           tensors, f"head/{v}/", device) for v in record["heads"]}
-    return PretrainResult(encoders, pd.DataFrame(**record["history"]), heads, record.get("metrics") or {})
 
 
 def save(folder: Path, key: str, tensors: dict, record: dict) -> None:

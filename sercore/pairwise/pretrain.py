@@ -1,5 +1,6 @@
 """Pairwise-CL pre-training (paper A): one encoder and projection head per view, trained with the mean pairwise
-NT-Xent over every pair of views."""
+NT-Xent over every pair of views; ``pretrain_pairwise_cached`` reads a run done before back from the pre-training
+cache (``sercore.training.pretrain_cache``)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ from sercore.models.encoders import ProjectionHead
 from sercore.core.precision import autocast, check_precision, resolve_precision
 
 from sercore.training.epochs import run_epochs
+from sercore.training.pretrain_cache import cached_run, files_digest, filled, module_files, run_key, state_tensors
 from sercore.training.loops import (INIT_LOCK, _check_ids, _joint_lengths, batch_indices, default_encoder,
                                     load_batch, normalize_if_needed, output_dim)
+
+
+CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
+                "sercore.pairwise.pretrain", "sercore.training.epochs", "sercore.features.featureset",
+                "sercore.training.pretrain_cache")
 
 
 @dataclass
@@ -65,7 +72,7 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     ``default_encoder``. The epochs (0-based) run in ``sercore.training.epochs.run_epochs``: it stops after
     ``config.patience`` epochs without a lower validation loss and restores the best epoch. Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
     ``metrics["precision_note"]``); validation runs in inference mode. Nothing is cached here:
-    :func:`sercore.training.pretrain_cache.pretrain_pairwise_cached` wraps it with the on-disk cache.
+    :func:`pretrain_pairwise_cached` wraps it with the on-disk cache.
     History columns: ``epoch, train_loss, steps`` (optimizer steps so far)``, val_loss, seconds``; ``metrics``:
     ``best_epoch, best_val_loss, epochs_run, steps, precision, precision_note``.
     """
@@ -131,3 +138,51 @@ def _pairwise_epoch(model, features, positions, config, device, generator, optim
             steps += 1
         total += loss.item() * len(idx)
     return total / n, steps
+
+
+def code_files() -> list:
+    """Source files of ``CODE_MODULES``."""
+    return module_files(CODE_MODULES)
+
+
+def code_digest() -> str:
+    """Digest of the source code that builds and trains the encoders (read once per process and file list)."""
+    return files_digest(tuple(str(p) for p in code_files()))
+
+
+def pretrain_key(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, config,
+                 device) -> str | None:
+    """Key of a Pairwise-CL pre-training run, or None when a FeatureSet is not from the feature store."""
+    return run_key(features, {"train": [str(u) for u in train_ids], "val": [str(u) for u in val_ids]}, config,
+                   device, code_digest())
+
+
+def pretrain_pairwise_cached(features: dict[str, FeatureSet], train_ids: Sequence, val_ids: Sequence, *,
+                             config: PretrainConfig | None = None, device="cpu") -> PretrainResult:
+    """:func:`sercore.training.pretrain_pairwise`, read back from the cache when this run was done before (else
+    trained and stored), so notebooks that need the same fold's encoders train them once. Features not read
+    from the feature store are trained every time."""
+    config = config or PretrainConfig()
+    return cached_run(pretrain_key(features, train_ids, val_ids, config, device),
+                      train=lambda: pretrain_pairwise(features, train_ids, val_ids, config=config, device=device),
+                      to_tensors=_pairwise_tensors,
+                      from_tensors=lambda tensors, record: _pairwise_result(tensors, record, features, config, device))
+
+
+def _pairwise_tensors(result: PretrainResult) -> tuple[dict, dict]:
+    tensors = {}
+    for part, modules in (("encoder", result.encoders), ("head", result.heads)):
+        for view, module in modules.items():
+            tensors.update(state_tensors(f"{part}/{view}/", module))
+    record = {"encoders": list(result.encoders), "heads": list(result.heads), "metrics": result.metrics,
+              "history": result.history.to_dict(orient="split")}
+    return tensors, record
+
+
+def _pairwise_result(tensors: dict, record: dict, features, config, device) -> PretrainResult:
+    with INIT_LOCK, torch.random.fork_rng(devices=[]):  # rebuilding must not move the global RNG
+        encoders = {v: filled(default_encoder(features[v]), tensors, f"encoder/{v}/", device)
+                    for v in record["encoders"]}
+        heads = {v: filled(ProjectionHead(output_dim(encoders[v], features[v]), config.proj_hidden, config.proj_dim),
+                           tensors, f"head/{v}/", device) for v in record["heads"]}
+    return PretrainResult(encoders, pd.DataFrame(**record["history"]), heads, record.get("metrics") or {})
