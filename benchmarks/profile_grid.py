@@ -31,7 +31,7 @@ PARTS = {  # part -> (function name, file suffix, caller name or None)
     "backward": ("backward", "torch/_tensor.py", None),
     "optimizer steps": ("step", "torch/optim/adam.py", None),
     "batch loading (training)": ("load_batch", "sercore/training/loops.py", "_fit_classifier"),
-    "validation/test passes": ("_outputs", "sercore/training/loops.py", None),
+    "validation/test passes": ("batched_outputs", "sercore/training/loops.py", None),
     "setup (copies, init, normalisation)": ("deepcopy", "copy.py", "finetune"),
 }
 

@@ -22,8 +22,7 @@ from fake_views import write_corpus  # noqa: E402
 from fixtures_grids import make_grid_corpus  # noqa: E402
 
 TIERS = ("notebooks", "bench", "ray", "slow")  # deselected without --full
-# tiers given here, by node id, to tests of modules this suite's tiering does not edit (their owners mark the rest):
-# a notebook executed through papermill
+# tiers given by node id, for a test whose module has no marker of its own: a notebook executed through papermill
 TIER_OF = {"tests/test_requirements.py::test_the_notebook_fails_in_its_setup_cell_with_the_same_message": "notebooks"}
 
 

@@ -1,5 +1,5 @@
 """alignment_table on synthetic representations of EmoDB's size: the sample choice, the random-vector baseline,
-and the figure that reports both (issue 16, "Alignment that means something at any size")."""
+and the figure that reports both."""
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,7 @@ def test_auto_uses_all_utterances_when_the_test_set_is_small(emodb_table):
 def test_random_vector_baseline_is_low_and_separates_shared_from_independent(emodb_table):
     t = emodb_table.set_index(["condition", "pair"])
     random = t.loc["random vectors"]
-    assert (random["pwcca"] <= 0.35).all()  # issue 16's bound at EmoDB's size (measured ~0.24)
+    assert (random["pwcca"] <= 0.35).all()  # at EmoDB's size (measured ~0.24)
     assert (random["pwcca_baseline_sd"] > 0).all()
     shared, independent = t.loc["shared"], t.loc["independent"]
     assert (shared["pwcca_baseline"] <= 0.35).all() and (independent["pwcca_baseline"] <= 0.35).all()

@@ -47,7 +47,6 @@ from sercore.data.sentences import SENTENCES
 GENERATOR_VERSION = "1"  # bump when the tables or the rendering change: cached corpora are then regenerated
 SAMPLE_RATE = 16000
 SIZES = {"tiny": 3, "small": 10, "default": 25}  # sentences per speaker × emotion
-OOD_EMOTIONS = ("fea", "dis", "sur", "bor")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from sercore.core.digests import DigestMemo
 from sercore.core.provenance import write_params
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
-from sercore.views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
+from sercore.views import ViewUnavailable, accepted_parameters, available_views, get_view, view_class
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _load(dataset: str, data_root, size: str, dataset_params: dict | None, on_er
 
 def _view(name: str, params: dict, device: str):
     params = dict(params)
-    if name in available_views() and "device" in accepted_parameters(_REGISTRY[name]):
+    if name in available_views() and "device" in accepted_parameters(view_class(name)):
         params.setdefault("device", device)
     return get_view(name, **params)
 

@@ -133,12 +133,12 @@ def source_features(pool: pd.DataFrame, views: Sequence[str], *, view_params: di
                     cache_root=None) -> dict[str, FeatureSet]:
     """Features of ``views`` for the pooled sources, from the feature cache or extracted into it once."""
     from sercore.features.cache import extract_features
-    from sercore.views import accepted_parameters, get_view, _REGISTRY
+    from sercore.views import accepted_parameters, get_view, view_class
 
     out = {}
     for name in views:
         params = dict((view_params or {}).get(name, {}))
-        if "device" in accepted_parameters(_REGISTRY[name]):
+        if "device" in accepted_parameters(view_class(name)):
             params.setdefault("device", device)
         out[name] = extract_features(pool, get_view(name, **params), workers=workers, on_error=on_error,
                                      cache_root=cache_root)
@@ -154,7 +154,7 @@ class SourcePretrainJob(Job):
     views: list
     train_ids: list
     val_ids: list
-    config: Any  # train.PretrainConfig
+    config: Any  # sercore.pairwise.pretrain.PretrainConfig
     device: str = "cpu"
 
     def run(self, features) -> dict:

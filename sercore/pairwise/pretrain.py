@@ -20,7 +20,7 @@ from sercore.core.precision import autocast, check_precision, resolve_precision
 
 from sercore.training.epochs import run_epochs
 from sercore.training.pretrain_cache import cached_run, files_digest, filled, module_files, run_key, state_tensors
-from sercore.training.loops import (INIT_LOCK, _check_ids, _joint_lengths, batch_indices, default_encoder,
+from sercore.training.loops import (INIT_LOCK, check_ids, joint_lengths, batch_indices, default_encoder,
                                     load_batch, normalize_if_needed, output_dim)
 
 
@@ -80,7 +80,7 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     views = list(features)
     if len(views) < 2:
         raise ValueError(f"pretrain_pairwise: needs at least 2 views, got {views}")
-    train_ids, val_ids = _check_ids("train_ids", train_ids), _check_ids("val_ids", val_ids)
+    train_ids, val_ids = check_ids("train_ids", train_ids), check_ids("val_ids", val_ids)
     device = torch.device(device)
     encoders = dict(encoders or {})
     model = nn.ModuleDict()
@@ -122,7 +122,7 @@ def _pairwise_epoch(model, features, positions, config, device, generator, optim
     Forward passes run in ``precision`` autocast; the loss is computed in float32."""
     views = list(positions)
     n = len(positions[views[0]])
-    lengths = _joint_lengths([features[v] for v in views], [positions[v] for v in views])
+    lengths = joint_lengths([features[v] for v in views], [positions[v] for v in views])
     total, steps = 0.0, 0
     for idx in batch_indices(n, config.batch_size, generator=generator, min_size=2, lengths=lengths,
                              bucket_batches=config.bucket_batches if optimizer is not None else 0):

@@ -15,7 +15,7 @@ from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import EncoderClassifier
 from sercore.core.precision import autocast, check_precision, resolve_precision
 
-from sercore.training.loops import (INIT_LOCK, _check_ids, _joint_lengths, _outputs, _state, batch_indices,
+from sercore.training.loops import (INIT_LOCK, check_ids, joint_lengths, batched_outputs, state_copy, batch_indices,
                                     default_encoder, embed, encode_labels, load_batch, normalize_if_needed,
                                     output_dim, scores)
 
@@ -34,7 +34,7 @@ class FinetuneConfig:
     patience: int | None = 20  # stop after this many epochs without a validation-UAR gain (None: never)
     max_frames: int | None = None
     weight_decay: float = 0.0
-    eval_batch_size: int = 64  # validation/test passes, batched by length: 256 padded 200 utterances to the longest
+    eval_batch_size: int = 64  # validation/test passes, in batches of similar length
     bucket_batches: int = 8  # as in PretrainConfig
     precision: str = "auto"  # as in PretrainConfig
 
@@ -77,9 +77,9 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     has ``epoch, train_loss, val_uar, val_wa, lr, steps`` (optimizer steps so far).
     """
     config = config or FinetuneConfig()
-    train_ids = _check_ids("train_ids", train_ids, train_labels)
-    val_ids = _check_ids("val_ids", val_ids, val_labels)
-    test_ids = _check_ids("test_ids", test_ids, test_labels) if test_ids is not None else None
+    train_ids = check_ids("train_ids", train_ids, train_labels)
+    val_ids = check_ids("val_ids", val_ids, val_labels)
+    test_ids = check_ids("test_ids", test_ids, test_labels) if test_ids is not None else None
     classes, (y_train, y_val, y_test) = encode_labels(train_labels, val_labels, test_labels)
     device = torch.device(device)
     used, note = resolve_precision(config.precision, device)
@@ -103,7 +103,7 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     model.eval()
     test_uar, test_wa = float("nan"), float("nan")
     if test_ids is not None:
-        logits = _outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames,
+        logits = batched_outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames,
                           used)
         test_uar, test_wa = scores(y_test, logits.argmax(1).numpy())
     best = history.loc[int(history["val_uar"].idxmax())]  # the restored epoch: its validation scores are known
@@ -125,8 +125,8 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
                                                            patience=config.decay_patience, eps=0.0)
     generator = torch.Generator().manual_seed(config.seed)
     targets = torch.as_tensor(y_train, device=device)
-    lengths = _joint_lengths([features], [train_pos])
-    best_uar, best_state, wait, steps, rows = -1.0, _state(module), 0, 0, []
+    lengths = joint_lengths([features], [train_pos])
+    best_uar, best_state, wait, steps, rows = -1.0, state_copy(module), 0, 0, []
     for epoch in range(config.max_epochs):  # 0-based, as in pre-training (sercore.training.epochs)
         module.train()
         if isinstance(module, EncoderClassifier) and not any(p.requires_grad for p in module.encoder.parameters()):
@@ -142,14 +142,14 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
             optimizer.step()
             steps += 1
             total += loss.item() * len(idx)
-        pred = _outputs(module, features, val_pos, device, config.eval_batch_size, config.max_frames,
+        pred = batched_outputs(module, features, val_pos, device, config.eval_batch_size, config.max_frames,
                         precision).argmax(1)
         val_uar, val_wa = scores(y_val, pred.numpy())
         rows.append({"epoch": epoch, "train_loss": total / len(train_pos), "val_uar": val_uar, "val_wa": val_wa,
                      "lr": optimizer.param_groups[0]["lr"], "steps": steps})
         scheduler.step(val_uar)
         if val_uar > best_uar:
-            best_uar, best_state, wait = val_uar, _state(module), 0
+            best_uar, best_state, wait = val_uar, state_copy(module), 0
         else:
             wait += 1
             if config.patience is not None and wait >= config.patience:

@@ -59,5 +59,3 @@ def result_table(rows: list[dict], grid_cols: Sequence[str]) -> pd.DataFrame:
     return table[RESULT_COLUMNS + list(grid_cols) + extra]
 
 
-def _folds(splits: pd.DataFrame, folds) -> list[int]:
-    return sorted(splits["fold"].unique()) if folds is None else list(folds)

@@ -18,7 +18,7 @@ from torch import nn
 from sercore.features.featureset import FeatureSet
 from sercore.analysis.stats import uar, wa
 from sercore.models import available_encoders, build_encoder
-from sercore.views import _REGISTRY
+from sercore.views import available_views, view_class
 from sercore.core.precision import autocast, resolve_precision
 
 # Seeding and building modules use torch's global RNG: threads (the local engine on CUDA) take turns so runs repeat.
@@ -28,11 +28,12 @@ INIT_LOCK = threading.RLock()
 
 
 def encoder_kind(features: FeatureSet) -> str:
-    """The registered encoder kind of ``features``: ``meta["encoder"]``, written by the feature cache from the
-    view's ``encoder`` attribute (older cache entries: the declared ``encoder`` of ``meta["view"]``)."""
+    """The registered encoder kind of ``features``: ``meta["encoder"]``, written by the feature store from the
+    view's ``encoder`` attribute (else the declared ``encoder`` of the view ``meta["view"]``)."""
     kind = features.meta.get("encoder")
     if not kind:
-        kind = getattr(_REGISTRY.get(features.meta.get("view")), "encoder", None)
+        view = features.meta.get("view")
+        kind = getattr(view_class(view), "encoder", None) if view in available_views() else None
     if not kind:
         raise ValueError(f"FeatureSet of view {features.meta.get('view', '?')!r} names no encoder kind: give it "
                          f"meta={{'encoder': kind}} with a kind of {available_encoders()}")
@@ -103,7 +104,7 @@ def load_batch(features: FeatureSet, positions: np.ndarray, device, max_frames: 
     return x.to(device), (lengths.to(device) if lengths is not None else None)
 
 
-def _outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, device, batch_size: int,
+def batched_outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, device, batch_size: int,
              max_frames: int | None, precision: str = "fp32") -> torch.Tensor:
     """``module(x, lengths)`` (float32) for all ``positions`` in eval and inference mode, batched by similar length,
     in input order; forward passes in ``precision`` (the precision actually used, see ``resolve_precision``)."""
@@ -127,7 +128,7 @@ def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="
     ``precision="bf16"`` runs the forward passes in bfloat16 autocast where the device supports it."""
     encoder.to(device)
     used, _ = resolve_precision(precision, device)
-    return _outputs(encoder, features, features.positions(list(ids)), device, batch_size, max_frames, used).numpy()
+    return batched_outputs(encoder, features, features.positions(list(ids)), device, batch_size, max_frames, used).numpy()
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
@@ -135,7 +136,8 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
     return uar(y_true, y_pred), wa(y_true, y_pred)
 
 
-def _check_ids(name: str, ids, labels=None) -> list[str]:
+def check_ids(name: str, ids, labels=None) -> list[str]:
+    """``ids`` as strings; a ``ValueError`` naming ``name`` when they are empty or differ from ``labels`` in length."""
     ids = [str(u) for u in ids]
     if not ids:
         raise ValueError(f"{name}: empty list of utterance ids")
@@ -144,11 +146,12 @@ def _check_ids(name: str, ids, labels=None) -> list[str]:
     return ids
 
 
-def _state(module: nn.Module) -> dict:
+def state_copy(module: nn.Module) -> dict:
+    """A copy of ``module``'s state dict (the weights of the best epoch so far)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _joint_lengths(features: Sequence[FeatureSet], positions: Sequence[np.ndarray]) -> np.ndarray | None:
+def joint_lengths(features: Sequence[FeatureSet], positions: Sequence[np.ndarray]) -> np.ndarray | None:
     """Sum of the frame counts of the variable views (all grow with the duration), or None without one."""
     lengths = [fs.lengths[pos] for fs, pos in zip(features, positions) if fs.variable]
     return np.sum(lengths, axis=0) if lengths else None
@@ -160,4 +163,4 @@ def output_dim(encoder: nn.Module, features: FeatureSet) -> int:
     if getattr(encoder, "out_dim", None):
         return int(encoder.out_dim)
     device = next(encoder.parameters()).device
-    return int(_outputs(encoder, features, np.arange(min(2, len(features))), device, 2, None).shape[1])
+    return int(batched_outputs(encoder, features, np.arange(min(2, len(features))), device, 2, None).shape[1])

@@ -22,15 +22,20 @@ def available_views() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def view_class(name: str) -> type[View]:
+    """The registered class of view ``name`` (``KeyError`` listing the known ones)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown view {name!r}; available views: {', '.join(available_views())}")
+    return _REGISTRY[name]
+
+
 def get_view(name: str, **params) -> View:
     """The view ``name`` built with ``params``.
 
     An unknown name raises ``KeyError`` listing the known ones; an unknown parameter raises ``TypeError``
     naming it and the accepted ones.
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown view {name!r}; available views: {', '.join(available_views())}")
-    cls = _REGISTRY[name]
+    cls = view_class(name)
     accepted = accepted_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -39,4 +44,5 @@ def get_view(name: str, **params) -> View:
     return cls(**params)
 
 
-__all__ = ["View", "ViewUnavailable", "available_views", "get_view", "register", "SAMPLE_RATE"]
+__all__ = ["View", "ViewUnavailable", "available_views", "get_view", "view_class", "register", "SAMPLE_RATE",
+           "accepted_parameters"]
