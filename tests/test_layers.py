@@ -4,6 +4,7 @@ Every import counts, also those inside functions: importing lazily hides a cycle
 """
 
 import ast
+import re
 from pathlib import Path
 
 import sercore
@@ -113,3 +114,17 @@ def test_engine_imports_nothing_of_training():
     for module, targets in _graph().items():
         if _package(module) == "engine":
             assert all(_package(t) in ("core", "engine") for t in targets), (module, targets)
+
+
+def test_the_architecture_page_draws_these_layers():
+    """docs/architecture.md stays short (≤ 12 KB), names every package, and its picture has the layers above."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    assert len(page.encode()) <= 12_000
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(RANK), "LAYERS must list every package"
+    for name in packages:
+        assert f"**`{name}`**" in page, name
+    picture = page.split("```")[1]
+    columns = [re.split(r"\s{3,}", line.strip())[0].split() for line in picture.splitlines() if line.strip()]
+    drawn = {word: int(words[0]) for words in columns for word in words[1:]}  # "layer  pkg  pkg   description"
+    assert drawn == {pkg: RANK[pkg] + 1 for pkg in packages}
