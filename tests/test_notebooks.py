@@ -128,6 +128,23 @@ def test_notebook_outputs(results, name):
     assert (folder / "splits.csv").is_file()
 
 
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_rendered_notebook_is_readable(results, name):
+    """No progress-bar line or tqdm warning in the rendering; the findings line opens it, before any code."""
+    from sercore.notebook.progress import PROGRESS_LINE
+    from sercore.runner.findings import FINDINGS_ID, PREFIX
+
+    html = (results / name / f"{name}.html").read_text()
+    assert not re.search(PROGRESS_LINE, html), f"{name}: a progress-bar line in the rendered notebook"
+    assert "TqdmWarning" not in html and "IProgress not found" not in html
+    assert PREFIX in html and html.index(PREFIX) < html.index("jp-Cell jp-CodeCell"), f"{name}: findings not on top"
+    first = json.loads((results / name / f"{name}.ipynb").read_text())["cells"][0]
+    assert first["id"] == FINDINGS_ID and first["source"][0].startswith(f"**{PREFIX}")
+    record = json.loads((results / name / "run.json").read_text())
+    assert record["findings"].startswith(PREFIX) and "findings_error" not in record
+
+
 # The seeded values of the quick run on the tiny default corpus (fold 0, fixed seeds, one thread per worker, fp32
 # on a CPU without fast bf16: precision auto would pick bf16 on one that has it, and other numbers): per results
 # table its number of rows and the mean of each metric column.

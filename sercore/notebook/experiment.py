@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import time
 import types
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from sercore.analysis.chance import chance_columns, class_line, protocol_line, with_chance
 from sercore.analysis.tables import METRICS
 from sercore.features.cache import DIGESTS, extract_features
 from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
@@ -34,6 +36,7 @@ from sercore.features.featureset import FeatureSet
 from sercore.core.config import cache_dir, resolve_device
 from sercore.core.digests import DigestMemo
 from sercore.core.provenance import write_params
+from sercore.notebook.progress import extraction_line, routed_progress
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
 from sercore.views import _REGISTRY, ViewUnavailable, accepted_parameters, available_views, get_view
@@ -56,6 +59,11 @@ class Experiment:
     models: dict[str, dict] = field(default_factory=dict)
     settings: RunSettings | None = None  # set by setup()
     histories: dict = field(default_factory=dict)  # learning curves of the last grid (see grid())
+
+    @property
+    def classes(self) -> list[str]:
+        """The task's class set (sorted emotion codes); chance UAR is 1 / its size."""
+        return sorted(self.task["emotion"].astype(str).unique())
 
     @property
     def views(self) -> list[str]:
@@ -82,8 +90,8 @@ class Experiment:
         models = {v: self.models.get(v, {}).get("model", v) for v in views}
         if self.unavailable:
             extra["unavailable"] = ", ".join(self.unavailable)
-        if self.splits.attrs.get("speaker_dependent_val"):
-            extra.setdefault("splits", describe_splits(self.splits))
+        extra.setdefault("classes", class_line(self.classes))
+        extra.setdefault("protocol", protocol_line(self.splits))
         if self.settings is not None:
             repetitions = self.settings.repetitions if repetitions is None else repetitions
             used = self.settings.precision_used[0]
@@ -93,9 +101,11 @@ class Experiment:
                         folds=",".join(map(str, self.folds)), **extra)
 
     def table(self, table: pd.DataFrame, name: str, **caption) -> pd.DataFrame:
-        """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display."""
+        """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display.
+        A table reporting a UAR gets ``n_classes`` and ``chance_uar`` (the task's; ``sercore.analysis.chance``)."""
         from sercore.analysis.tables import save_table
 
+        table = with_chance(table, len(self.classes))
         save_table(table, self.output_dir / name, caption=self.caption(**caption))
         return table
 
@@ -150,6 +160,8 @@ class Experiment:
         record = dict(extra, unavailable_views=self.unavailable, n_utterances=len(self.manifest),
                       n_task=len(self.task), folds=self.folds, folds_scheme=describe_splits(self.splits),
                       speaker_dependent_val=bool(self.splits.attrs.get("speaker_dependent_val", False)),
+                      classes=self.classes, n_classes=len(self.classes),
+                      chance_uar=chance_columns(len(self.classes))["chance_uar"],
                       bad_files=bad_files(self.manifest),
                       feature_cache={v: fs.meta.get("folder") for v, fs in self.features.items()})
         return write_params(self.output_dir, params, models=self.models, seed=self.seed, extra=record)
@@ -172,17 +184,22 @@ def _view(name: str, params: dict, device: str):
 
 
 def _extract(manifest, views, view_params, workers, on_error, device, engine=None) -> tuple[dict, dict, dict]:
+    """Features per view; progress bars go where ``sercore.notebook.progress`` routes them, and one closing
+    line per view is printed (the line a rendered notebook keeps)."""
     features, unavailable, models = {}, {}, {}
     for name in views:
+        start = time.perf_counter()
         try:
             view = _view(name, (view_params or {}).get(name, {}), device)
-            fs = extract_features(manifest, view, workers=workers, on_error=on_error, engine=engine)
+            with routed_progress():
+                fs = extract_features(manifest, view, workers=workers, on_error=on_error, engine=engine)
         except ViewUnavailable as err:
             unavailable[name] = str(err)
             warnings.warn(f"view {name!r} skipped: {err}", stacklevel=3)
             continue
         features[name] = fs
         models[name] = dict(fs.meta.get("provenance") or {}, view=name, version=fs.meta.get("version"))
+        print(extraction_line(name, len(fs.ids), time.perf_counter() - start, models[name].get("model")))
     return features, unavailable, models
 
 

@@ -1,0 +1,53 @@
+"""Chance level, class set and protocol: what every reported UAR is read against (issue 33).
+
+UAR (unweighted average recall) of a guess — a constant class, or random labels — is 1/K with K classes, whatever
+the class balance, so ``chance_uar = 1 / n_classes``. :func:`with_chance` adds ``n_classes`` and ``chance_uar`` to a
+result table; :func:`class_line` and :func:`protocol_line` are the caption parts naming the class set and the
+fold scheme (speaker-disjoint or not, how many folds, speaker-(in)dependent validation).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+CHANCE_COLUMNS = ("n_classes", "chance_uar")
+
+
+def chance_columns(n_classes: int) -> dict:
+    """``{"n_classes": K, "chance_uar": 1/K}``: the UAR of guessing with K classes."""
+    k = int(n_classes)
+    return {"n_classes": k, "chance_uar": 1.0 / k if k else float("nan")}
+
+
+def reports_uar(table: pd.DataFrame) -> bool:
+    """True when ``table`` holds UAR values: a column named ``*uar*``, or ``attrs["value"]`` naming one (the
+    summaries of :func:`sercore.analysis.tables.summary_table`)."""
+    names = [str(c) for c in table.columns] + [str(table.attrs.get("value", ""))]
+    return any("uar" in name.lower() for name in names)
+
+
+def with_chance(table: pd.DataFrame, n_classes: int) -> pd.DataFrame:
+    """``table`` with ``n_classes`` and ``chance_uar`` appended when it reports a UAR and lacks them (else as is).
+    The other columns and their values are untouched."""
+    if not reports_uar(table) or set(CHANCE_COLUMNS) <= set(map(str, table.columns)):
+        return table
+    out = table.copy()
+    for name, value in chance_columns(n_classes).items():
+        out[name] = value
+    return out
+
+
+def class_line(classes: Sequence[str]) -> str:
+    """``"4 (ang, hap, neu, sad); chance UAR 0.25"``: the class set and its chance level, for captions."""
+    classes = sorted(map(str, classes))
+    return f"{len(classes)} ({', '.join(classes)}); chance UAR {chance_columns(len(classes))['chance_uar']:.3g}"
+
+
+def protocol_line(splits: pd.DataFrame) -> str:
+    """The fold scheme of ``splits`` for captions: folds, scheme, speaker-(in)dependence of test and validation
+    (:func:`sercore.data.splits.describe_splits`)."""
+    from sercore.data.splits import describe_splits
+
+    return describe_splits(splits)
