@@ -31,12 +31,19 @@ def _notebook_folder(root: Path, dataset: str, stem: str, html: bool) -> Path:
     return folder
 
 
-def write_probes(root, dataset, uar: dict, *, html=True, n_folds=5):
+def write_probes(root, dataset, uar: dict, *, html=True, n_folds=5, classes=None, protocol=None):
+    """Notebook 00's probes; with ``classes``, the chance columns and a ``params.json`` naming the class set
+    and the ``protocol`` (as the notebooks now write them; without: a table of an earlier version)."""
     folder = _notebook_folder(root, dataset, "00_dataset_overview", html)
     rows = [dict(view=v, fold=f, target="emotion", metric=m, value=u + (0.01 if f % 2 else -0.01) * (f < 4))
             for v, u in uar.items() for f in range(n_folds) for m in ("test_uar", "test_wa")]
     rows += [dict(view=v, fold=np.nan, target="speaker", metric="cv_accuracy", value=0.9) for v in uar]
-    save_table(pd.DataFrame(rows), folder / "probes")
+    table = pd.DataFrame(rows)
+    if classes:
+        table = table.assign(n_classes=len(classes), chance_uar=1 / len(classes))
+        (folder / "params.json").write_text(json.dumps({"classes": list(classes), "n_classes": len(classes),
+                                                        "chance_uar": 1 / len(classes), "folds_scheme": protocol}))
+    save_table(table, folder / "probes")
     speakers = [f"s{i}" for i in range(2 * n_folds)]
     splits = pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, fold=f, split="test", group=s)
                            for f in range(n_folds) for s in speakers for k in range(3)])
@@ -85,12 +92,17 @@ def write_summary(root, dataset, *, utterances, speakers, bad, failed=()):
         .to_csv(folder / "bad_files.csv", index=False)
 
 
+EMODB_CLASSES = ("ang", "bor", "dis", "fea", "hap", "neu", "sad")
+EMODB_PROTOCOL = ("5 folds, 5 speaker-disjoint groups; test speakers unseen in training; validation speakers are "
+                  "unseen in training")
+
+
 @pytest.fixture(scope="module")
 def three_corpora(tmp_path_factory):
     """emodb: every table; ravdess: every table, notebook 03 without HTML; tess: only the probes."""
     root = tmp_path_factory.mktemp("results")
     write_summary(root, "emodb", utterances=535, speakers=10, bad=0)
-    write_probes(root, "emodb", {"egemaps": 0.65, "mel": 0.55})
+    write_probes(root, "emodb", {"egemaps": 0.65, "mel": 0.55}, classes=EMODB_CLASSES, protocol=EMODB_PROTOCOL)
     write_clusters(root, "emodb", {"egemaps": 3.0, "mel": 0.0})
     emodb = write_sparse(root, "emodb", {("egemaps", 0.1): 0.1, ("egemaps", 0.25): 0.015,
                                          ("mel", 0.1): -0.1, ("mel", 0.25): 0.0})
@@ -156,6 +168,21 @@ def test_corpus_facts_and_missing_tables(three_corpora):
     assert "<td class='text'>tess</td><td class='na'>–</td>" in html  # tess has no per-speaker cluster results
     assert "<td class='text'>tess</td><td class='text'></td><td class='na'>–</td>" in html  # nor sparse-label ones
     assert html.count("<td class='text'>emodb</td><td class='text'>") == 2  # one row per view of notebook 03
+
+
+def test_page_shows_class_set_chance_level_and_protocol(three_corpora):
+    html = three_corpora["html"]
+    facts = results.gather(three_corpora["root"])["facts"].set_index("dataset")
+    assert facts.loc["emodb", "classes"] == ", ".join(EMODB_CLASSES) and facts.loc["emodb", "chance_uar"] == 1 / 7
+    assert "<td class='text'>7 (ang, bor, dis, fea, hap, neu, sad)</td><td>0.143</td>" in html
+    assert f"<td class='text'>{EMODB_PROTOCOL}</td>" in html
+    assert pd.isna(facts.loc["tess", "chance_uar"])  # tables of an earlier version: no chance level, shown as –
+    assert "<td class='text'>–</td><td>–</td><td class='text'>–</td>" in html
+    above = 0.65 - 1 / 7  # emodb egemaps: mean over folds minus chance, beside the UAR and on the heat map
+    assert f"0.650</a> <small>({above:+.3f})</small>" in html
+    probes = results.gather(three_corpora["root"])["probes"]
+    assert probes.loc[probes["dataset"] == "emodb", "chance_uar"].tolist() == [1 / 7, 1 / 7]
+    assert "UAR above chance" in html
 
 
 def test_findings_of_small_tables():

@@ -145,6 +145,31 @@ def test_rendered_notebook_is_readable(results, name):
     assert record["findings"].startswith(PREFIX) and "findings_error" not in record
 
 
+# every results table that reports a UAR: notebook → tables (written by exp.table or by a figure function)
+UAR_TABLES = {"00_dataset_overview": ["probes", "probes_per_speaker"],
+              "02_temperature_grid": ["temperature_runs", "frozen_vs_tuned", "temperature_table"],
+              "03_sparse_labels": ["sparse_label_runs", "sparse_labels_stats"],
+              "04_target_vs_ood": ["target_vs_ood_runs", "target_vs_ood_stats"],
+              "08_cluster_contrastive": ["cluster_contrastive_runs", "cluster_contrastive_summary"],
+              "09_cross_corpus": ["cross_corpus_runs", "cross_corpus_stats"]}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", sorted(UAR_TABLES))
+def test_uar_tables_state_classes_chance_and_protocol(results, name):
+    """The tiny default corpus's task has 4 classes: chance UAR 0.25, in every UAR table and its caption."""
+    for table in UAR_TABLES[name]:
+        df = pd.read_csv(results / name / f"{table}.csv")
+        assert {"n_classes", "chance_uar"} <= set(df.columns), f"{name}/{table}"
+        emotion = df[df["target"] == "emotion"] if "target" in df.columns else df
+        assert set(emotion["n_classes"]) == {4} and set(emotion["chance_uar"]) == {0.25}, f"{name}/{table}"
+        caption = (results / name / f"{table}.md").read_text().splitlines()[0]
+        assert "classes: 4 (ang, hap, neu, sad); chance UAR 0.25" in caption, caption
+        assert "protocol: 5 folds, leave-one-session-out; test speakers unseen in training" in caption, caption
+    params = json.loads((results / name / "params.json").read_text())
+    assert (params["classes"], params["n_classes"], params["chance_uar"]) == (["ang", "hap", "neu", "sad"], 4, 0.25)
+
+
 # The seeded values of the quick run on the tiny default corpus (fold 0, fixed seeds, one thread per worker, fp32
 # on a CPU without fast bf16: precision auto would pick bf16 on one that has it, and other numbers): per results
 # table its number of rows and the mean of each metric column.

@@ -28,14 +28,20 @@ def reports_uar(table: pd.DataFrame) -> bool:
     return any("uar" in name.lower() for name in names)
 
 
-def with_chance(table: pd.DataFrame, n_classes: int) -> pd.DataFrame:
-    """``table`` with ``n_classes`` and ``chance_uar`` appended when it reports a UAR and lacks them (else as is).
-    The other columns and their values are untouched."""
-    if not reports_uar(table) or set(CHANCE_COLUMNS) <= set(map(str, table.columns)):
+def with_chance(table: pd.DataFrame, n_classes: int, *, uar: bool | None = None,
+                speaker_dependent: bool | None = None) -> pd.DataFrame:
+    """``table`` with ``n_classes`` and ``chance_uar`` appended when it reports a UAR (``uar``: None reads
+    :func:`reports_uar`; True when the caller knows, e.g. tests on UAR values) and lacks them (else as is), and
+    ``speaker_dependent`` (whether test speakers were also in training) when given. The other columns and their
+    values are untouched."""
+    uar = reports_uar(table) if uar is None else uar
+    if not uar or set(CHANCE_COLUMNS) <= set(map(str, table.columns)):
         return table
     out = table.copy()
     for name, value in chance_columns(n_classes).items():
         out[name] = value
+    if speaker_dependent is not None:
+        out["speaker_dependent"] = bool(speaker_dependent)
     return out
 
 

@@ -25,11 +25,12 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sercore.analysis.chance import chance_columns, class_line, protocol_line, with_chance
+from sercore.analysis.chance import (CHANCE_COLUMNS, chance_columns, class_line, protocol_line, reports_uar,
+                                     with_chance)
 from sercore.analysis.tables import METRICS
 from sercore.features.cache import DIGESTS, extract_features
 from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
-from sercore.data import bad_files, describe_splits
+from sercore.data import bad_files, describe_splits, read_splits, speaker_dependent_test
 from sercore.data.duplicates import leave_out_copies
 from sercore.data.registry import dataset_info
 from sercore.features.featureset import FeatureSet
@@ -105,7 +106,7 @@ class Experiment:
         A table reporting a UAR gets ``n_classes`` and ``chance_uar`` (the task's; ``sercore.analysis.chance``)."""
         from sercore.analysis.tables import save_table
 
-        table = with_chance(table, len(self.classes))
+        table = with_chance(table, len(self.classes), speaker_dependent=speaker_dependent_test(self.splits))
         save_table(table, self.output_dir / name, caption=self.caption(**caption))
         return table
 
@@ -113,8 +114,22 @@ class Experiment:
         """``draw(data, <output_dir>/<name>, caption=..., **kwargs)`` (PNG + PDF); returns the PNG for display."""
         from IPython.display import Image
 
-        draw(data, self.output_dir / name, caption=self.caption(**(caption or {})), **kwargs)
+        text = self.caption(**(caption or {}))
+        written = draw(data, self.output_dir / name, caption=text, **kwargs)
+        if isinstance(data, pd.DataFrame) and reports_uar(data):  # its tables (e.g. *_stats) are about UAR
+            self._chance_in_tables(written, text)
         return Image(str(self.output_dir / f"{name}.png"))
+
+    def _chance_in_tables(self, written, caption: str) -> None:
+        """The CSV tables a figure function wrote, rewritten with ``n_classes`` and ``chance_uar`` appended."""
+        from sercore.analysis.tables import save_table
+
+        for path in [Path(p) for p in (written or []) if str(p).endswith(".csv")]:
+            table = pd.read_csv(path)
+            if not set(CHANCE_COLUMNS) <= set(table.columns):
+                save_table(with_chance(table, len(self.classes), uar=True,
+                                       speaker_dependent=speaker_dependent_test(self.splits)),
+                           path.with_suffix(""), caption=caption)
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
         """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
@@ -160,6 +175,8 @@ class Experiment:
         record = dict(extra, unavailable_views=self.unavailable, n_utterances=len(self.manifest),
                       n_task=len(self.task), folds=self.folds, folds_scheme=describe_splits(self.splits),
                       speaker_dependent_val=bool(self.splits.attrs.get("speaker_dependent_val", False)),
+                      speaker_dependent_test=speaker_dependent_test(self.splits),
+                      splits_source=self.splits.attrs.get("source"),
                       classes=self.classes, n_classes=len(self.classes),
                       chance_uar=chance_columns(len(self.classes))["chance_uar"],
                       bad_files=bad_files(self.manifest),
@@ -214,12 +231,22 @@ def _common_ids(manifest: pd.DataFrame, features: dict[str, FeatureSet]) -> pd.D
     return manifest[manifest["utt_id"].astype(str).isin(keep)].reset_index(drop=True)
 
 
+def _in_every_fold(manifest: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's utterances that every fold of an imported split places (the others cannot be used)."""
+    counts = splits.groupby("utt_id")["fold"].nunique()
+    keep = set(counts.index[counts == splits["fold"].nunique()])
+    left = int((~manifest["utt_id"].astype(str).isin(keep)).sum())
+    if left:
+        warnings.warn(f"{left} utterance(s) are not in every fold of the splits file; they are left out", stacklevel=3)
+    return manifest[manifest["utt_id"].astype(str).isin(keep)].reset_index(drop=True)
+
+
 def prepare(dataset: str = "default", data_root: str | None = None, *, size: str = "default",
             views: Sequence[str] = ("egemaps", "mel", "speaker"), folds: Sequence[int] | None = None,
             n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
             workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
             targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
-            device: str = "cpu", quick: bool = False, engine=None) -> Experiment:
+            device: str = "cpu", quick: bool = False, engine=None, splits: str | os.PathLike | None = None) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
@@ -230,6 +257,8 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
     ``quick`` with no ``folds`` runs the first fold only. ``engine`` (e.g. a Ray engine) extracts the features'
     chunks as its jobs (its workers must see the data and the cache); None: this machine's processes.
+    ``splits``: a ``splits.csv`` (ours) or a folder of EmoBox fold files read by ``sercore.data.read_splits``
+    instead of dealing folds; a split with test speakers in training runs, labelled speaker-dependent.
     """
     if offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
@@ -242,7 +271,13 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
-    splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
+    if splits:  # a splits.csv or an EmoBox fold folder (sercore.data.split_files), instead of dealing folds
+        if n_folds is not None:
+            warnings.warn(f"n_folds={n_folds} is ignored: the folds come from {splits}", stacklevel=2)
+        splits = read_splits(splits, manifest, dataset=dataset, seed=seed)
+        manifest = _in_every_fold(manifest, splits)
+    else:
+        splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
     digests = DigestMemo(cache_dir() / "features" / DIGESTS).digests(manifest["path"])  # the feature cache's memo
     manifest, splits, _ = leave_out_copies(manifest, splits, digests, report=output_dir / "duplicates.csv",
                                            strict=on_error == "raise")
@@ -307,7 +342,7 @@ def setup(namespace: dict, *, workers: int | None = None,
                   view_params=params.view_params, dataset_params=params.dataset_params,
                   on_error="raise" if params.strict else "skip", device=params.device,
                   quick=BUDGETS[params.budget].first_fold_only,
-                  engine=run.job_engine() if params.engine == "ray" else None)
+                  engine=run.job_engine() if params.engine == "ray" else None, splits=params.splits)
     exp.settings = run
     exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
                      engine=run.job_engine().describe())

@@ -17,7 +17,7 @@ from sercore.notebook.requirements import notebook_problems
 
 SIZES = ("default", "small", "tiny")
 OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs", "budget", "precision", "engine",
-                   "ray_address")
+                   "ray_address", "splits")
 RESERVED_PARAMS = ("dataset", "output_dir", "corpora")
 CORPORA_PARAM = "corpora"  # injected only into notebooks that declare it: the run's other corpora {name: root}
 NO_ROOT = "default"  # the generated corpus: the only one that needs no data root
