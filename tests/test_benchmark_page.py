@@ -121,7 +121,7 @@ def three_corpora(tmp_path_factory):
 
 def test_every_link_and_image_resolves(three_corpora):
     parsed = three_corpora["parsed"]
-    assert len(parsed.images) == 3  # one heat map per comparison
+    assert len(parsed.images) == 4  # one heat map per comparison, the probes' critical-difference diagram
     assert "emodb/index.html" not in parsed.links  # no index page was written for these fixtures
     assert "ravdess/bad_files.csv" in parsed.links and "not_a_corpus" not in three_corpora["html"]
 
@@ -140,7 +140,7 @@ def test_each_number_links_to_its_notebook(three_corpora):
 
 def test_findings_computed_from_the_numbers(three_corpora):
     findings = three_corpora["parsed"].findings
-    assert len(findings) == 4  # the page, then each of the three tables
+    assert len(findings) == 6  # the page, each of the three tables, then the two rank comparisons
     stats = three_corpora["stats"]
     gain = stats["mean_a"] - stats["mean_b"]
     ge, better = int((gain >= 0).sum()), int(((stats["mark"] == "*") & (gain > 0)).sum())
@@ -183,6 +183,45 @@ def test_page_shows_class_set_chance_level_and_protocol(three_corpora):
     probes = results.gather(three_corpora["root"])["probes"]
     assert probes.loc[probes["dataset"] == "emodb", "chance_uar"].tolist() == [1 / 7, 1 / 7]
     assert "UAR above chance" in html
+
+
+def test_ranks_need_three_corpora_with_every_view(three_corpora):
+    """The fixture's probes cover three corpora (views ranked); its sparse-label tables only two (not ranked)."""
+    html = three_corpora["html"]
+    # egemaps ranks 1, 2, 1 and mel 2, 1, 2 on emodb, ravdess, tess: average ranks 4/3 and 5/3,
+    # χ² = 12·3/(2·3)·((4/3)² + (5/3)² − 2·3²/4) = 1/3 with 1 degree of freedom
+    assert ("Views by linear-probe UAR: egemaps ranks best (average rank 1.33 of 2) over 3 block(s) from 3 corpora; "
+            "Friedman χ²(1) = 0.33, p = 0.564: no difference in ranks") in html
+    assert ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions: not ranked (needs 3 "
+            "corpora with every treatment; this page has 3 corpora)") in html
+
+
+def test_friedman_and_critical_difference_diagram_over_three_corpora(tmp_path):
+    from sercore.runner import ranks
+
+    for name, base in (("a", 0.5), ("b", 0.6), ("c", 0.4)):
+        write_summary(tmp_path, name, utterances=100, speakers=10, bad=0)
+        write_probes(tmp_path, name, {"egemaps": base + 0.2, "mel": base + 0.1, "speaker": base},
+                     classes=("ang", "hap", "neu", "sad"), protocol="5 folds")
+        write_sparse(tmp_path, name, {("egemaps", 0.1): 0.1, ("egemaps", 0.25): 0.1, ("mel", 0.1): -0.1,
+                                      ("mel", 0.25): -0.1})
+    tables = results.gather(tmp_path)
+    probes = ranks.probe_ranks(tables["probes"])
+    assert probes.ranks.to_dict() == {"egemaps": 1.0, "mel": 2.0, "speaker": 3.0}  # the same order in each corpus
+    assert (probes.n_blocks, round(probes.chi2, 12)) == (3, 6.0)  # 12·3/(3·4)·(1 + 4 + 9 − 3·4²/4)
+    assert probes.p == pytest.approx(np.exp(-3))  # χ²(2) survival at 6
+    assert probes.cd == pytest.approx(2.343 * np.sqrt(3 * 4 / (6 * 3)))
+    sparse = ranks.sparse_ranks(tables["sparse"])
+    assert sparse.n_blocks == 6 and sparse.ranks.index[0] == "Pairwise-CL egemaps"
+    assert sparse.ranks.index[-1] == "Pairwise-CL mel" and set(sparse.pairs.columns) == set(sparse.ranks.index)
+    page = runner.write_benchmark_page(tmp_path)
+    parsed = assert_resolves(page)
+    html = page.read_text()
+    assert "Views by linear-probe UAR: egemaps ranks best (average rank 1.00 of 3)" in html
+    assert "Friedman χ²(2) = 6.00, p = 0.0498: the ranks differ at α = 0.05" in html
+    assert "Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions: Pairwise-CL egemaps" in html
+    assert len(parsed.images) == 4  # heat maps of probes and sparse labels (no cluster table here), 2 diagrams
+    assert html.count('alt="critical-difference diagram') == 2
 
 
 def test_findings_of_small_tables():

@@ -184,6 +184,28 @@ def _sparse_section(sparse: pd.DataFrame, datasets: list[str]) -> str:
                                        "one per labelled fraction")
 
 
+def _ranks_section(tables: dict) -> str:
+    """Friedman tests and critical-difference diagrams across corpora (``sercore.runner.ranks``)."""
+    from sercore.runner import ranks
+
+    n = tables["facts"]["dataset"].nunique()
+    head = ("<h2>Ranks across corpora</h2><p class='note'>Within each corpus (and labelled fraction) the "
+            "treatments are ranked by UAR, 1 = best; Friedman test on the ranks, Nemenyi post-hoc test, "
+            "critical-difference diagram (a bar joins treatments that do not differ at α = 0.05). Only corpora "
+            f"with every treatment count; at least {ranks.MIN_CORPORA} corpora are needed.</p>")
+    parts = [head]
+    for what, result in (("Views by linear-probe UAR", ranks.probe_ranks(tables["probes"])),
+                         ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions",
+                          ranks.sparse_ranks(tables["sparse"]))):
+        if result is None:
+            parts.append(f"<p class='findings'>{escape(what)}: not ranked (needs {ranks.MIN_CORPORA} corpora with "
+                         f"every treatment; this page has {n} corpora).</p>")
+            continue
+        parts.append(f"<p class='findings'>{escape(result.line(what))}</p>")
+        parts.append(_figure(ranks.cd_diagram_png(result, what), f"critical-difference diagram: {what}"))
+    return "".join(parts)
+
+
 def _same_rows(panels):
     """Panels reindexed to the union of their corpora, so the heat maps line up."""
     index = sorted(set().union(*(set(v.index) for _, v, _ in panels)))
@@ -230,6 +252,7 @@ def write_benchmark_page(results_root: str | Path, folders: list[Path] | None = 
             f"<p class='findings'>{escape(results.overall_findings(tables))}</p>",
             _facts_section(tables["facts"], root), _probe_section(tables["probes"], datasets),
             _cluster_section(tables["clusters"], datasets), _sparse_section(tables["sparse"], datasets),
+            _ranks_section(tables),
             f"<p class='note'>Written {stamp} by run_all.py from the tables the notebooks saved; every number links "
             "to its notebook.</p></body></html>"]
     path = root / PAGE

@@ -75,17 +75,18 @@ def cluster_nmi(folder: Path, base: Path) -> pd.DataFrame:
 
 
 def sparse_gain(folder: Path, base: Path) -> pd.DataFrame:
-    """``view, fraction, gain, mark, link``: Pairwise-CL minus supervised mean UAR per labelled fraction and
-    the U-test mark (notebook 03)."""
+    """``view, fraction, gain, mark, pairwise, supervised, link``: Pairwise-CL minus supervised mean UAR per
+    labelled fraction, the U-test mark, and the two mean UARs (notebook 03)."""
     df, path = _read(folder, SPARSE)
-    cols = ["view", "fraction", "gain", "mark", "link"]
+    cols = ["view", "fraction", "gain", "mark", "pairwise", "supervised", "link"]
     if df is None or not {"view", "fraction", "mean_a", "mean_b"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
     if {"a", "b"} <= set(df.columns):
         df = df[(df["a"] == PAIRWISE) & (df["b"] == SUPERVISED)]
     mark = df["mark"].fillna("n/a") if "mark" in df.columns else "n/a"
     out = pd.DataFrame({"view": df["view"], "fraction": df["fraction"].astype(float),
-                        "gain": df["mean_a"] - df["mean_b"], "mark": mark})
+                        "gain": df["mean_a"] - df["mean_b"], "mark": mark, "pairwise": df["mean_a"],
+                        "supervised": df["mean_b"]})
     return out.dropna(subset=["gain"]).assign(link=_link(path, base))[cols].reset_index(drop=True)
 
 
