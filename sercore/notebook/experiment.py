@@ -153,6 +153,18 @@ class Experiment:
                         finetune=kept.get("finetune"))
         return Image(str(self.output_dir / f"{name}.png"))
 
+    def per_speaker(self, name: str, *, by: Sequence[str] = ("view", "condition"), **caption) -> pd.DataFrame:
+        """The last grid's test UAR per test speaker as ``<name>`` (one row per run × speaker) and its spread over
+        speakers per group of ``by`` as ``<name>_spread`` (mean over runs per speaker, then mean, std, min,
+        median, max, worst and best speaker); returns the spread for display."""
+        from sercore.analysis.overview import speaker_spread
+
+        rows = self.histories.get("per_speaker")
+        if rows is None or not len(rows):
+            raise RuntimeError("no per-speaker results: run a grid with exp.grid(...) first")
+        table = self.table(rows, name, **caption)
+        return self.table(speaker_spread(table, by=tuple(by)), f"{name}_spread", **caption)
+
     def representations(self, *, last_fold_only: bool = False) -> list:
         """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one
         only (the maps of paper A's Figures 5 and 6), the folds in parallel on the run's engine; see

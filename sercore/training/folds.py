@@ -3,7 +3,7 @@ checked for speaker leakage, and the labelled subsets of the sparse-label protoc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ class FoldData:
     val_labels: list[str]
     test_ids: list[str]
     test_labels: list[str]
+    test_speakers: list[str] = field(default_factory=list)  # the speaker of each test utterance (per-speaker UAR)
 
 
 def pretraining_ids(ids: Sequence[str], manifest: pd.DataFrame, splits: pd.DataFrame, fold: int) -> list[str]:
@@ -62,7 +63,9 @@ def fold_data(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.DataFrame, 
     return FoldData(fold, pretraining_ids(parts["pool_train"], manifest, splits, fold),
                     pretraining_ids(parts["pool_val"], manifest, splits, fold),
                     parts["train"], label[parts["train"]].tolist(), parts["val"], label[parts["val"]].tolist(),
-                    parts["test"], label[parts["test"]].tolist())
+                    parts["test"], label[parts["test"]].tolist(),
+                    manifest.set_index(manifest["utt_id"].astype(str))["speaker"].astype(str)
+                    .reindex(parts["test"]).fillna("").tolist())
 
 
 def sparse_subset(ids: Sequence[str], labels: Sequence[str], fraction: float, seed: int) -> list[int]:

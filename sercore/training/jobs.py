@@ -10,6 +10,7 @@ from sercore.training.finetune import finetune, supervised_baseline
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 HISTORY = "_val_uar_history"  # key of a fine-tuning row's per-epoch validation UAR; the grids take it out
+PER_SPEAKER = "_test_uar_per_speaker"  # key of a row's test UAR per test speaker; the grids take it out
 
 
 @dataclass
@@ -53,4 +54,18 @@ class FinetuneJob(Job):
         row.update({k: result.metrics[k] for k in (*METRICS, "best_epoch", "epochs_run", "steps")})
         row["n_labels"] = len(train_ids)
         row[HISTORY] = result.history["val_uar"].tolist()
+        if data.test_speakers and result.test_pred:
+            row[PER_SPEAKER] = per_speaker_uar(data.test_labels, result.test_pred, data.test_speakers)
         return row
+
+
+def per_speaker_uar(truth: Sequence, pred: Sequence, speakers: Sequence) -> list[dict]:
+    """``[{speaker, n_test, uar}]``: the UAR over each test speaker's utterances (over the classes they have)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    out = []
+    for speaker in sorted(set(speakers)):
+        idx = [i for i, s in enumerate(speakers) if s == speaker]
+        out.append({"speaker": speaker, "n_test": len(idx),
+                    "uar": float(balanced_accuracy_score([str(truth[i]) for i in idx], [str(pred[i]) for i in idx]))})
+    return out
