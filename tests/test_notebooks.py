@@ -25,13 +25,15 @@ SETUP = re.compile(r'from sercore\.notebook\.experiment import setup\nexp, run =
 
 # notebook → files it must write (figures as PNG + PDF, tables as CSV + Markdown)
 EXPECTED = {
-    "00_dataset_overview": ["overview.png", "counts.csv", "durations.csv", "folds.csv", "probes.csv"],
+    "00_dataset_overview": ["overview.png", "counts.csv", "durations.csv", "folds.csv", "probes.csv",
+                            "probes_per_speaker.csv", "probes_speaker_spread.csv"],
     "01_speaker_clusters": ["speaker_emotion_map.png", "clusters_per_speaker.csv", "clusters_summary.csv",
                             "clusters_global.csv"],
     "02_temperature_grid": ["temperature_table.png", "temperature_runs.csv", "frozen_vs_tuned.csv",
                             "temperature_learning_curves.png", "temperature_learning_curves_best.csv"],
     "03_sparse_labels": ["sparse_labels.png", "sparse_label_runs.csv", "sparse_labels_stats.csv",
-                         "sparse_label_learning_curves.png", "sparse_label_learning_curves_best.csv"],
+                         "sparse_label_learning_curves.png", "sparse_label_learning_curves_best.csv",
+                         "sparse_label_per_speaker.csv", "sparse_label_per_speaker_spread.csv"],
     "04_target_vs_ood": ["target_vs_ood.png", "target_vs_ood_runs.csv", "target_vs_ood_stats.csv"],
     "05_representation_maps": ["representation_maps.png", "maps.csv"],
     "06_alignment": ["alignment.png", "alignment_runs.csv"],
@@ -146,9 +148,10 @@ def test_rendered_notebook_is_readable(results, name):
 
 
 # every results table that reports a UAR: notebook → tables (written by exp.table or by a figure function)
-UAR_TABLES = {"00_dataset_overview": ["probes", "probes_per_speaker"],
+UAR_TABLES = {"00_dataset_overview": ["probes", "probes_per_speaker", "probes_speaker_spread"],
               "02_temperature_grid": ["temperature_runs", "frozen_vs_tuned", "temperature_table"],
-              "03_sparse_labels": ["sparse_label_runs", "sparse_labels_stats"],
+              "03_sparse_labels": ["sparse_label_runs", "sparse_labels_stats", "sparse_label_per_speaker",
+                                   "sparse_label_per_speaker_spread"],
               "04_target_vs_ood": ["target_vs_ood_runs", "target_vs_ood_stats"],
               "08_cluster_contrastive": ["cluster_contrastive_runs", "cluster_contrastive_summary"],
               "09_cross_corpus": ["cross_corpus_runs", "cross_corpus_stats"]}
@@ -196,6 +199,21 @@ PROBE_MEAN = (9, 0.5944444444444444)  # notebook 00's linear probes
 
 def _means(table: pd.DataFrame, columns) -> tuple[int, dict]:
     return len(table), {c: float(table[c].mean()) for c in columns}
+
+
+@pytest.mark.notebooks
+def test_per_speaker_tables_cover_the_test_speakers(results):
+    """Fold 0 of the tiny default corpus tests session 1's two speakers: notebook 00's probes and notebook 03's
+    runs have a UAR for each, and the spread tables summarise them."""
+    probes = pd.read_csv(results / "00_dataset_overview" / "probes_per_speaker.csv")
+    assert sorted(probes["speaker"].unique()) == ["S1F", "S1M"] and probes["uar"].between(0, 1).all()
+    runs = pd.read_csv(results / "03_sparse_labels" / "sparse_label_runs.csv")
+    per = pd.read_csv(results / "03_sparse_labels" / "sparse_label_per_speaker.csv")
+    assert len(per) == 2 * len(runs) and set(per["speaker"]) == {"S1F", "S1M"}
+    spread = pd.read_csv(results / "03_sparse_labels" / "sparse_label_per_speaker_spread.csv")
+    assert len(spread) == runs.groupby(["view", "fraction", "condition"]).ngroups
+    assert (spread["min"] <= spread["mean"]).all() and (spread["mean"] <= spread["max"]).all()
+    assert set(spread["speakers"]) == {2}
 
 
 @pytest.mark.notebooks

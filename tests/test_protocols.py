@@ -91,6 +91,7 @@ def test_grids_keep_each_runs_learning_curve(grid_corpus):
     speakers = histories["per_speaker"]
     assert "_test_uar_per_speaker" not in table and len(speakers) == 2 * len(table)
     assert set(speakers["speaker"]) == {"Ses1F", "Ses1M"} and speakers["uar"].between(0, 1).all()
+    assert set(table["n_classes"]) == {4} and set(table["chance_uar"]) == {0.25}  # beside every UAR
     test = task[task["speaker"].str.startswith("Ses1")]
     assert speakers.groupby(["condition", "temperature", "frozen"], dropna=False)["n_test"].sum().eq(len(test)).all()
 

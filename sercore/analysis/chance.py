@@ -35,12 +35,13 @@ def with_chance(table: pd.DataFrame, n_classes: int, *, uar: bool | None = None,
     ``speaker_dependent`` (whether test speakers were also in training) when given. The other columns and their
     values are untouched."""
     uar = reports_uar(table) if uar is None else uar
-    if not uar or set(CHANCE_COLUMNS) <= set(map(str, table.columns)):
+    if not uar:
         return table
     out = table.copy()
-    for name, value in chance_columns(n_classes).items():
-        out[name] = value
-    if speaker_dependent is not None:
+    if not set(CHANCE_COLUMNS) <= set(map(str, table.columns)):
+        for name, value in chance_columns(n_classes).items():
+            out[name] = value
+    if speaker_dependent is not None and "speaker_dependent" not in out.columns:
         out["speaker_dependent"] = bool(speaker_dependent)
     return out
 

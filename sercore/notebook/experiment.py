@@ -126,7 +126,7 @@ class Experiment:
 
         for path in [Path(p) for p in (written or []) if str(p).endswith(".csv")]:
             table = pd.read_csv(path)
-            if not set(CHANCE_COLUMNS) <= set(table.columns):
+            if not set(CHANCE_COLUMNS) | {"speaker_dependent"} <= set(table.columns):
                 save_table(with_chance(table, len(self.classes), uar=True,
                                        speaker_dependent=speaker_dependent_test(self.splits)),
                            path.with_suffix(""), caption=caption)
