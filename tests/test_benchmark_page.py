@@ -183,6 +183,10 @@ def test_page_shows_class_set_chance_level_and_protocol(three_corpora):
     probes = results.gather(three_corpora["root"])["probes"]
     assert probes.loc[probes["dataset"] == "emodb", "chance_uar"].tolist() == [1 / 7, 1 / 7]
     assert "UAR above chance" in html
+    from sercore.runner.index_page import index_findings  # the corpus's own index page says it too
+
+    assert "best linear-probe UAR 0.65 (egemaps; chance 0.14)" in index_findings(three_corpora["root"] / "emodb",
+                                                                                 {"notebooks": []})
 
 
 def test_ranks_need_three_corpora_with_every_view(three_corpora):
