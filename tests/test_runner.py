@@ -222,6 +222,13 @@ def test_fingerprint_parts(tmp_path):
     assert runner.source_hash(pkg) == h
     (pkg / "a.py").write_text("x = 2\n")
     assert runner.source_hash(pkg) != h
+    folds = tmp_path / "folds" / "fold_1"  # an edited splits file or fold folder reruns the notebooks
+    folds.mkdir(parents=True)
+    (folds / "c_test_fold_1.jsonl").write_text('{"key": "a"}\n')
+    with_splits = {"seed": 0, "splits": str(tmp_path / "folds")}
+    before = runner.fingerprint(nb, with_splits, "h")
+    (folds / "c_test_fold_1.jsonl").write_text('{"key": "b"}\n')
+    assert runner.fingerprint(nb, with_splits, "h") != before
 
 
 @pytest.mark.notebooks

@@ -162,9 +162,14 @@ def source_hash(package_dir: str | Path | None = None) -> str:
 
 
 def fingerprint(notebook: str | Path, params: dict, sercore_hash: str) -> str:
-    """Hash of the notebook file, the injected parameters and the ``sercore`` source hash."""
+    """Hash of the notebook file, the injected parameters, the content of a ``splits`` file or fold folder they
+    name (an edited split reruns the notebooks) and the ``sercore`` source hash."""
     digest = hashlib.sha256(Path(notebook).read_bytes())
     digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    splits = Path(str(params.get("splits") or ""))
+    if params.get("splits") and splits.exists():
+        for file in sorted([splits] if splits.is_file() else (p for p in splits.rglob("*") if p.is_file())):
+            digest.update(file.as_posix().encode() + hashlib.sha256(file.read_bytes()).digest())
     digest.update(sercore_hash.encode())
     return digest.hexdigest()
 
