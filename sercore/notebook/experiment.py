@@ -258,7 +258,8 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
             n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
             workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
             targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
-            device: str = "cpu", quick: bool = False, engine=None, splits: str | os.PathLike | None = None) -> Experiment:
+            device: str = "cpu", quick: bool = False, engine=None,
+            splits: str | os.PathLike | None = None) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the

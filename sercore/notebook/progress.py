@@ -14,7 +14,7 @@ import sys
 
 ENV = "SERCORE_PROGRESS"
 MODES = ("auto", "console", "off")
-# a tqdm progress line as it lands in a notebook's stderr: "features mel:  40%|████      | 8/20 [00:01<00:02, ...]"
+# a tqdm progress line as a notebook would hold it: "features mel:  40%|████  | 8/20 [00:01<00:02, ...]"
 PROGRESS_LINE = r"\d+%\|.*\|\s*\d+/\d+ \["
 
 

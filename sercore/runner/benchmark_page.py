@@ -224,7 +224,8 @@ def _facts_section(facts: pd.DataFrame, root: Path) -> str:
         nums = "".join(f"<td>{'–' if pd.isna(f[k]) else f'{int(f[k]):,}'}</td>"
                        for k in ("utterances", "speakers", "folds"))
         failed = ", ".join(f["failed"]) or "none"
-        classes = "–" if not isinstance(f.get("classes"), str) else f"{len(f['classes'].split(', '))} ({f['classes']})"
+        known = isinstance(f.get("classes"), str)
+        classes = f"{len(f['classes'].split(', '))} ({f['classes']})" if known else "–"
         chance = "–" if pd.isna(f.get("chance_uar")) else f"{float(f['chance_uar']):.3f}"
         protocol = f.get("protocol") if isinstance(f.get("protocol"), str) else "–"
         rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td>"
