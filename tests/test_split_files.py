@@ -65,7 +65,8 @@ def test_an_emobox_fold_folder_runs_with_validation_drawn_from_training_speakers
         assert len(val) == 2 and not val & train  # 20% of 8 training speakers, rounded up: unseen in training
         data = fold_data(manifest, task, splits, fold)
         assert data.test_ids and data.val_ids and data.train_ids
-    assert "validation speakers are unseen in training" in describe_splits(splits)
+    assert describe_splits(splits) == ("3 folds, EmoBox fold files from emobox/; test speakers unseen in training; "
+                                       "validation speakers are unseen in training")
     assert read_splits(folder, manifest, dataset="synthetic", seed=1).equals(splits)  # seeded
     table = probe_table({"fixed": features["fixed"]}, task, splits, seed=0)
     assert table.loc[table["metric"] == "test_uar", "fold"].tolist() == [0, 1, 2]

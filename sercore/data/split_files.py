@@ -42,8 +42,9 @@ class SplitFileError(ValueError):
 def read_splits(path: str | os.PathLike, manifest: pd.DataFrame, *, dataset: str | None = None,
                 val_fraction: float = 0.2, seed: int = 0) -> pd.DataFrame:
     """The splits table (``SPLIT_COLUMNS``) of a ``splits.csv`` or an EmoBox fold folder, checked against
-    ``manifest``; ``attrs``: ``scheme`` (``"splits from <path>"``), ``n_folds``, ``speaker_dependent_val``,
-    ``speaker_dependent_test``, ``source``. Raises :class:`SplitFileError` naming the problem."""
+    ``manifest``; ``attrs``: ``scheme`` (``"splits from <file>"``, ``"EmoBox fold files from <folder>/"``),
+    ``n_folds``, ``speaker_dependent_val``, ``speaker_dependent_test``, ``source``. Raises :class:`SplitFileError`
+    naming the problem."""
     path = Path(path).expanduser()
     if path.is_dir():
         raw = _read_emobox(path, dataset)
@@ -55,7 +56,8 @@ def read_splits(path: str | os.PathLike, manifest: pd.DataFrame, *, dataset: str
     table = _with_validation(table, manifest, val_fraction, seed)
     table = table.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)[list(SPLIT_COLUMNS)]
     _check_columns(table, str(path))
-    table.attrs.update(scheme=f"splits from {path.name}", n_folds=int(table["fold"].nunique()), source=str(path),
+    scheme = f"EmoBox fold files from {path.name}/" if path.is_dir() else f"splits from {path.name}"
+    table.attrs.update(scheme=scheme, n_folds=int(table["fold"].nunique()), source=str(path),
                        speaker_dependent_val=_shared(table, "val"), speaker_dependent_test=_shared(table, "test"))
     return table
 
