@@ -228,6 +228,17 @@ def test_friedman_and_critical_difference_diagram_over_three_corpora(tmp_path):
     assert html.count('alt="critical-difference diagram') == 2
 
 
+def test_ranks_with_ties_and_too_few_corpora():
+    from sercore.runner import ranks
+
+    even = pd.DataFrame([dict(dataset=d, view=v, uar=0.5) for d in "abc" for v in ("x", "y")])
+    result = ranks.probe_ranks(even)
+    assert result.chi2 == 0 and result.p == 1 and result.line("Views").startswith(
+        "Views: x and y tie for best (average rank 1.50 of 2) over 3 block(s) from 3 corpora")
+    assert ranks.probe_ranks(even[even["dataset"] != "c"]) is None  # two corpora: not ranked
+    assert ranks.probe_ranks(even[~((even["dataset"] == "c") & (even["view"] == "y"))]) is None  # c lacks y
+
+
 def test_findings_of_small_tables():
     sparse = pd.DataFrame({"view": ["a"] * 4, "fraction": [0.1] * 4, "gain": [0.02, -0.01, 0.0, 0.05],
                            "mark": ["*", "*", "ns", "ns"], "link": "x", "dataset": ["d1", "d1", "d2", "d2"]})

@@ -194,15 +194,22 @@ def _ranks_section(tables: dict) -> str:
             "critical-difference diagram (a bar joins treatments that do not differ at α = 0.05). Only corpora "
             f"with every treatment count; at least {ranks.MIN_CORPORA} corpora are needed.</p>")
     parts = [head]
-    for what, result in (("Views by linear-probe UAR", ranks.probe_ranks(tables["probes"])),
-                         ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions",
-                          ranks.sparse_ranks(tables["sparse"]))):
+    for what, rank in (("Views by linear-probe UAR", ranks.probe_ranks),
+                       ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions",
+                        ranks.sparse_ranks)):
+        try:
+            result = rank(tables["probes" if rank is ranks.probe_ranks else "sparse"])
+            png = None if result is None else ranks.cd_diagram_png(result, what)
+        except Exception as exc:  # a degenerate table must not cost the page
+            parts.append(f"<p class='findings'>{escape(what)}: not ranked ({escape(type(exc).__name__)}: "
+                         f"{escape(str(exc))}).</p>")
+            continue
         if result is None:
             parts.append(f"<p class='findings'>{escape(what)}: not ranked (needs {ranks.MIN_CORPORA} corpora with "
                          f"every treatment; this page has {n} corpora).</p>")
             continue
         parts.append(f"<p class='findings'>{escape(result.line(what))}</p>")
-        parts.append(_figure(ranks.cd_diagram_png(result, what), f"critical-difference diagram: {what}"))
+        parts.append(_figure(png, f"critical-difference diagram: {what}"))
     return "".join(parts)
 
 

@@ -38,10 +38,11 @@ class Friedman:
 
     def line(self, what: str) -> str:
         """One findings line: the best treatment, the statistic and its p-value."""
-        best = self.ranks.idxmin()
+        top = list(self.ranks.index[self.ranks == self.ranks.min()])
+        best = f"{top[0]} ranks best" if len(top) == 1 else f"{' and '.join(map(str, top))} tie for best"
         verdict = "the ranks differ" if self.p < ALPHA else "no difference in ranks"
         cd = f", critical difference {self.cd:.2f}" if self.cd is not None else ""
-        return (f"{what}: {best} ranks best (average rank {self.ranks.min():.2f} of {len(self.ranks)}) over "
+        return (f"{what}: {best} (average rank {self.ranks.min():.2f} of {len(self.ranks)}) over "
                 f"{self.n_blocks} block(s) from {self.n_corpora} corpora; Friedman χ²({len(self.ranks) - 1}) = "
                 f"{self.chi2:.2f}, p = {self.p:.3g}: {verdict} at α = {ALPHA:g}{cd}.")
 
