@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="any bad file is an error naming it (default: skipped and listed in bad_files.csv)")
     p.add_argument("--n-folds", type=int, help="number of speaker-disjoint folds (injected only when given)")
+    p.add_argument("--splits", metavar="FILE",
+                   help="use these folds instead of dealing them: a splits.csv (the suite's format) or a folder of "
+                        "EmoBox fold files fold_<k>/<dataset>_{train,test}_fold_<k>.jsonl (one corpus only)")
+    p.add_argument("--export-splits", metavar="DIR",
+                   help="after the run, write each corpus's folds as EmoBox fold files to DIR/<dataset>/")
     p.add_argument("--size", default=None, choices=("default", "small", "tiny"),
                    help="synthetic corpus size (default: 'default'; 'small' with --quick)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="notebook stems or file names (default: all)")
@@ -90,10 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     from sercore import runner
 
     size = args.size or ("small" if args.quick else "default")
+    if args.splits is not None:
+        args.splits = str(Path(args.splits).expanduser().resolve())
     extra = {k: getattr(args, k) for k in runner.OPTIONAL_PARAMS if getattr(args, k, None) is not None}
     extra.update(dict(args.param))
     try:
-        summaries = runner.run_corpora(args.notebooks_dir, args.results, corpora_of(args), size=size,
+        corpora = corpora_of(args)
+        if args.splits is not None and (len(corpora) > 1 or not Path(args.splits).exists()):
+            raise runner.BadArguments(f"--splits {args.splits}: " + ("no such file or folder" if len(corpora) == 1
+                                      else "one splits file cannot serve several corpora; run them one by one"))
+        summaries = runner.run_corpora(args.notebooks_dir, args.results, corpora, size=size,
                                        quick=args.quick, device=args.device, seed=args.seed, offline=args.offline,
                                        names=args.notebooks, extra_params=extra, workers=args.workers,
                                        force=args.force, progress_bar=args.progress_bar, timeout=args.timeout,
@@ -101,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except runner.BadArguments as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return 2
+    if args.export_splits:
+        from sercore.runner.splits_export import export_run_splits
+
+        export_run_splits(args.results, corpora, args.export_splits, size=size, strict=args.strict,
+                          dataset_params=extra.get("dataset_params"))
     failed = [f"{s['dataset']}/{name}" for s in summaries for name in s["failed"]]
     if failed:
         print(f"run_all.py: failed: {', '.join(failed)}", file=sys.stderr)

@@ -31,12 +31,19 @@ def _notebook_folder(root: Path, dataset: str, stem: str, html: bool) -> Path:
     return folder
 
 
-def write_probes(root, dataset, uar: dict, *, html=True, n_folds=5):
+def write_probes(root, dataset, uar: dict, *, html=True, n_folds=5, classes=None, protocol=None):
+    """Notebook 00's probes; with ``classes``, the chance columns and a ``params.json`` naming the class set
+    and the ``protocol`` (as the notebooks now write them; without: a table of an earlier version)."""
     folder = _notebook_folder(root, dataset, "00_dataset_overview", html)
     rows = [dict(view=v, fold=f, target="emotion", metric=m, value=u + (0.01 if f % 2 else -0.01) * (f < 4))
             for v, u in uar.items() for f in range(n_folds) for m in ("test_uar", "test_wa")]
     rows += [dict(view=v, fold=np.nan, target="speaker", metric="cv_accuracy", value=0.9) for v in uar]
-    save_table(pd.DataFrame(rows), folder / "probes")
+    table = pd.DataFrame(rows)
+    if classes:
+        table = table.assign(n_classes=len(classes), chance_uar=1 / len(classes))
+        (folder / "params.json").write_text(json.dumps({"classes": list(classes), "n_classes": len(classes),
+                                                        "chance_uar": 1 / len(classes), "folds_scheme": protocol}))
+    save_table(table, folder / "probes")
     speakers = [f"s{i}" for i in range(2 * n_folds)]
     splits = pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, fold=f, split="test", group=s)
                            for f in range(n_folds) for s in speakers for k in range(3)])
@@ -87,12 +94,17 @@ def write_summary(root, dataset, *, utterances, speakers, bad, failed=()):
         .to_csv(folder / "bad_files.csv", index=False)
 
 
+EMODB_CLASSES = ("ang", "bor", "dis", "fea", "hap", "neu", "sad")
+EMODB_PROTOCOL = ("5 folds, 5 speaker-disjoint groups; test speakers unseen in training; validation speakers are "
+                  "unseen in training")
+
+
 @pytest.fixture(scope="module")
 def three_corpora(tmp_path_factory):
     """emodb: every table; ravdess: every table, notebook 03 without HTML; tess: only the probes."""
     root = tmp_path_factory.mktemp("results")
     write_summary(root, "emodb", utterances=535, speakers=10, bad=0)
-    write_probes(root, "emodb", {"egemaps": 0.65, "mel": 0.55})
+    write_probes(root, "emodb", {"egemaps": 0.65, "mel": 0.55}, classes=EMODB_CLASSES, protocol=EMODB_PROTOCOL)
     write_clusters(root, "emodb", {"egemaps": 3.0, "mel": 0.0})
     emodb = write_sparse(root, "emodb", {("egemaps", 0.1): 0.1, ("egemaps", 0.25): 0.015,
                                          ("mel", 0.1): -0.1, ("mel", 0.25): 0.0})
@@ -111,7 +123,7 @@ def three_corpora(tmp_path_factory):
 
 def test_every_link_and_image_resolves(three_corpora):
     parsed = three_corpora["parsed"]
-    assert len(parsed.images) == 3  # one heat map per comparison
+    assert len(parsed.images) == 4  # one heat map per comparison, the probes' critical-difference diagram
     assert "emodb/index.html" not in parsed.links  # no index page was written for these fixtures
     assert "ravdess/bad_files.csv" in parsed.links and "not_a_corpus" not in three_corpora["html"]
 
@@ -130,7 +142,7 @@ def test_each_number_links_to_its_notebook(three_corpora):
 
 def test_findings_computed_from_the_numbers(three_corpora):
     findings = three_corpora["parsed"].findings
-    assert len(findings) == 4  # the page, then each of the three tables
+    assert len(findings) == 6  # the page, each of the three tables, then the two rank comparisons
     stats = three_corpora["stats"]
     gain = stats["mean_a"] - stats["mean_b"]
     ge, better = int((gain >= 0).sum()), int(((stats["mark"] == "*") & (gain > 0)).sum())
@@ -166,6 +178,75 @@ def test_corpus_facts_and_missing_tables(three_corpora):
     assert "<td class='text'>tess</td><td class='na'>–</td>" in html  # tess has no per-speaker cluster results
     assert "<td class='text'>tess</td><td class='text'></td><td class='na'>–</td>" in html  # nor sparse-label ones
     assert html.count("<td class='text'>emodb</td><td class='text'>") == 2  # one row per view of notebook 03
+
+
+def test_page_shows_class_set_chance_level_and_protocol(three_corpora):
+    html = three_corpora["html"]
+    facts = results.gather(three_corpora["root"])["facts"].set_index("dataset")
+    assert facts.loc["emodb", "classes"] == ", ".join(EMODB_CLASSES) and facts.loc["emodb", "chance_uar"] == 1 / 7
+    assert "<td class='text'>7 (ang, bor, dis, fea, hap, neu, sad)</td><td>0.143</td>" in html
+    assert f"<td class='text'>{EMODB_PROTOCOL}</td>" in html
+    assert pd.isna(facts.loc["tess", "chance_uar"])  # tables of an earlier version: no chance level, shown as –
+    assert "<td class='text'>–</td><td>–</td><td class='text'>–</td>" in html
+    above = 0.65 - 1 / 7  # emodb egemaps: mean over folds minus chance, beside the UAR and on the heat map
+    assert f"0.650</a> <small>({above:+.3f})</small>" in html
+    probes = results.gather(three_corpora["root"])["probes"]
+    assert probes.loc[probes["dataset"] == "emodb", "chance_uar"].tolist() == [1 / 7, 1 / 7]
+    assert "UAR above chance" in html
+    from sercore.runner.index_page import index_findings  # the corpus's own index page says it too
+
+    assert "best linear-probe UAR 0.65 (egemaps; chance 0.14)" in index_findings(three_corpora["root"] / "emodb",
+                                                                                 {"notebooks": []})
+
+
+def test_ranks_need_three_corpora_with_every_view(three_corpora):
+    """The fixture's probes cover three corpora (views ranked); its sparse-label tables only two (not ranked)."""
+    html = three_corpora["html"]
+    # egemaps ranks 1, 2, 1 and mel 2, 1, 2 on emodb, ravdess, tess: average ranks 4/3 and 5/3,
+    # χ² = 12·3/(2·3)·((4/3)² + (5/3)² − 2·3²/4) = 1/3 with 1 degree of freedom
+    assert ("Views by linear-probe UAR: egemaps ranks best (average rank 1.33 of 2) over 3 block(s) from 3 corpora; "
+            "Friedman χ²(1) = 0.33, p = 0.564: no difference in ranks") in html
+    assert ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions: not ranked (needs 3 "
+            "corpora with every treatment; this page has 3 corpora)") in html
+
+
+def test_friedman_and_critical_difference_diagram_over_three_corpora(tmp_path):
+    from sercore.runner import ranks
+
+    for name, base in (("a", 0.5), ("b", 0.6), ("c", 0.4)):
+        write_summary(tmp_path, name, utterances=100, speakers=10, bad=0)
+        write_probes(tmp_path, name, {"egemaps": base + 0.2, "mel": base + 0.1, "speaker": base},
+                     classes=("ang", "hap", "neu", "sad"), protocol="5 folds")
+        write_sparse(tmp_path, name, {("egemaps", 0.1): 0.1, ("egemaps", 0.25): 0.1, ("mel", 0.1): -0.1,
+                                      ("mel", 0.25): -0.1})
+    tables = results.gather(tmp_path)
+    probes = ranks.probe_ranks(tables["probes"])
+    assert probes.ranks.to_dict() == {"egemaps": 1.0, "mel": 2.0, "speaker": 3.0}  # the same order in each corpus
+    assert (probes.n_blocks, round(probes.chi2, 12)) == (3, 6.0)  # 12·3/(3·4)·(1 + 4 + 9 − 3·4²/4)
+    assert probes.p == pytest.approx(np.exp(-3))  # χ²(2) survival at 6
+    assert probes.cd == pytest.approx(2.343 * np.sqrt(3 * 4 / (6 * 3)))
+    sparse = ranks.sparse_ranks(tables["sparse"])
+    assert sparse.n_blocks == 6 and sparse.ranks.index[0] == "Pairwise-CL egemaps"
+    assert sparse.ranks.index[-1] == "Pairwise-CL mel" and set(sparse.pairs.columns) == set(sparse.ranks.index)
+    page = runner.write_benchmark_page(tmp_path)
+    parsed = assert_resolves(page)
+    html = page.read_text()
+    assert "Views by linear-probe UAR: egemaps ranks best (average rank 1.00 of 3)" in html
+    assert "Friedman χ²(2) = 6.00, p = 0.0498: the ranks differ at α = 0.05" in html
+    assert "Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions: Pairwise-CL egemaps" in html
+    assert len(parsed.images) == 4  # heat maps of probes and sparse labels (no cluster table here), 2 diagrams
+    assert html.count('alt="critical-difference diagram') == 2
+
+
+def test_ranks_with_ties_and_too_few_corpora():
+    from sercore.runner import ranks
+
+    even = pd.DataFrame([dict(dataset=d, view=v, uar=0.5) for d in "abc" for v in ("x", "y")])
+    result = ranks.probe_ranks(even)
+    assert result.chi2 == 0 and result.p == 1 and result.line("Views").startswith(
+        "Views: x and y tie for best (average rank 1.50 of 2) over 3 block(s) from 3 corpora")
+    assert ranks.probe_ranks(even[even["dataset"] != "c"]) is None  # two corpora: not ranked
+    assert ranks.probe_ranks(even[~((even["dataset"] == "c") & (even["view"] == "y"))]) is None  # c lacks y
 
 
 def test_findings_of_small_tables():

@@ -241,6 +241,8 @@ def test_evaluation_table_and_leakage_guard():
     n_labels = table.groupby("fraction")["n_labels"].max()
     assert n_labels[1.0] == (splits.query("fold == 0 and split == 'train'")).shape[0] and n_labels[0.25] < n_labels[1.0]
     assert table.loc[table["condition"] == "speaker_probe", "view"].eq("speaker").all()
+    k = manifest["emotion"].nunique()  # every condition, the probe included, states its chance level
+    assert table["n_classes"].eq(k).all() and table["chance_uar"].eq(1 / k).all()
     data = fold_data(manifest, manifest, splits, 0)  # the pre-training pool paper B uses, as paper A
     test_speakers = set(splits.query("fold == 0 and split == 'test'")["speaker"])
     assert not set(manifest.set_index("utt_id").loc[data.pool_train + data.pool_val, "speaker"]) & test_speakers

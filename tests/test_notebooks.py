@@ -25,13 +25,15 @@ SETUP = re.compile(r'from sercore\.notebook\.experiment import setup\nexp, run =
 
 # notebook → files it must write (figures as PNG + PDF, tables as CSV + Markdown)
 EXPECTED = {
-    "00_dataset_overview": ["overview.png", "counts.csv", "durations.csv", "folds.csv", "probes.csv"],
+    "00_dataset_overview": ["overview.png", "counts.csv", "durations.csv", "folds.csv", "probes.csv",
+                            "probes_per_speaker.csv", "probes_speaker_spread.csv"],
     "01_speaker_clusters": ["speaker_emotion_map.png", "clusters_per_speaker.csv", "clusters_summary.csv",
                             "clusters_global.csv"],
     "02_temperature_grid": ["temperature_table.png", "temperature_runs.csv", "frozen_vs_tuned.csv",
                             "temperature_learning_curves.png", "temperature_learning_curves_best.csv"],
     "03_sparse_labels": ["sparse_labels.png", "sparse_label_runs.csv", "sparse_labels_stats.csv",
-                         "sparse_label_learning_curves.png", "sparse_label_learning_curves_best.csv"],
+                         "sparse_label_learning_curves.png", "sparse_label_learning_curves_best.csv",
+                         "sparse_label_per_speaker.csv", "sparse_label_per_speaker_spread.csv"],
     "04_target_vs_ood": ["target_vs_ood.png", "target_vs_ood_runs.csv", "target_vs_ood_stats.csv"],
     "05_representation_maps": ["representation_maps.png", "maps.csv"],
     "06_alignment": ["alignment.png", "alignment_runs.csv"],
@@ -130,6 +132,49 @@ def test_notebook_outputs(results, name):
     assert (folder / "splits.csv").is_file()
 
 
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_rendered_notebook_is_readable(results, name):
+    """No progress-bar line or tqdm warning in the rendering; the findings line opens it, before any code."""
+    from sercore.notebook.progress import PROGRESS_LINE
+    from sercore.runner.findings import FINDINGS_ID, PREFIX
+
+    html = (results / name / f"{name}.html").read_text()
+    assert not re.search(PROGRESS_LINE, html), f"{name}: a progress-bar line in the rendered notebook"
+    assert "TqdmWarning" not in html and "IProgress not found" not in html
+    assert PREFIX in html and html.index(PREFIX) < html.index("jp-Cell jp-CodeCell"), f"{name}: findings not on top"
+    first = json.loads((results / name / f"{name}.ipynb").read_text())["cells"][0]
+    assert first["id"] == FINDINGS_ID and first["source"][0].startswith(f"**{PREFIX}")
+    record = json.loads((results / name / "run.json").read_text())
+    assert record["findings"].startswith(PREFIX) and "findings_error" not in record
+
+
+# every results table that reports a UAR: notebook → tables (written by exp.table or by a figure function)
+UAR_TABLES = {"00_dataset_overview": ["probes", "probes_per_speaker", "probes_speaker_spread"],
+              "02_temperature_grid": ["temperature_runs", "frozen_vs_tuned", "temperature_table"],
+              "03_sparse_labels": ["sparse_label_runs", "sparse_labels_stats", "sparse_label_per_speaker",
+                                   "sparse_label_per_speaker_spread"],
+              "04_target_vs_ood": ["target_vs_ood_runs", "target_vs_ood_stats"],
+              "08_cluster_contrastive": ["cluster_contrastive_runs", "cluster_contrastive_summary"],
+              "09_cross_corpus": ["cross_corpus_runs", "cross_corpus_stats"]}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", sorted(UAR_TABLES))
+def test_uar_tables_state_classes_chance_and_protocol(results, name):
+    """The tiny default corpus's task has 4 classes: chance UAR 0.25, in every UAR table and its caption."""
+    for table in UAR_TABLES[name]:
+        df = pd.read_csv(results / name / f"{table}.csv")
+        assert {"n_classes", "chance_uar"} <= set(df.columns), f"{name}/{table}"
+        emotion = df[df["target"] == "emotion"] if "target" in df.columns else df
+        assert set(emotion["n_classes"]) == {4} and set(emotion["chance_uar"]) == {0.25}, f"{name}/{table}"
+        caption = (results / name / f"{table}.md").read_text().splitlines()[0]
+        assert "classes: 4 (ang, hap, neu, sad); chance UAR 0.25" in caption, caption
+        assert "protocol: 5 folds, leave-one-session-out; test speakers unseen in training" in caption, caption
+    params = json.loads((results / name / "params.json").read_text())
+    assert (params["classes"], params["n_classes"], params["chance_uar"]) == (["ang", "hap", "neu", "sad"], 4, 0.25)
+
+
 # The seeded values of the quick run on the tiny default corpus (fold 0, fixed seeds, one thread per worker, fp32
 # on a CPU without fast bf16: precision auto would pick bf16 on one that has it, and other numbers): per results
 # table its number of rows and the mean of each metric column.
@@ -169,6 +214,21 @@ def _paired_p(runs: pd.DataFrame, stats: pd.DataFrame) -> list[float]:
 
 def _means(table: pd.DataFrame, columns) -> tuple[int, dict]:
     return len(table), {c: float(table[c].mean()) for c in columns}
+
+
+@pytest.mark.notebooks
+def test_per_speaker_tables_cover_the_test_speakers(results):
+    """Fold 0 of the tiny default corpus tests session 1's two speakers: notebook 00's probes and notebook 03's
+    runs have a UAR for each, and the spread tables summarise them."""
+    probes = pd.read_csv(results / "00_dataset_overview" / "probes_per_speaker.csv")
+    assert sorted(probes["speaker"].unique()) == ["S1F", "S1M"] and probes["uar"].between(0, 1).all()
+    runs = pd.read_csv(results / "03_sparse_labels" / "sparse_label_runs.csv")
+    per = pd.read_csv(results / "03_sparse_labels" / "sparse_label_per_speaker.csv")
+    assert len(per) == 2 * len(runs) and set(per["speaker"]) == {"S1F", "S1M"}
+    spread = pd.read_csv(results / "03_sparse_labels" / "sparse_label_per_speaker_spread.csv")
+    assert len(spread) == runs.groupby(["view", "fraction", "condition"]).ngroups
+    assert (spread["min"] <= spread["mean"]).all() and (spread["mean"] <= spread["max"]).all()
+    assert set(spread["speakers"]) == {2}
 
 
 @pytest.mark.notebooks

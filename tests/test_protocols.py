@@ -88,6 +88,20 @@ def test_grids_keep_each_runs_learning_curve(grid_corpus):
         assert curve["condition"].iloc[0] == row["condition"] and curve["frozen"].iloc[0] == row["frozen"]
         best = curve.loc[curve["epoch"] == row["best_epoch"], "val_uar"].item()  # the restored epoch
         assert best == pytest.approx(row["val_uar"]) and best == curve["val_uar"].max()
+    # the test UAR of each run per test speaker: fold 0 tests session 1's two speakers
+    speakers = histories["per_speaker"]
+    assert "_test_uar_per_speaker" not in table and len(speakers) == 2 * len(table)
+    assert set(speakers["speaker"]) == {"Ses1F", "Ses1M"} and speakers["uar"].between(0, 1).all()
+    assert set(table["n_classes"]) == {4} and set(table["chance_uar"]) == {0.25}  # beside every UAR
+    test = task[task["speaker"].str.startswith("Ses1")]
+    assert speakers.groupby(["condition", "temperature", "frozen"], dropna=False)["n_test"].sum().eq(len(test)).all()
+
+
+def test_per_speaker_uar_is_each_speakers_balanced_accuracy():
+    from sercore.training.jobs import per_speaker_uar
+
+    rows = per_speaker_uar(["a", "b", "a", "a", "b"], ["a", "a", "a", "b", "b"], ["s2", "s2", "s1", "s1", "s1"])
+    assert rows == [{"speaker": "s1", "n_test": 3, "uar": 0.75}, {"speaker": "s2", "n_test": 2, "uar": 0.5}]
 
 
 def _supervised_job(job, shared):

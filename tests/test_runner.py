@@ -222,6 +222,13 @@ def test_fingerprint_parts(tmp_path):
     assert runner.source_hash(pkg) == h
     (pkg / "a.py").write_text("x = 2\n")
     assert runner.source_hash(pkg) != h
+    folds = tmp_path / "folds" / "fold_1"  # an edited splits file or fold folder reruns the notebooks
+    folds.mkdir(parents=True)
+    (folds / "c_test_fold_1.jsonl").write_text('{"key": "a"}\n')
+    with_splits = {"seed": 0, "splits": str(tmp_path / "folds")}
+    before = runner.fingerprint(nb, with_splits, "h")
+    (folds / "c_test_fold_1.jsonl").write_text('{"key": "b"}\n')
+    assert runner.fingerprint(nb, with_splits, "h") != before
 
 
 @pytest.mark.notebooks
@@ -302,6 +309,8 @@ def marked(tmp_path):
     (["--data", "toy=GOOD", "--param", "output_dir=/tmp"], "'output_dir' cannot be overridden"),
     (["--data", "toy=GOOD", "--n-folds", "1"], "n_folds must be >= 2"),
     (["--data", "toy=GOOD", "--param", "dataset_params=[1]"], "dataset_params must be a JSON object"),
+    (["--data", "toy=GOOD", "--splits", "/nonexistent/splits.csv"], "splits.csv: no such file or folder"),
+    (["--data", "toy=GOOD", "toyb=GOOD", "--splits", "GOOD"], "one splits file cannot serve several corpora"),
 ])
 def test_bad_arguments_exit_2_before_any_notebook(marked, capsys, args, message):
     (Path(marked["empty"])).mkdir(exist_ok=True)
@@ -373,6 +382,34 @@ def test_engine_budget_and_precision_flags_reach_the_notebooks(marked, monkeypat
     with pytest.raises(SystemExit) as exit_info:
         run_all.main(marked["base"] + ["--engine", "dask"])
     assert exit_info.value.code == 2
+
+
+def test_splits_flag_reaches_the_notebooks_and_export_writes_emobox_folds(marked, monkeypatch, tmp_path):
+    """``--splits`` is injected as an absolute path; ``--export-splits`` writes the saved splits.csv of the run as
+    EmoBox fold files, which read back to the same folds."""
+    from sercore.data import make_splits, read_splits, save_splits
+
+    jobs = []
+    manifest = load_toy(marked["good"]).assign(path="/x.wav", emotion="neu")
+    splits = make_splits(manifest)
+
+    def fake_execute(js, workers):
+        for j in js:
+            save_splits(splits, Path(j["output_dir"]) / "splits.csv")  # what prepare() saves
+        jobs.extend(js)
+        return {Path(j["notebook"]).stem: {"notebook": Path(j["notebook"]).stem, "status": "ok", "seconds": 0.0}
+                for j in js}
+
+    monkeypatch.setattr(runner.suite, "execute_all", fake_execute)
+    monkeypatch.setattr(sercore.data, "load_dataset", lambda name, root=None, **kw: manifest)
+    (tmp_path / "mine.csv").write_text("fold,utt_id,split\n")
+    monkeypatch.chdir(tmp_path)
+    code = run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", "--splits", "mine.csv",
+                                          "--export-splits", str(tmp_path / "exported")])
+    assert code == 0 and jobs[0]["params"]["splits"] == str(tmp_path / "mine.csv")
+    assert (tmp_path / "exported" / "toy" / "fold_1" / "toy_test_fold_1.jsonl").is_file()
+    back = read_splits(tmp_path / "exported" / "toy", manifest, dataset="toy")
+    assert back[["fold", "utt_id", "split"]].equals(splits[["fold", "utt_id", "split"]])
 
 
 def test_bad_files_of_every_step_collected(tmp_path):

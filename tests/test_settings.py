@@ -10,7 +10,7 @@ from sercore.notebook.settings import BUDGETS, Params, run_settings
 
 def test_every_agreed_parameter_is_a_field():
     assert Params.names() == ["dataset", "data_root", "dataset_params", "size", "views", "view_params", "folds",
-                              "n_folds", "repetitions", "budget", "epochs", "finetune_epochs", "precision",
+                              "n_folds", "splits", "repetitions", "budget", "epochs", "finetune_epochs", "precision",
                               "engine", "ray_address", "device", "seed", "quick", "offline", "strict",
                               "output_dir"]
 

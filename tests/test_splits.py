@@ -119,7 +119,8 @@ def test_two_speakers_leave_one_speaker_out_with_speaker_dependent_validation(tm
     splits = make_splits(manifest, seed=3)
     assert sorted(splits["fold"].unique()) == [0, 1]
     assert splits.attrs == {"scheme": "leave-one-speaker-out", "n_folds": 2, "speaker_dependent_val": True}
-    assert describe_splits(splits) == ("2 folds, leave-one-speaker-out; validation is speaker-dependent "
+    assert describe_splits(splits) == ("2 folds, leave-one-speaker-out; test speakers unseen in training; "
+                                       "validation is speaker-dependent "
                                        "(a stratified part of the training speakers' utterances)")
     emotion = manifest.set_index("utt_id")["emotion"]
     tested = []
@@ -149,20 +150,23 @@ def test_validation_keeps_rare_emotions_in_training():
 def test_two_folds_of_many_speakers_say_their_validation_is_speaker_dependent():
     splits = make_splits(_manifest([f"s{i}" for i in range(6)], per_speaker=5), n_folds=2)
     assert splits["fold"].nunique() == 2 and speaker_dependent_val(splits)
-    assert describe_splits(splits).startswith("2 folds, 2 speaker-disjoint groups; validation is speaker-dependent")
+    assert describe_splits(splits).startswith("2 folds, 2 speaker-disjoint groups; test speakers unseen in training; "
+                                              "validation is speaker-dependent")
     assert_no_leakage(splits)
 
 
 def test_describe_speaker_independent_schemes(tmp_path):
     manifest = target_subset(load_iemocap(fx.make_iemocap(tmp_path), check_audio=False))
     splits = make_splits(manifest)
-    assert describe_splits(splits) == "5 folds, leave-one-session-out; validation speakers are unseen in training"
+    assert describe_splits(splits) == ("5 folds, leave-one-session-out; test speakers unseen in training; "
+                                       "validation speakers are unseen in training")
     assert not speaker_dependent_val(splits)
     assert describe_splits(make_splits(manifest, n_folds=3)).startswith("3 folds, 3 session-disjoint groups;")
     groups = make_splits(_manifest([f"s{i:02d}" for i in range(11)]))
-    assert describe_splits(groups) == "5 folds, 5 speaker-disjoint groups; validation speakers are unseen in training"
+    assert describe_splits(groups) == ("5 folds, 5 speaker-disjoint groups; test speakers unseen in training; "
+                                       "validation speakers are unseen in training")
     assert load_splits(save_splits(groups, tmp_path / "g.csv")).pipe(describe_splits).startswith(
-        "5 folds, leave-one-group-out; validation speakers are unseen")
+        "5 folds, leave-one-group-out; test speakers unseen in training; validation speakers are unseen")
 
 
 def test_leakage_detected_on_hand_made_table():

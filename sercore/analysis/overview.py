@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sercore.analysis.chance import chance_columns
 from sercore.features.featureset import FeatureSet
 
 
@@ -74,16 +75,20 @@ def fold_table(splits: pd.DataFrame, task: pd.DataFrame) -> pd.DataFrame:
 
 
 def probe_table(features: dict[str, FeatureSet], task: pd.DataFrame, splits: pd.DataFrame, *,
-                folds=None, seed: int = 0) -> pd.DataFrame:
+                folds=None, seed: int = 0, per_speaker: list | None = None) -> pd.DataFrame:
     """Linear probes (standardised logistic regression) per view and fold: emotion UAR/WA on the test group,
     and speaker-identification accuracy (5-fold stratified CV over the task). A quick check of how hard
     the corpus is and how speaker-specific each view is; paper A's encoders should beat the emotion probe.
+    Every row has ``n_classes`` and ``chance_uar`` (1/K: the UAR of guessing; for speaker identification, K
+    speakers). ``per_speaker`` (a list) receives the emotion UAR per test speaker (:func:`speaker_uar` rows).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     rows = []
     folds = sorted(splits["fold"].unique()) if folds is None else folds
     label = task.set_index("utt_id")["emotion"].astype(str)
+    chance = chance_columns(label.nunique())
+    splits_speakers = task.set_index("utt_id")["speaker"].astype(str)
     for view, fs in features.items():
         for fold in folds:
             part = splits[(splits["fold"] == fold) & splits["utt_id"].isin(label.index)]
@@ -93,9 +98,11 @@ def probe_table(features: dict[str, FeatureSet], task: pd.DataFrame, splits: pd.
             model.fit(pooled(fs, train), label[train])
             pred = model.predict(pooled(fs, test))
             rows.append(dict(view=view, fold=fold, target="emotion", metric="test_uar",
-                             value=balanced_accuracy_score(label[test], pred)))
+                             value=balanced_accuracy_score(label[test], pred), **chance))
             rows.append(dict(view=view, fold=fold, target="emotion", metric="test_wa",
-                             value=accuracy_score(label[test], pred)))
+                             value=accuracy_score(label[test], pred), **chance))
+            if per_speaker is not None:
+                per_speaker += speaker_uar(label[test], pred, splits_speakers[test], view=view, fold=fold)
         ids = task["utt_id"].astype(str).tolist()
         speakers = task["speaker"].astype(str).to_numpy()
         n_splits = int(min(5, pd.Series(speakers).value_counts().min()))
@@ -103,8 +110,65 @@ def probe_table(features: dict[str, FeatureSet], task: pd.DataFrame, splits: pd.
             model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
             cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
             acc = cross_val_score(model, pooled(fs, ids), speakers, cv=cv).mean()
-            rows.append(dict(view=view, fold=np.nan, target="speaker", metric="cv_accuracy", value=acc))
+            rows.append(dict(view=view, fold=np.nan, target="speaker", metric="cv_accuracy", value=acc,
+                             **chance_columns(pd.Series(speakers).nunique())))
     return pd.DataFrame(rows)
+
+
+def speaker_uar(truth, pred, speakers, **keys) -> list[dict]:
+    """Rows ``**keys, speaker, n_test, uar, n_classes, chance_uar`` for each test speaker: the UAR over that
+    speaker's utterances (over the classes the speaker has; ``n_classes`` counts them, chance is 1/that)."""
+    frame = pd.DataFrame({"truth": np.asarray(truth, dtype=str), "pred": np.asarray(pred, dtype=str),
+                          "speaker": np.asarray(speakers, dtype=str)})
+    rows = []
+    for speaker, part in frame.groupby("speaker", sort=True):
+        rows.append(dict(keys, speaker=speaker, n_test=len(part),
+                         uar=balanced_accuracy_score(part["truth"], part["pred"]),
+                         **chance_columns(part["truth"].nunique())))
+    return rows
+
+
+def speaker_spread(per_speaker: pd.DataFrame, by=("view",), value: str = "uar") -> pd.DataFrame:
+    """Spread of the per-speaker UAR for each group of ``by``: speakers, mean, std, min, median, max, and the
+    worst and best speaker."""
+    rows = []
+    for key, part in per_speaker.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        means = part.groupby("speaker")[value].mean()
+        rows.append(dict(zip(by, key), speakers=len(means), mean=means.mean(), std=means.std(ddof=1),
+                         min=means.min(), median=means.median(), max=means.max(),
+                         worst=means.idxmin(), best=means.idxmax(), chance_uar=part["chance_uar"].max()))
+    return pd.DataFrame(rows)
+
+
+def probe_tables(features: dict[str, FeatureSet], task: pd.DataFrame, splits: pd.DataFrame, *, folds=None,
+                 seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Notebook 00's probe tables: ``probes`` (:func:`probe_table`), ``probes_per_speaker`` (emotion UAR per view,
+    fold and test speaker) and ``probes_speaker_spread`` (its spread over speakers per view)."""
+    per_speaker: list[dict] = []
+    probes = probe_table(features, task, splits, folds=folds, seed=seed, per_speaker=per_speaker)
+    per_speaker = pd.DataFrame(per_speaker)
+    return {"probes": probes, "probes_per_speaker": per_speaker,
+            "probes_speaker_spread": speaker_spread(per_speaker, by=("view",))}
+
+
+def probe_summary(probes: pd.DataFrame, spread: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per view: mean emotion UAR and WA over folds, chance (1/K with K classes), UAR above chance,
+    the speaker-identification accuracy with its chance, and (``spread`` given) the lowest and highest
+    per-speaker UAR: the table notebook 00 displays."""
+    emotion = probes[probes["target"] == "emotion"]
+    table = emotion.pivot_table(index="view", columns="metric", values="value", aggfunc="mean", sort=False)
+    table["n_classes"] = emotion.groupby("view", sort=False)["n_classes"].first()
+    table["chance_uar"] = emotion.groupby("view", sort=False)["chance_uar"].first()
+    table["uar_above_chance"] = table["test_uar"] - table["chance_uar"]
+    speaker = probes[probes["target"] == "speaker"].set_index("view")
+    if len(speaker):
+        table["speaker_accuracy"] = speaker["value"]
+        table["speaker_chance"] = speaker["chance_uar"]
+    if spread is not None and len(spread):
+        per = spread.set_index("view")
+        table["speaker_uar_min"], table["speaker_uar_max"] = per["min"], per["max"]
+    return table.round(3)
 
 
 def overview_figure(manifest: pd.DataFrame, path_stem, *, caption: str) -> list[Path]:

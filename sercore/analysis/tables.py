@@ -54,7 +54,9 @@ def summary_table(results: pd.DataFrame, *, by: Sequence[str], value: str = "tes
         v = g[value].dropna().to_numpy()
         m, lo, hi = mean_ci_t(v, confidence, bounds=bounds) if len(v) else (np.nan,) * 3
         rows.append(dict(zip(by, key), mean=m, ci_low=lo, ci_high=hi, n=len(v)))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["value"] = value  # what "mean" is the mean of (read by sercore.analysis.chance.reports_uar)
+    return table
 
 
 def similarity_table(df: pd.DataFrame, value: str = "pwcca", *, condition_col: str = "condition") -> pd.DataFrame:

@@ -72,7 +72,8 @@ class ProbeJob(Job):
         train = ([data.train_ids[i] for i in idx], [data.train_labels[i] for i in idx])
         metrics = speaker_probe(features[self.view], train, (data.val_ids, data.val_labels),
                                 (data.test_ids, data.test_labels), seed=self.seed)
-        return dict(self.row, view=self.view, **metrics, n_labels=len(train[0]))
+        k = len(set(map(str, train[1])))
+        return dict(self.row, view=self.view, **metrics, n_labels=len(train[0]), n_classes=k, chance_uar=1.0 / k)
 
 
 def evaluate_cluster_pretraining(manifest: pd.DataFrame, task_manifest: pd.DataFrame, splits: pd.DataFrame,

@@ -21,7 +21,8 @@ from sercore.data.manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED
 from sercore.data.registry import (BadFiles, available_datasets, bad_files, dataset_info, load_dataset, loader_params,
                        register_dataset)
 from sercore.data.splits import (LeakageError, assert_no_leakage, describe_splits, load_splits, make_splits, save_splits,
-                     speaker_dependent_val, split_ids)
+                     speaker_dependent_test, speaker_dependent_val, split_ids)
+from sercore.data.split_files import SplitFileError, export_emobox, read_splits
 
 __all__ = [
     "COLUMNS", "EMOTIONS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TARGET_EMOTIONS", "ManifestError",
@@ -29,7 +30,8 @@ __all__ = [
     "canonical_emotion", "target_subset", "ood_subset", "load_dataset", "load_iemocap", "load_cremad",
     "load_ravdess", "load_esd", "load_emodb", "load_csv", "load_default_corpus", "available_datasets",
     "dataset_info", "loader_params", "register_dataset", "BadFiles", "bad_files", "make_splits",
-    "describe_splits", "speaker_dependent_val", "assert_no_leakage", "split_ids", "save_splits", "load_splits",
+    "describe_splits", "speaker_dependent_val", "speaker_dependent_test", "read_splits", "export_emobox",
+    "SplitFileError", "assert_no_leakage", "split_ids", "save_splits", "load_splits",
 ]
 
 

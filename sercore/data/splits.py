@@ -191,7 +191,8 @@ def speaker_dependent_val(splits: pd.DataFrame) -> bool:
 
 
 def describe_splits(splits: pd.DataFrame) -> str:
-    """A caption line, e.g. ``"2 folds, leave-one-speaker-out; validation is speaker-dependent"``.
+    """A caption line, e.g. ``"2 folds, leave-one-speaker-out; test speakers unseen in training; validation is
+    speaker-dependent (...)"``; a split with test speakers in training says ``SPEAKER-DEPENDENT``.
 
     Uses ``splits.attrs`` when ``make_splits`` set them, otherwise reads the table (a saved CSV).
     """
@@ -205,16 +206,32 @@ def describe_splits(splits: pd.DataFrame) -> str:
     dependent = speaker_dependent_val(splits)
     val = ("validation is speaker-dependent (a stratified part of the training speakers' utterances)"
            if dependent else "validation speakers are unseen in training")
-    return f"{n} fold{'s' if n != 1 else ''}, {scheme}; {val}"
+    test = ("SPEAKER-DEPENDENT: test speakers also in training" if speaker_dependent_test(splits)
+            else "test speakers unseen in training")
+    return f"{n} fold{'s' if n != 1 else ''}, {scheme}; {test}; {val}"
+
+
+def speaker_dependent_test(splits: pd.DataFrame) -> bool:
+    """True when, in some fold, a test speaker also has utterances in training or validation (an imported split,
+    ``sercore.data.split_files``; ``make_splits`` never builds one)."""
+    _check_columns(splits, "speaker_dependent_test")
+    for _, part in splits.groupby("fold"):
+        if set(part.loc[part["split"] == "test", "speaker"]) & set(part.loc[part["split"] != "test", "speaker"]):
+            return True
+    return False
 
 
 def assert_no_leakage(splits: pd.DataFrame) -> None:
-    """Raise ``LeakageError`` if, in any fold, a test speaker is also in train/val or an utterance is in two splits."""
+    """Raise ``LeakageError`` if, in any fold, a test speaker is also in train/val or an utterance is in two splits.
+    Splits read from a file and declared speaker-dependent (``attrs["speaker_dependent_test"]``) are checked by
+    utterance only."""
     _check_columns(splits, "assert_no_leakage")
     for fold, part in splits.groupby("fold", sort=True):
         twice = part["utt_id"][part["utt_id"].duplicated()]
         if len(twice):
             raise LeakageError(f"fold {fold}: utterance(s) {sorted(set(twice))[:5]} appear in more than one split")
+        if splits.attrs.get("speaker_dependent_test"):
+            continue
         test = set(part.loc[part["split"] == "test", "speaker"])
         seen = set(part.loc[part["split"] != "test", "speaker"])
         shared = sorted(test & seen, key=_natural)
@@ -245,8 +262,10 @@ def save_splits(splits: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_splits(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a splits CSV written by ``save_splits``, check its columns and values, and check it for leakage."""
+def load_splits(path: str | os.PathLike, *, allow_speaker_dependent: bool = False) -> pd.DataFrame:
+    """Read a splits CSV written by ``save_splits``, check its columns and values, and check it for leakage
+    (``allow_speaker_dependent``: test speakers may also be in training — the table is then marked
+    ``attrs["speaker_dependent_test"]``; utterances are still checked)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: splits file not found")
@@ -255,6 +274,8 @@ def load_splits(path: str | os.PathLike) -> pd.DataFrame:
     _check_columns(splits, str(path))
     if not pd.api.types.is_integer_dtype(splits["fold"]):
         raise ValueError(f"{path}: column 'fold' must hold integers")
+    if allow_speaker_dependent and speaker_dependent_test(splits):
+        splits.attrs["speaker_dependent_test"] = True
     assert_no_leakage(splits)
     return splits
 

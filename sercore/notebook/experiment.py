@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import time
 import types
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -24,16 +25,19 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from sercore.analysis.chance import (CHANCE_COLUMNS, chance_columns, class_line, protocol_line, reports_uar,
+                                     with_chance)
 from sercore.analysis.tables import METRICS
 from sercore.features.cache import DIGESTS, extract_features
 from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
-from sercore.data import bad_files, describe_splits
+from sercore.data import bad_files, describe_splits, read_splits, speaker_dependent_test
 from sercore.data.duplicates import leave_out_copies
 from sercore.data.registry import dataset_info
 from sercore.features.featureset import FeatureSet
 from sercore.core.config import cache_dir, resolve_device
 from sercore.core.digests import DigestMemo
 from sercore.core.provenance import write_params
+from sercore.notebook.progress import extraction_line, routed_progress
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
 from sercore.views import ViewUnavailable, accepted_parameters, available_views, get_view, view_class
@@ -56,6 +60,11 @@ class Experiment:
     models: dict[str, dict] = field(default_factory=dict)
     settings: RunSettings | None = None  # set by setup()
     histories: dict = field(default_factory=dict)  # learning curves of the last grid (see grid())
+
+    @property
+    def classes(self) -> list[str]:
+        """The task's class set (sorted emotion codes); chance UAR is 1 / its size."""
+        return sorted(self.task["emotion"].astype(str).unique())
 
     @property
     def views(self) -> list[str]:
@@ -82,8 +91,8 @@ class Experiment:
         models = {v: self.models.get(v, {}).get("model", v) for v in views}
         if self.unavailable:
             extra["unavailable"] = ", ".join(self.unavailable)
-        if self.splits.attrs.get("speaker_dependent_val"):
-            extra.setdefault("splits", describe_splits(self.splits))
+        extra.setdefault("classes", class_line(self.classes))
+        extra.setdefault("protocol", protocol_line(self.splits))
         if self.settings is not None:
             repetitions = self.settings.repetitions if repetitions is None else repetitions
             used = self.settings.precision_used[0]
@@ -93,9 +102,11 @@ class Experiment:
                         folds=",".join(map(str, self.folds)), **extra)
 
     def table(self, table: pd.DataFrame, name: str, **caption) -> pd.DataFrame:
-        """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display."""
+        """Save ``table`` as ``<output_dir>/<name>.csv`` and ``.md`` under its caption; return it for display.
+        A table reporting a UAR gets ``n_classes`` and ``chance_uar`` (the task's; ``sercore.analysis.chance``)."""
         from sercore.analysis.tables import save_table
 
+        table = with_chance(table, len(self.classes), speaker_dependent=speaker_dependent_test(self.splits))
         save_table(table, self.output_dir / name, caption=self.caption(**caption))
         return table
 
@@ -103,8 +114,22 @@ class Experiment:
         """``draw(data, <output_dir>/<name>, caption=..., **kwargs)`` (PNG + PDF); returns the PNG for display."""
         from IPython.display import Image
 
-        draw(data, self.output_dir / name, caption=self.caption(**(caption or {})), **kwargs)
+        text = self.caption(**(caption or {}))
+        written = draw(data, self.output_dir / name, caption=text, **kwargs)
+        if isinstance(data, pd.DataFrame) and reports_uar(data):  # its tables (e.g. *_stats) are about UAR
+            self._chance_in_tables(written, text)
         return Image(str(self.output_dir / f"{name}.png"))
+
+    def _chance_in_tables(self, written, caption: str) -> None:
+        """The CSV tables a figure function wrote, rewritten with ``n_classes`` and ``chance_uar`` appended."""
+        from sercore.analysis.tables import save_table
+
+        for path in [Path(p) for p in (written or []) if str(p).endswith(".csv")]:
+            table = pd.read_csv(path)
+            if not set(CHANCE_COLUMNS) | {"speaker_dependent"} <= set(table.columns):
+                save_table(with_chance(table, len(self.classes), uar=True,
+                                       speaker_dependent=speaker_dependent_test(self.splits)),
+                           path.with_suffix(""), caption=caption)
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
         """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
@@ -127,6 +152,18 @@ class Experiment:
         learning_curves(self.output_dir / name, caption=self.caption(**caption), pretrain=kept.get("pretrain"),
                         finetune=kept.get("finetune"))
         return Image(str(self.output_dir / f"{name}.png"))
+
+    def per_speaker(self, name: str, *, by: Sequence[str] = ("view", "condition"), **caption) -> pd.DataFrame:
+        """The last grid's test UAR per test speaker as ``<name>`` (one row per run × speaker) and its spread over
+        speakers per group of ``by`` as ``<name>_spread`` (mean over runs per speaker, then mean, std, min,
+        median, max, worst and best speaker); returns the spread for display."""
+        from sercore.analysis.overview import speaker_spread
+
+        rows = self.histories.get("per_speaker")
+        if rows is None or not len(rows):
+            raise RuntimeError("no per-speaker results: run a grid with exp.grid(...) first")
+        table = self.table(rows, name, **caption)
+        return self.table(speaker_spread(table, by=tuple(by)), f"{name}_spread", **caption)
 
     def representations(self, *, last_fold_only: bool = False) -> list:
         """Test-set representations (pre-trained, supervised, random encoders) of each fold, or of the last one
@@ -155,6 +192,10 @@ class Experiment:
         record = dict(extra, unavailable_views=self.unavailable, n_utterances=len(self.manifest),
                       n_task=len(self.task), folds=self.folds, folds_scheme=describe_splits(self.splits),
                       speaker_dependent_val=bool(self.splits.attrs.get("speaker_dependent_val", False)),
+                      speaker_dependent_test=speaker_dependent_test(self.splits),
+                      splits_source=self.splits.attrs.get("source"),
+                      classes=self.classes, n_classes=len(self.classes),
+                      chance_uar=chance_columns(len(self.classes))["chance_uar"],
                       bad_files=bad_files(self.manifest) + self._feature_skips(),
                       feature_cache={v: fs.meta.get("folder") for v, fs in self.features.items()})
         return write_params(self.output_dir, params, models=self.models, seed=self.seed, extra=record)
@@ -177,17 +218,22 @@ def _view(name: str, params: dict, device: str):
 
 
 def _extract(manifest, views, view_params, workers, on_error, device, engine=None) -> tuple[dict, dict, dict]:
+    """Features per view; progress bars go where ``sercore.notebook.progress`` routes them, and one closing
+    line per view is printed (the line a rendered notebook keeps)."""
     features, unavailable, models = {}, {}, {}
     for name in views:
+        start = time.perf_counter()
         try:
             view = _view(name, (view_params or {}).get(name, {}), device)
-            fs = extract_features(manifest, view, workers=workers, on_error=on_error, engine=engine)
+            with routed_progress():
+                fs = extract_features(manifest, view, workers=workers, on_error=on_error, engine=engine)
         except ViewUnavailable as err:
             unavailable[name] = str(err)
             warnings.warn(f"view {name!r} skipped: {err}", stacklevel=3)
             continue
         features[name] = fs
         models[name] = dict(fs.meta.get("provenance") or {}, view=name, version=fs.meta.get("version"))
+        print(extraction_line(name, len(fs.ids), time.perf_counter() - start, models[name].get("model")))
     return features, unavailable, models
 
 
@@ -202,12 +248,23 @@ def _common_ids(manifest: pd.DataFrame, features: dict[str, FeatureSet]) -> pd.D
     return manifest[manifest["utt_id"].astype(str).isin(keep)].reset_index(drop=True)
 
 
+def _in_every_fold(manifest: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's utterances that every fold of an imported split places (the others cannot be used)."""
+    counts = splits.groupby("utt_id")["fold"].nunique()
+    keep = set(counts.index[counts == splits["fold"].nunique()])
+    left = int((~manifest["utt_id"].astype(str).isin(keep)).sum())
+    if left:
+        warnings.warn(f"{left} utterance(s) are not in every fold of the splits file; they are left out", stacklevel=3)
+    return manifest[manifest["utt_id"].astype(str).isin(keep)].reset_index(drop=True)
+
+
 def prepare(dataset: str = "default", data_root: str | None = None, *, size: str = "default",
             views: Sequence[str] = ("egemaps", "mel", "speaker"), folds: Sequence[int] | None = None,
             n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
             workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
             targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
-            device: str = "cpu", quick: bool = False, engine=None) -> Experiment:
+            device: str = "cpu", quick: bool = False, engine=None,
+            splits: str | os.PathLike | None = None) -> Experiment:
     """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
@@ -218,6 +275,8 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
     ``quick`` with no ``folds`` runs the first fold only. ``engine`` (e.g. a Ray engine) extracts the features'
     chunks as its jobs (its workers must see the data and the cache); None: this machine's processes.
+    ``splits``: a ``splits.csv`` (ours) or a folder of EmoBox fold files read by ``sercore.data.read_splits``
+    instead of dealing folds; a split with test speakers in training runs, labelled speaker-dependent.
     """
     if offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
@@ -230,7 +289,13 @@ def prepare(dataset: str = "default", data_root: str | None = None, *, size: str
     if not features:
         raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
-    splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
+    if splits:  # a splits.csv or an EmoBox fold folder (sercore.data.split_files), instead of dealing folds
+        if n_folds is not None:
+            warnings.warn(f"n_folds={n_folds} is ignored: the folds come from {splits}", stacklevel=2)
+        splits = read_splits(splits, manifest, dataset=dataset, seed=seed)
+        manifest = _in_every_fold(manifest, splits)
+    else:
+        splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
     digests = DigestMemo(cache_dir() / "features" / DIGESTS).digests(manifest["path"])  # the feature cache's memo
     manifest, splits, _ = leave_out_copies(manifest, splits, digests, report=output_dir / "duplicates.csv",
                                            strict=on_error == "raise")
@@ -295,7 +360,7 @@ def setup(namespace: dict, *, workers: int | None = None,
                   view_params=params.view_params, dataset_params=params.dataset_params,
                   on_error="raise" if params.strict else "skip", device=params.device,
                   quick=BUDGETS[params.budget].first_fold_only,
-                  engine=run.job_engine() if params.engine == "ray" else None)
+                  engine=run.job_engine() if params.engine == "ray" else None, splits=params.splits)
     exp.settings = run
     exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
                      engine=run.job_engine().describe())

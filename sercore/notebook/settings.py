@@ -31,6 +31,7 @@ class Params:
     view_params: dict = field(default_factory=dict)  # per-view options
     folds: list | None = None  # folds to run (None or []: all; quick budget: the first)
     n_folds: int | None = None  # folds built by speaker (None: automatic)
+    splits: str | None = None  # a splits.csv or an EmoBox fold folder to use instead of dealing folds
     repetitions: int | None = None  # runs per setting (None: the budget's)
     budget: str = "default"  # quick, default or paper (BUDGETS)
     epochs: int | None = None  # pre-training epoch cap (None: the budget's)

@@ -96,7 +96,7 @@ def _table(df: pd.DataFrame, rows: list[tuple], row_names: list[str], cell) -> s
 def _pivot(df: pd.DataFrame, value: str, text) -> tuple[pd.DataFrame, pd.DataFrame]:
     values = df.pivot_table(index="dataset", columns="_col", values=value, aggfunc="first", sort=False)
     columns = list(dict.fromkeys(df["_col"]))
-    values = values.reindex(index=sorted(values.index), columns=columns)
+    values = values.reindex(index=sorted(set(df["dataset"])), columns=columns)  # a row of NaN stays (blank)
     annot = pd.DataFrame("", index=values.index, columns=columns)
     for _, row in df.iterrows():
         annot.loc[row["dataset"], row["_col"]] = text(row)
@@ -107,15 +107,31 @@ def _probe_section(probes: pd.DataFrame, datasets: list[str]) -> str:
     head = (f"<h2>Linear-probe emotion UAR per view</h2>"
             f"<p class='findings'>{escape(results.probe_findings(probes))}</p>"
             "<p class='note'>Standardised logistic regression on each view's features, mean test UAR over folds "
-            "(notebook 00).</p>")
+            "(notebook 00); in brackets, UAR above chance (1/K for K classes: see each corpus's class set and "
+            "protocol above). The heat map's colour is the UAR above chance: 0 = guessing.</p>")
     if probes.empty:
         return head
     df = probes.sort_values("view", kind="stable")
-    df = df.assign(_col=df["view"], _row=[(d,) for d in df["dataset"]])
-    table = _table(df, [(d,) for d in datasets], ["corpus"], lambda r: _num_link(r["uar"], r["link"], ".3f"))
-    values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
-    png = heatmap_png([("", values, annot)], title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
-    return head + _row(table, _figure(png, "heat map of linear-probe UAR, corpora × views"))
+    if "chance_uar" not in df.columns:
+        df = df.assign(chance_uar=float("nan"))
+    df = df.assign(_col=df["view"], _row=[(d,) for d in df["dataset"]],
+                   above=pd.to_numeric(df["uar"], errors="coerce") - pd.to_numeric(df["chance_uar"], errors="coerce"))
+    table = _table(df, [(d,) for d in datasets], ["corpus"],
+                   lambda r: _num_link(r["uar"], r["link"], ".3f") + _above(r["above"]))
+    if df["above"].notna().any():
+        values, annot = _pivot(df, "above", lambda r: f"{r['uar']:.2f}\n({r['above']:+.2f})"
+                               if pd.notna(r["above"]) else f"{r['uar']:.2f}")
+        limit = max(float(df["above"].abs().max()), 0.05)
+        png = heatmap_png([("", values, annot)], title="linear-probe emotion UAR (above chance)", cmap="RdBu",
+                          center=0, vmin=-limit, vmax=limit)
+    else:  # tables written before the chance level was recorded
+        values, annot = _pivot(df, "uar", lambda r: f"{r['uar']:.2f}")
+        png = heatmap_png([("", values, annot)], title="linear-probe emotion UAR", cmap="viridis", vmin=0, vmax=1)
+    return head + _row(table, _figure(png, "heat map of linear-probe UAR above chance, corpora × views"))
+
+
+def _above(value) -> str:
+    return "" if pd.isna(value) else f" <small>({value:+.3f})</small>"
 
 
 def _cluster_section(clusters: pd.DataFrame, datasets: list[str]) -> str:
@@ -189,6 +205,35 @@ def _tests_used(sparse: pd.DataFrame) -> str:
     return "Tests: " + "; ".join(parts) + "."
 
 
+def _ranks_section(tables: dict) -> str:
+    """Friedman tests and critical-difference diagrams across corpora (``sercore.runner.ranks``)."""
+    from sercore.runner import ranks
+
+    n = tables["facts"]["dataset"].nunique()
+    head = ("<h2>Ranks across corpora</h2><p class='note'>Within each corpus (and labelled fraction) the "
+            "treatments are ranked by UAR, 1 = best; Friedman test on the ranks, Nemenyi post-hoc test, "
+            "critical-difference diagram (a bar joins treatments that do not differ at α = 0.05). Only corpora "
+            f"with every treatment count; at least {ranks.MIN_CORPORA} corpora are needed.</p>")
+    parts = [head]
+    for what, rank in (("Views by linear-probe UAR", ranks.probe_ranks),
+                       ("Pairwise-CL and supervised per view, by UAR over corpora × labelled fractions",
+                        ranks.sparse_ranks)):
+        try:
+            result = rank(tables["probes" if rank is ranks.probe_ranks else "sparse"])
+            png = None if result is None else ranks.cd_diagram_png(result, what)
+        except Exception as exc:  # a degenerate table must not cost the page
+            parts.append(f"<p class='findings'>{escape(what)}: not ranked ({escape(type(exc).__name__)}: "
+                         f"{escape(str(exc))}).</p>")
+            continue
+        if result is None:
+            parts.append(f"<p class='findings'>{escape(what)}: not ranked (needs {ranks.MIN_CORPORA} corpora with "
+                         f"every treatment; this page has {n} corpora).</p>")
+            continue
+        parts.append(f"<p class='findings'>{escape(result.line(what))}</p>")
+        parts.append(_figure(png, f"critical-difference diagram: {what}"))
+    return "".join(parts)
+
+
 def _same_rows(panels):
     """Panels reindexed to the union of their corpora, so the heat maps line up."""
     index = sorted(set().union(*(set(v.index) for _, v, _ in panels)))
@@ -207,10 +252,18 @@ def _facts_section(facts: pd.DataFrame, root: Path) -> str:
         nums = "".join(f"<td>{'–' if pd.isna(f[k]) else f'{int(f[k]):,}'}</td>"
                        for k in ("utterances", "speakers", "folds"))
         failed = ", ".join(f["failed"]) or "none"
+        known = isinstance(f.get("classes"), str)
+        classes = f"{len(f['classes'].split(', '))} ({f['classes']})" if known else "–"
+        chance = "–" if pd.isna(f.get("chance_uar")) else f"{float(f['chance_uar']):.3f}"
+        protocol = f.get("protocol") if isinstance(f.get("protocol"), str) else "–"
         rows.append(f"<tr><td>{cell}</td>{nums}<td>{bad}</td><td>{f['notebooks']}</td>"
-                    f"<td class='text'>{escape(failed)}</td></tr>")
-    return ("<h2>Corpora</h2><table><tr><th>corpus</th><th>utterances</th><th>speakers</th><th>folds</th>"
-            "<th>bad files</th><th>notebooks</th><th class='text'>failed</th></tr>" + "".join(rows) + "</table>")
+                    f"<td class='text'>{escape(failed)}</td><td class='text'>{escape(classes)}</td><td>{chance}</td>"
+                    f"<td class='text'>{escape(protocol)}</td></tr>")
+    return ("<h2>Corpora</h2><p class='note'>Classes: the task's class set; chance UAR = 1/K (the UAR of any guess); "
+            "protocol: the folds, and whether test and validation speakers are unseen in training.</p>"
+            "<table><tr><th>corpus</th><th>utterances</th><th>speakers</th><th>folds</th>"
+            "<th>bad files</th><th>notebooks</th><th class='text'>failed</th><th class='text'>classes</th>"
+            "<th>chance UAR</th><th class='text'>protocol</th></tr>" + "".join(rows) + "</table>")
 
 
 def _a(href: str, text: str) -> str:
@@ -228,6 +281,7 @@ def write_benchmark_page(results_root: str | Path, folders: list[Path] | None = 
             f"<p class='findings'>{escape(results.overall_findings(tables))}</p>",
             _facts_section(tables["facts"], root), _probe_section(tables["probes"], datasets),
             _cluster_section(tables["clusters"], datasets), _sparse_section(tables["sparse"], datasets),
+            _ranks_section(tables),
             f"<p class='note'>Written {stamp} by run_all.py from the tables the notebooks saved; every number links "
             "to its notebook.</p></body></html>"]
     path = root / PAGE

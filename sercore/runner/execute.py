@@ -84,7 +84,8 @@ def _same_file(a: str, b: str) -> bool:
 @contextlib.contextmanager
 def run_environment(*, offline: bool, workers: int):
     """Environment for the kernels: offline flags, ``sercore`` importable, threads shared among workers."""
-    updates = {"PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    updates = {"PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
+               "SERCORE_PROGRESS": os.environ.get("SERCORE_PROGRESS", "console")}  # bars on this console
     if offline:
         updates.update(SERCORE_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
@@ -133,6 +134,7 @@ def execute_one(job: dict) -> dict:
     except Exception as exc:  # kernel death, timeout, unreadable notebook: recorded like a failure
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     record["seconds"] = round(time.perf_counter() - start, 2)
+    _open_with_findings(out / f"{stem}.ipynb", record)
     record["html"] = _render(out / f"{stem}.ipynb", record)
     _write_record(out, record)
     say(finish_line(record))
@@ -148,6 +150,19 @@ def render_html(executed: str | Path) -> Path:
     path = executed.with_suffix(".html")
     path.write_text(body, encoding="utf-8")
     return path
+
+
+def _open_with_findings(executed: Path, record: dict) -> None:
+    """The executed notebook's first cell becomes its findings line (``sercore.runner.findings``)."""
+    from sercore.runner.findings import add_findings, notebook_findings
+
+    if not executed.exists():
+        return
+    try:
+        record["findings"] = notebook_findings(executed.parent, record)
+        add_findings(executed, record["findings"])
+    except Exception as exc:  # a findings problem must not hide the execution result
+        record["findings_error"] = f"{type(exc).__name__}: {exc}"
 
 
 def _render(executed: Path, record: dict) -> str | None:

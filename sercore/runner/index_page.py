@@ -11,6 +11,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
+
 from sercore.runner import results
 from sercore.runner.corpus import BAD_FILES_CSV
 from sercore.runner.plan import read_record
@@ -77,7 +79,9 @@ def index_findings(out_root: Path, summary: dict) -> str:
     probes = results.probe_uar(out_root, out_root).dropna(subset=["uar"])
     if len(probes):
         best = probes.loc[probes["uar"].idxmax()]
-        parts.append(f"best linear-probe UAR {best['uar']:.2f} ({best['view']})")
+        chance = best.get("chance_uar")
+        parts.append(f"best linear-probe UAR {best['uar']:.2f} ({best['view']}"
+                     + (f"; chance {chance:.2f})" if pd.notna(chance) else ")"))
     clusters = results.cluster_nmi(out_root, out_root)
     if len(clusters):
         parts.append(f"per-speaker clusters significant in {int(clusters['significant'].sum())} of "

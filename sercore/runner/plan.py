@@ -17,7 +17,7 @@ from sercore.notebook.requirements import notebook_problems
 
 SIZES = ("default", "small", "tiny")
 OPTIONAL_PARAMS = ("views", "folds", "n_folds", "repetitions", "epochs", "budget", "precision", "engine",
-                   "ray_address")
+                   "ray_address", "splits")
 RESERVED_PARAMS = ("dataset", "output_dir", "corpora")
 CORPORA_PARAM = "corpora"  # injected only into notebooks that declare it: the run's other corpora {name: root}
 NO_ROOT = "default"  # the generated corpus: the only one that needs no data root
@@ -162,9 +162,14 @@ def source_hash(package_dir: str | Path | None = None) -> str:
 
 
 def fingerprint(notebook: str | Path, params: dict, sercore_hash: str) -> str:
-    """Hash of the notebook file, the injected parameters and the ``sercore`` source hash."""
+    """Hash of the notebook file, the injected parameters, the content of a ``splits`` file or fold folder they
+    name (an edited split reruns the notebooks) and the ``sercore`` source hash."""
     digest = hashlib.sha256(Path(notebook).read_bytes())
     digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    splits = Path(str(params.get("splits") or ""))
+    if params.get("splits") and splits.exists():
+        for file in sorted([splits] if splits.is_file() else (p for p in splits.rglob("*") if p.is_file())):
+            digest.update(file.as_posix().encode() + hashlib.sha256(file.read_bytes()).digest())
     digest.update(sercore_hash.encode())
     return digest.hexdigest()
 

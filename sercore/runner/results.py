@@ -48,13 +48,16 @@ def _read(folder: Path, name: str) -> tuple[pd.DataFrame | None, Path | None]:
 
 
 def probe_uar(folder: Path, base: Path) -> pd.DataFrame:
-    """``view, uar, link``: mean linear-probe emotion test UAR over folds (notebook 00)."""
+    """``view, uar, chance_uar, link``: mean linear-probe emotion test UAR over folds (notebook 00) and its chance
+    level (1/K; NaN for tables written before it was recorded)."""
     df, path = _read(folder, PROBES)
-    cols = ["view", "uar", "link"]
+    cols = ["view", "uar", "chance_uar", "link"]
     if df is None or not {"view", "target", "metric", "value"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
     df = df[(df["target"] == "emotion") & (df["metric"] == "test_uar")]
-    out = df.groupby("view", sort=False)["value"].mean().rename("uar").reset_index()
+    if "chance_uar" not in df.columns:
+        df = df.assign(chance_uar=float("nan"))
+    out = df.groupby("view", sort=False).agg(uar=("value", "mean"), chance_uar=("chance_uar", "max")).reset_index()
     return out.assign(link=_link(path, base))[cols]
 
 
@@ -73,18 +76,19 @@ def cluster_nmi(folder: Path, base: Path) -> pd.DataFrame:
 
 
 def sparse_gain(folder: Path, base: Path) -> pd.DataFrame:
-    """``view, fraction, gain, mark, test, n, m, link``: Pairwise-CL minus supervised mean UAR per labelled
-    fraction, the significance mark and the test behind it (name, n, Holm family; NaN in tables saved before
-    they were recorded) (notebook 03)."""
+    """``view, fraction, gain, mark, test, n, m, pairwise, supervised, link``: Pairwise-CL minus supervised mean
+    UAR per labelled fraction, the significance mark and the test behind it (name, n, Holm family; NaN in tables
+    saved before they were recorded), and the two mean UARs (notebook 03)."""
     df, path = _read(folder, SPARSE)
-    cols = ["view", "fraction", "gain", "mark", "test", "n", "m", "link"]
+    cols = ["view", "fraction", "gain", "mark", "test", "n", "m", "pairwise", "supervised", "link"]
     if df is None or not {"view", "fraction", "mean_a", "mean_b"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
     if {"a", "b"} <= set(df.columns):
         df = df[(df["a"] == PAIRWISE) & (df["b"] == SUPERVISED)]
     mark = df["mark"].fillna("n/a") if "mark" in df.columns else "n/a"
     out = pd.DataFrame({"view": df["view"], "fraction": df["fraction"].astype(float),
-                        "gain": df["mean_a"] - df["mean_b"], "mark": mark})
+                        "gain": df["mean_a"] - df["mean_b"], "mark": mark, "pairwise": df["mean_a"],
+                        "supervised": df["mean_b"]})
     for col in ("test", "n", "m"):
         out[col] = df[col] if col in df.columns else float("nan")
     return out.dropna(subset=["gain"]).assign(link=_link(path, base))[cols].reset_index(drop=True)
@@ -93,7 +97,8 @@ def sparse_gain(folder: Path, base: Path) -> pd.DataFrame:
 def corpus_facts(folder: Path) -> dict:
     """Size of one corpus's run: utterances, speakers, folds, bad files, notebooks ok/failed (what is known)."""
     facts = {"dataset": folder.name, "utterances": None, "speakers": None, "folds": None, "bad_files": None,
-             "notebooks": 0, "failed": []}
+             "notebooks": 0, "failed": [], "classes": None, "chance_uar": None, "protocol": None}
+    facts.update(protocol_facts(folder))
     try:
         summary = json.loads((folder / "run_summary.json").read_text())
     except (OSError, ValueError):
@@ -117,6 +122,22 @@ def corpus_facts(folder: Path) -> dict:
     return facts
 
 
+def protocol_facts(folder: Path) -> dict:
+    """``classes`` (e.g. ``"ang, hap, neu, sad"``), ``chance_uar`` and ``protocol`` (the fold scheme and whether
+    test and validation speakers are unseen) of a corpus's run, from the first notebook ``params.json`` that has
+    them; {} when none does."""
+    for path in sorted(folder.glob("*/params.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        extra = record.get("extra", record)
+        if extra.get("classes") and extra.get("folds_scheme"):
+            return {"classes": ", ".join(map(str, extra["classes"])), "chance_uar": extra.get("chance_uar"),
+                    "protocol": extra["folds_scheme"]}
+    return {}
+
+
 def corpus_folders(results_root: str | Path) -> list[Path]:
     """Folders of ``results_root`` that hold a corpus's run (``run_summary.json``), sorted by name."""
     root = Path(results_root)
@@ -136,7 +157,7 @@ def gather(results_root: str | Path, folders: list[Path] | None = None) -> dict[
     tables = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame(columns=["dataset"]) for k, v in parts.items()}
     tables["facts"] = pd.DataFrame([corpus_facts(f) for f in folders],
                                    columns=["dataset", "utterances", "speakers", "folds", "bad_files", "notebooks",
-                                            "failed"])
+                                            "failed", "classes", "chance_uar", "protocol"])
     return tables
 
 

@@ -50,6 +50,7 @@ class FinetuneResult:
     history: pd.DataFrame
     metrics: dict
     classes: list = field(default_factory=list)
+    test_pred: list = field(default_factory=list)  # the predicted class of each test utterance
 
 
 class _Head(nn.Module):
@@ -101,17 +102,18 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     history = _fit_classifier(module, source, source.positions(train_ids), y_train, source.positions(val_ids), y_val,
                               config, device, used)
     model.eval()
-    test_uar, test_wa = float("nan"), float("nan")
+    test_uar, test_wa, test_pred = float("nan"), float("nan"), []
     if test_ids is not None:
         logits = batched_outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames,
                           used)
         test_uar, test_wa = scores(y_test, logits.argmax(1).numpy())
+        test_pred = [classes[i] for i in logits.argmax(1).tolist()]
     best = history.loc[int(history["val_uar"].idxmax())]  # the restored epoch: its validation scores are known
     metrics = {"val_uar": float(best["val_uar"]), "val_wa": float(best["val_wa"]), "test_uar": test_uar,
                "test_wa": test_wa, "best_epoch": int(best["epoch"]), "epochs_run": len(history),
                "steps": int(history["steps"].iloc[-1]), "precision": used, "precision_note": note,
                "n_train": len(train_ids)}
-    return FinetuneResult(model, history, metrics, classes)
+    return FinetuneResult(model, history, metrics, classes, test_pred)
 
 
 def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config, device,

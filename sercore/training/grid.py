@@ -13,7 +13,7 @@ import pandas as pd
 
 from sercore.engine import as_engine
 from sercore.training.finetune_cache import run_cached
-from sercore.training.jobs import HISTORY
+from sercore.training.jobs import HISTORY, PER_SPEAKER
 
 RESULT_COLUMNS = ["fold", "view", "condition", "repetition", "seed", "val_uar", "val_wa", "test_uar", "test_wa"]
 SUPERVISED = "supervised"
@@ -38,10 +38,14 @@ def run_rows(engine, jobs: Sequence, features, histories: dict | None = None) ->
     """Result rows of ``jobs`` in order, each with the ``node`` it ran on; fine-tuning runs done before come from
     the result cache (:mod:`sercore.training.finetune_cache`). Fine-tuning rows' per-epoch validation
     UAR goes to ``histories["finetune"]`` (when a dict is given): one row per run × epoch with ``RUN_KEYS``,
-    ``run``, ``epoch``, ``val_uar``."""
+    ``run``, ``epoch``, ``val_uar``; their test UAR per test speaker to ``histories["per_speaker"]``: one row per
+    run × speaker with ``RUN_KEYS``, ``speaker``, ``n_test``, ``uar``."""
     rows = [dict(o.value, node=o.node) for o in run_cached(engine, jobs, features)]
     curves = [row.pop(HISTORY, None) for row in rows]
+    speakers = [row.pop(PER_SPEAKER, None) or [] for row in rows]
     if histories is not None:
+        histories["per_speaker"] = pd.DataFrame(
+            [dict({k: row[k] for k in RUN_KEYS if k in row}, **s) for row, per in zip(rows, speakers) for s in per])
         records = []
         for row, curve in zip(rows, curves):
             keys = {k: row[k] for k in RUN_KEYS if k in row}

@@ -10,13 +10,14 @@ from sercore.training.finetune import finetune, supervised_baseline
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 HISTORY = "_val_uar_history"  # key of a fine-tuning row's per-epoch validation UAR; the grids take it out
+PER_SPEAKER = "_test_uar_per_speaker"  # key of a row's test UAR per test speaker; the grids take it out
 
 
 @dataclass
 class FinetuneJob(Job):
     """One fine-tuning run of a grid → one result row (``row``: the grid columns, e.g. fold, condition, seed;
-    then the metrics, ``best_epoch``, ``epochs_run``, ``steps``, ``n_labels`` and, under ``HISTORY``, the
-    validation UAR of each epoch).
+    then the metrics, ``best_epoch``, ``epochs_run``, ``steps``, ``n_labels``, ``n_classes``, ``chance_uar`` and,
+    under ``HISTORY``, the validation UAR of each epoch).
 
     ``encoder`` None: the supervised baseline (same encoder from scratch, z-statistics from the fold's
     pre-training pool); else ``finetune`` of a copy of it. ``subset``: positions in ``data.train_ids`` of the
@@ -52,5 +53,21 @@ class FinetuneJob(Job):
         row = dict(self.row, view=self.view)
         row.update({k: result.metrics[k] for k in (*METRICS, "best_epoch", "epochs_run", "steps")})
         row["n_labels"] = len(train_ids)
+        row["n_classes"] = len(result.classes)  # the UAR of a guess is 1 / n_classes
+        row["chance_uar"] = 1.0 / len(result.classes)
         row[HISTORY] = result.history["val_uar"].tolist()
+        if data.test_speakers and result.test_pred:
+            row[PER_SPEAKER] = per_speaker_uar(data.test_labels, result.test_pred, data.test_speakers)
         return row
+
+
+def per_speaker_uar(truth: Sequence, pred: Sequence, speakers: Sequence) -> list[dict]:
+    """``[{speaker, n_test, uar}]``: the UAR over each test speaker's utterances (over the classes they have)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    out = []
+    for speaker in sorted(set(speakers)):
+        idx = [i for i, s in enumerate(speakers) if s == speaker]
+        out.append({"speaker": speaker, "n_test": len(idx),
+                    "uar": float(balanced_accuracy_score([str(truth[i]) for i in idx], [str(pred[i]) for i in idx]))})
+    return out
