@@ -23,12 +23,12 @@ import time
 import pandas as pd
 import torch
 
-from sercore.training import finetune_cache
 from sercore.core.config import usable_cores
+from sercore.core.precision import EMULATE_ENV, bf16_support
 from sercore.notebook.experiment import prepare
 from sercore.notebook.settings import Params, run_settings
-from sercore.core.precision import EMULATE_ENV, bf16_support
 from sercore.pairwise import sparse_label_grid
+from sercore.training import finetune_cache
 
 CELL = ["view", "condition", "fraction"]
 

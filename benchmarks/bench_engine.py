@@ -18,8 +18,8 @@ Usage: ``python benchmarks/bench_engine.py [--cores 2] [--repeats 2] [--quick]``
 from __future__ import annotations
 
 import argparse
-import os
 import operator
+import os
 import statistics
 import sys
 import time
@@ -30,13 +30,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import grid_inputs, in_child, make_corpus  # noqa: E402  (the same corpus and child runner)
 
-from sercore.training import finetune_cache# noqa: E402
-from sercore.engine import LocalEngine, get_engine  # noqa: E402
-from sercore.engine import CallJob  # noqa: E402
-from sercore.training import fold_data  # noqa: E402
+from sercore.engine import (  # noqa: E402
+    CallJob,  # noqa: E402
+    LocalEngine,
+    get_engine,
+)
 from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
-from sercore.training import FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import (
+    FinetuneConfig,
+    finetune_cache,  # noqa: E402
+    fold_data,  # noqa: E402
+)
 
 FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 # Smoke-test bound (tests/test_benchmarks.py) that only catches a broken pool; the targets are in the printed

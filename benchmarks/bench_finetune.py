@@ -27,11 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import grid_inputs, in_child, load_corpus, make_corpus  # noqa: E402
 
-from sercore.training import finetune_cache# noqa: E402
-from sercore.training import fold_data  # noqa: E402
 from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
-from sercore.training import FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import (
+    FinetuneConfig,
+    finetune_cache,  # noqa: E402
+    fold_data,  # noqa: E402
+)
 
 PLAIN, SERCORE = 256, FinetuneConfig().eval_batch_size
 # Smoke-test bound (tests/test_benchmarks.py): at smoke size the validation set fits one batch either way, so the

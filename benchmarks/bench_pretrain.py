@@ -42,14 +42,12 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from sercore.training import finetune_cache
 from sercore.core.config import usable_cores
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
-from sercore.training import fold_data, sparse_subset
 from sercore.pairwise import pretrain_fold, sparse_label_grid
-from sercore.training import FinetuneConfig, default_encoder, finetune
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
+from sercore.training import FinetuneConfig, default_encoder, finetune, finetune_cache, fold_data, sparse_subset
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The
@@ -80,8 +78,8 @@ def make_corpus(n: int, seed: int = 0):
 
 def load_corpus(size: str, n: int, seed: int = 0):
     """The first ``n`` utterances of the default corpus of ``size``: manifest, real mel frames, random functionals."""
-    from sercore.features.cache import extract_features
     from sercore.data import load_dataset
+    from sercore.features.cache import extract_features
     from sercore.views import get_view
 
     manifest = load_dataset("default", size=size).sample(frac=1.0, random_state=seed).head(n)

@@ -26,8 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from sercore.core.config import usable_cores
-from sercore.features.cache import extract_features
 from sercore.data import load_dataset
+from sercore.features.cache import extract_features
 from sercore.views import get_view
 
 
@@ -39,7 +39,8 @@ def _rss() -> int:
 def in_child(fn, *args) -> dict:
     """Run ``fn(*args) -> dict`` in a forked process, so each phase's memory is measured on its own.
 
-    Adds ``cpu``: CPU seconds used (its workers included), ``mem``: the process's peak resident memory growth (MiB) during ``fn``, and ``mem_workers``: the
+    Adds ``cpu``: CPU seconds used (its workers included), ``mem``: the process's peak resident memory growth (MiB)
+    during ``fn``, and ``mem_workers``: the
     largest peak RSS (MiB) of its own worker processes (0 when it started none).
     """
     ctx = mp.get_context("fork")
@@ -200,7 +201,8 @@ def main(argv=None) -> None:
     print("speeds in audio seconds per wall second\n" + head)
     for r in rows:
         print(f"{r['view']:<9} {str(r['shape']):<11} {r['suite']:>8.1f} {r['plain']:>8.1f} {r['suite/plain']:>10.2f}x "
-              f"{r['read']:>9.0f} {r['read/suite']:>9.1f}x {r['cpu plain/suite']:>6.2f}x {r['mem_suite']:>9.0f} {r['mem_workers']:>9.0f} "
+              f"{r['read']:>9.0f} {r['read/suite']:>9.1f}x {r['cpu plain/suite']:>6.2f}x {r['mem_suite']:>9.0f} "
+              f"{r['mem_workers']:>9.0f} "
               f"{r['mem_plain']:>9.0f} {r['mem_read']:>8.0f}")
     print("cpu p/s: CPU time of the plain way / CPU time of the suite (workers included): 1.0 = no overhead, "
           "so suite/plain would reach the CPU headroom")

@@ -35,6 +35,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import in_child  # noqa: E402  (the same child runner: result + peak RSS growth)
+
 from sercore.core.config import usable_cores  # noqa: E402
 
 # Smoke-test bounds (tests/test_benchmarks.py) that only catch a broken path.

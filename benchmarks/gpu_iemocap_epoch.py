@@ -114,7 +114,8 @@ def main(argv=None) -> int:
           f"(mean {seconds.mean():.2f} s), batch {args.batch_size}")
     start = time.perf_counter()
     features = build_features(seconds)
-    print(f"features built in {time.perf_counter() - start:.0f} s: wav2vec2 {features['wav2vec2'].data.nbytes / 1e9:.2f}"
+    print(f"features built in {time.perf_counter() - start:.0f} s: "
+          f"wav2vec2 {features['wav2vec2'].data.nbytes / 1e9:.2f}"
           f" GB float16 [T, 13, 768], mel [T, 64], eGeMAPS [88]")
     took, metrics = epoch_seconds(features, args.device, args.precision, args.batch_size)
     scaled = took * args.n / args.subset
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
     ext = seconds[:args.extract]
     ext_took = extraction_seconds(ext, args.device, args.precision)
     corpus_hours = args.n * args.mean_seconds / 3600
-    print(f"wav2vec2 base extraction: {ext.sum() / ext_took:.1f}x real time -> {corpus_hours * 3600 / (ext.sum() / ext_took) / 60:.2f}"
+    speed = ext.sum() / ext_took
+    print(f"wav2vec2 base extraction: {speed:.1f}x real time -> {corpus_hours * 3600 / speed / 60:.2f}"
           f" min once for the {corpus_hours:.1f} h corpus (cached afterwards)")
     return 0
 

@@ -129,7 +129,8 @@ def make_cremad(root: Path, *, demographics: bool = True) -> Path:
             write_wav(root / "AudioWAV" / f"{actor}_DFA_{emo}_XX.wav", seed=a * 10 + e)
         write_wav(root / "AudioWAV" / f"{actor}_IEO_ANG_HI.wav", seed=a * 10 + 9)
     if demographics:
-        rows = ["ActorID,Age,Sex,Race,Ethnicity"] + [f"{a},30,{s},Caucasian,Not Hispanic" for a, s in CREMAD_SEX.items()]
+        rows = ["ActorID,Age,Sex,Race,Ethnicity"] + [f"{a},30,{s},Caucasian,Not Hispanic"
+                                                     for a, s in CREMAD_SEX.items()]
         (root / "VideoDemographics.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -190,7 +191,8 @@ def emodb_from_corpus(root: Path, manifest) -> Path:
     (its speakers → EmoDB ids, emotions → EmoDB letters, emotions EmoDB lacks dropped)."""
     import shutil
 
-    from sercore.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS, GENDER as EMODB_GENDER
+    from sercore.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
+    from sercore.data.corpora.emodb import GENDER as EMODB_GENDER
 
     letters = {emotion: letter for letter, emotion in EMODB_EMOTIONS.items()}
     texts = [f"a0{i}" for i in range(1, 8)] + [f"b{i:02d}" for i in range(1, 11)]

@@ -13,8 +13,8 @@ import pandas as pd
 from sercore.clusters.pretrain import ClusterPretrainConfig
 from sercore.data import make_splits
 from sercore.features.featureset import FeatureSet
-from sercore.training import FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import FinetuneConfig
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]  # 4 targets + 2 out-of-distribution
 

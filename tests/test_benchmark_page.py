@@ -11,9 +11,9 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from page_checks import assert_resolves
 
 import sercore.data
-from page_checks import assert_resolves
 from sercore import runner
 from sercore.analysis import save_table
 from sercore.analysis.stats import compare_conditions
@@ -158,8 +158,8 @@ def test_findings_computed_from_the_numbers(three_corpora):
                                   f"{sig} of 4 corpus × view setting(s)")
     assert 1 <= sig <= 3  # the strong-signal views are significant, emodb's random mel view is not
     assert findings[0] == (f"3 corpora, 4,775 utterances; Pairwise-CL ≥ supervised in 5 of 8 settings "
-                           f"(2 significantly better); significant per-speaker emotion clusters in {sig} of 4 settings; "
-                           f"1 failed step(s).")
+                           f"(2 significantly better); significant per-speaker emotion clusters in {sig} of 4 "
+                           f"settings; 1 failed step(s).")
 
 
 def test_sparse_section_names_the_test(three_corpora):

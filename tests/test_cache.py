@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from fake_views import FAIL, SR, FakeFixed, FakeSeq, direct, run
 
 from sercore.data.audio import AudioError
-from fake_views import FAIL, SR, FakeFixed, FakeSeq, direct, run
 from sercore.features.cache import FeatureError, cache_info, cache_path, extract_features
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fake_views import SR, FakeFixed, FakeSeq, direct, run
+
 from sercore.core import digests
 from sercore.features import cache
 from sercore.features.cache import CacheCorrupt, cache_path, store_for

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 from scipy.linalg import qr
 
-from sercore.analysis import (cca_correlations, debiased_cka, linear_cka, matched_baseline, matched_random,
-                             pairwise_similarity, pwcca, random_baseline)
-
+from sercore.analysis import (
+    cca_correlations,
+    debiased_cka,
+    linear_cka,
+    matched_baseline,
+    matched_random,
+    pairwise_similarity,
+    pwcca,
+    random_baseline,
+)
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 

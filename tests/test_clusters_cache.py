@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from fixtures_grids import cluster_features
 
 import sercore.core.precision as precision
 from sercore.clusters import pretrain as cluster_pretrain
@@ -14,7 +15,6 @@ from sercore.clusters.pretrain import ClusterPretrainConfig, pretrain_cluster_co
 from sercore.clusters.report import cluster_contrastive_experiment
 from sercore.features.featureset import FeatureSet
 from sercore.notebook.settings import Params, run_settings
-from fixtures_grids import cluster_features
 
 CONFIG = ClusterPretrainConfig(n_speakers=4, n_clusters=3, n_utterances=4, max_epochs=6, patience=30,
                                proj_hidden=16, proj_dim=8, encoder_params={"hidden": 16}, out_dim=16)

@@ -5,20 +5,24 @@ import warnings
 
 import numpy as np
 import pytest
-from golden import golden
 import torch
+from fixtures_grids import cluster_evaluation_corpus, cluster_features, evaluation_configs, speaker_data
+from golden import golden
 from sklearn.metrics import adjusted_rand_score
 
 from sercore.clusters.evaluate import COLUMNS, evaluate_cluster_pretraining
 from sercore.clusters.loss import cluster_contrastive_loss, contrast_masks
-from sercore.clusters.pretrain import (ClusterPretrainConfig, SpeakerHead, grad_reverse, lambda_at,
-                                       pretrain_cluster_contrastive)
+from sercore.clusters.pretrain import (
+    ClusterPretrainConfig,
+    SpeakerHead,
+    grad_reverse,
+    lambda_at,
+    pretrain_cluster_contrastive,
+)
 from sercore.clusters.sampler import SpeakerClusterBatchSampler, pseudo_labels, pseudo_speakers
 from sercore.data.splits import LeakageError
-from sercore.training import fold_data
 from sercore.features.featureset import FeatureSet
-from sercore.training import FinetuneConfig
-from fixtures_grids import cluster_evaluation_corpus, cluster_features, evaluation_configs, speaker_data
+from sercore.training import FinetuneConfig, fold_data
 
 
 @pytest.fixture(autouse=True)
@@ -229,7 +233,8 @@ def test_evaluation_table_and_leakage_guard():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = evaluate_cluster_pretraining(manifest, manifest, splits, features, encoder_view="egemaps",
-                                             fractions=(1.0, 0.25), repetitions=2, variants=("contrastive", "adversarial"),
+                                             fractions=(1.0, 0.25), repetitions=2, variants=("contrastive",
+                                             "adversarial"),
                                              configs=configs, folds=[0])
     assert list(table.columns[:len(COLUMNS)]) == COLUMNS and {"n_labels", "best_epoch", "node"} <= set(table.columns)
     assert set(table["condition"]) == {"cluster_contrastive", "cluster_adversarial", "supervised", "speaker_probe",

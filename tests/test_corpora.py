@@ -10,9 +10,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import soundfile as sf
+from fixtures_more_corpora import (
+    ASED_UPPER,
+    BUILDERS,
+    EXPECTED,
+    MSP_ROWS,
+    NEMO_TEXT,
+    SUBESCO_QUIRK,
+    TESS_96K,
+    TESS_AIFF,
+    make_msppodcast,
+    make_nemo,
+    make_savee,
+    make_tess,
+    write_audio,
+)
 
-from fixtures_more_corpora import (ASED_UPPER, BUILDERS, EXPECTED, MSP_ROWS, NEMO_TEXT, SUBESCO_QUIRK, TESS_96K,
-                                   TESS_AIFF, make_msppodcast, make_nemo, make_savee, make_tess, write_audio)
 from sercore.data.manifest import EMOTIONS, ManifestError, target_subset
 from sercore.data.registry import available_datasets, bad_files, dataset_info, load_dataset
 

@@ -2,15 +2,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from golden import golden
+from tiny_models import record_pretraining
 
 import sercore.pairwise.crosscorpus as cc
-from sercore.pairwise.crosscorpus import (NONE, TARGET, UNION, check_excludes_target, cross_corpus_figure, cross_corpus_grid,
-                                 cross_corpus_summary, source_pools, speaker_split, union_manifest)
 from sercore.data import LeakageError, make_splits
 from sercore.features.featureset import FeatureSet
-from sercore.training import FinetuneConfig
+from sercore.pairwise.crosscorpus import (
+    NONE,
+    TARGET,
+    UNION,
+    check_excludes_target,
+    cross_corpus_figure,
+    cross_corpus_grid,
+    cross_corpus_summary,
+    source_pools,
+    speaker_split,
+    union_manifest,
+)
 from sercore.pairwise.pretrain import PretrainConfig
-from tiny_models import record_pretraining
+from sercore.training import FinetuneConfig
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]
 PRE = PretrainConfig(max_epochs=1, batch_size=32)

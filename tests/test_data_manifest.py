@@ -6,10 +6,21 @@ import os
 
 import pandas as pd
 import pytest
-
 from fixtures_corpora import write_wav
-from sercore.data import (COLUMNS, ManifestError, bad_files, canonical_emotion, load_dataset, make_manifest,
-                          ood_subset, read_manifest_csv, target_subset, validate_manifest, write_manifest_csv)
+
+from sercore.data import (
+    COLUMNS,
+    ManifestError,
+    bad_files,
+    canonical_emotion,
+    load_dataset,
+    make_manifest,
+    ood_subset,
+    read_manifest_csv,
+    target_subset,
+    validate_manifest,
+    write_manifest_csv,
+)
 
 
 @pytest.fixture

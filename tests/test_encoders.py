@@ -1,13 +1,20 @@
 import numpy as np
 import pytest
 import torch
-
 from torch import nn
 
 from sercore.features.featureset import FeatureSet
 from sercore.models import available_encoders, build_encoder, register_encoder
-from sercore.models.encoders import (EncoderClassifier, MelEncoder, MelEncoderConfig, MLPEncoder, ProjectionHead,
-                                     Wav2Vec2Encoder, count_parameters, encoder_config)
+from sercore.models.encoders import (
+    EncoderClassifier,
+    MelEncoder,
+    MelEncoderConfig,
+    MLPEncoder,
+    ProjectionHead,
+    Wav2Vec2Encoder,
+    count_parameters,
+    encoder_config,
+)
 from sercore.pairwise import parameter_counts
 
 

@@ -15,23 +15,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from golden import golden
 import soundfile as sf
+from fixtures_grids import cluster_evaluation_corpus, evaluation_configs
+from golden import golden
 
 import sercore.engine.base as engine_mod
-from sercore.features.cache import extract_features
 from sercore.core.config import usable_cores
-from sercore.engine import (CallJob, LocalEngine, as_engine, available_engines, costliest_first, feature_refs,
-                            get_engine, start_method)
+from sercore.engine import (
+    CallJob,
+    LocalEngine,
+    as_engine,
+    available_engines,
+    costliest_first,
+    feature_refs,
+    get_engine,
+    start_method,
+)
 from sercore.engine.ray import RayObject
-from sercore.features.store import StoredFeatures
-from sercore.training import FinetuneJob
+from sercore.features.cache import extract_features
 from sercore.features.featureset import FeatureSet
-from sercore.training import fold_data
+from sercore.features.store import StoredFeatures
 from sercore.pairwise import sparse_label_grid
-from sercore.training import WORKER_PRELOAD, FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig
-from fixtures_grids import cluster_evaluation_corpus, evaluation_configs
+from sercore.training import WORKER_PRELOAD, FinetuneConfig, FinetuneJob, fold_data
 
 REPO = Path(__file__).resolve().parents[1]
 PRE, FT = PretrainConfig(max_epochs=1, batch_size=32), FinetuneConfig(max_epochs=2)

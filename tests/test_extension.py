@@ -13,22 +13,22 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from golden import golden
 import soundfile as sf
 import torch
+from golden import golden
 from torch import nn
 
 from sercore.data import registry as datasets
 from sercore.data.corpora._common import corpus_root, finish
 from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.notebook.experiment import setup
-from sercore.models import registry as encoders
 from sercore.models import register_encoder
+from sercore.models import registry as encoders
 from sercore.models.encoders import frame_mask, masked_mean
+from sercore.notebook.experiment import setup
 from sercore.pairwise import sparse_label_grid
-from sercore.views import base as views
 from sercore.views import SAMPLE_RATE, View, register
+from sercore.views import base as views
 
 LAYOUT = "<root>/<speaker>/<emotion>_<n>.wav"
 EMOTION_HZ = {"neu": 150.0, "hap": 260.0, "sad": 120.0, "ang": 330.0, "fru": 200.0}

@@ -5,11 +5,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sercore.analysis import (condition_bars, confusion, confusion_figure, describe, embed_2d, embedding_grid,
-                              learning_curves,
-                              maps_table, ood_figure, pairwise_similarity, save_table, similarity_heatmap,
-                              sparse_label_figure, speaker_emotion_map, temperature_figure)
-
+from sercore.analysis import (
+    condition_bars,
+    confusion,
+    confusion_figure,
+    describe,
+    embed_2d,
+    embedding_grid,
+    learning_curves,
+    maps_table,
+    ood_figure,
+    pairwise_similarity,
+    save_table,
+    similarity_heatmap,
+    sparse_label_figure,
+    speaker_emotion_map,
+    temperature_figure,
+)
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 

@@ -6,16 +6,13 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-
-from sercore.training import finetune_cache
-from sercore.engine import LocalEngine
-from sercore.training import FinetuneJob
-from sercore.features.featureset import FeatureSet
-from sercore.training import fold_data, sparse_subset
-from sercore.pairwise import sparse_label_grid
-from sercore.training import FinetuneConfig
-from sercore.pairwise.pretrain import PretrainConfig
 from fixtures_grids import make_grid_corpus
+
+from sercore.engine import LocalEngine
+from sercore.features.featureset import FeatureSet
+from sercore.pairwise import sparse_label_grid
+from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import FinetuneConfig, FinetuneJob, finetune_cache, fold_data, sparse_subset
 
 GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq"],
             pretrain_config=PretrainConfig(max_epochs=1, batch_size=32), finetune_config=FinetuneConfig(max_epochs=2))

@@ -7,12 +7,26 @@ import sys
 import types
 from pathlib import Path
 
+import fixtures_corpora as fx
 import pytest
 
-import fixtures_corpora as fx
-from sercore.data import (COLUMNS, ManifestError, available_datasets, bad_files, dataset_info, load_cremad,
-                          load_dataset, load_emodb, load_esd, load_iemocap, load_ravdess, loader_params, ood_subset,
-                          target_subset, write_manifest_csv)
+from sercore.data import (
+    COLUMNS,
+    ManifestError,
+    available_datasets,
+    bad_files,
+    dataset_info,
+    load_cremad,
+    load_dataset,
+    load_emodb,
+    load_esd,
+    load_iemocap,
+    load_ravdess,
+    loader_params,
+    ood_subset,
+    target_subset,
+    write_manifest_csv,
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +170,8 @@ def test_ravdess_calm_keep_and_merge(tmp_path):
     root = fx.make_ravdess(tmp_path)
     df = load_ravdess(root)
     assert len(df) == 8 * len(fx.RAVDESS_ACTORS)  # the song file is left out
-    assert df["emotion"].value_counts().to_dict() == {e: 6 for e in ("neu", "cal", "hap", "sad", "ang", "fea", "dis", "sur")}
+    emotions = ("neu", "cal", "hap", "sad", "ang", "fea", "dis", "sur")
+    assert df["emotion"].value_counts().to_dict() == {e: 6 for e in emotions}
     assert sorted(df["speaker"].unique()) == ["01", "02", "03", "04", "05", "06"]
     genders = df.drop_duplicates("speaker").set_index("speaker")["gender"].to_dict()
     assert genders == {"01": "M", "02": "F", "03": "M", "04": "F", "05": "M", "06": "F"}

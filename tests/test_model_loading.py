@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from tiny_models import make_tiny_ecapa
 
 from sercore.core import config
-from sercore.features.cache import extract_features
 from sercore.core.config import ModelLoadError, hub_reachable
+from sercore.features.cache import extract_features
 from sercore.views import SAMPLE_RATE, ViewUnavailable, get_view
-from tiny_models import make_tiny_ecapa
 
 BROKEN_YAML = "embedding_model: !new:sercore_no_such_module.Model\n  channels: 8\n"
 

@@ -83,6 +83,7 @@ def quick_runs(tmp_path_factory):
 
     Returns both processes, the root, and the benchmark page as run 1 left it."""
     from fixtures_corpora import emodb_from_corpus
+
     from sercore.data.synth import load_default_corpus
 
     base = tmp_path_factory.mktemp("quick")

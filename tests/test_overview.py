@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sercore.analysis import overview# noqa: E402
+from sercore.analysis import overview  # noqa: E402
 from sercore.data import make_manifest, make_splits  # noqa: E402
 
 

@@ -11,12 +11,19 @@ import pytest
 import torch
 from torch import nn
 
-from sercore.features.cache import extract_features
 from sercore.data import load_dataset, make_splits, target_subset
+from sercore.features.cache import extract_features
 from sercore.features.featureset import FeatureSet
-from sercore.training import fold_data
-from sercore.training import FinetuneConfig, default_encoder, embed, finetune, normalize_if_needed, supervised_baseline
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
+from sercore.training import (
+    FinetuneConfig,
+    default_encoder,
+    embed,
+    finetune,
+    fold_data,
+    normalize_if_needed,
+    supervised_baseline,
+)
 from sercore.views import get_view
 
 pytestmark = pytest.mark.slow  # the module fixture extracts and pre-trains three views: about a minute

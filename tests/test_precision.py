@@ -9,8 +9,8 @@ import pytest
 import sercore.core.precision as precision
 from sercore.features.featureset import FeatureSet
 from sercore.notebook.settings import Params, run_settings
-from sercore.training import FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
+from sercore.training import FinetuneConfig
 
 
 def _native(monkeypatch, fast: bool):

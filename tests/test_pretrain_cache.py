@@ -41,7 +41,8 @@ def test_second_run_is_served_from_disk_and_any_change_misses(monkeypatch):
     monkeypatch.setattr(pairwise_pretrain, "pretrain_pairwise", lambda *a, **k: calls.append(1) or first)
     again = pretrain_pairwise_cached(features, ids[:32], ids[32:], config=config)
     assert calls == [] and torch.equal(_weights(again), _weights(first))
-    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=PretrainConfig(max_epochs=3, patience=3, batch_size=16,
+    pretrain_pairwise_cached(features, ids[:32], ids[32:], config=PretrainConfig(max_epochs=3, patience=3,
+    batch_size=16,
                                                                            temperature=0.1))
     pretrain_pairwise_cached(_features("k2")[0], ids[:32], ids[32:], config=config)
     pretrain_pairwise_cached(features, ids[:31], ids[32:], config=config)

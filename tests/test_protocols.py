@@ -4,17 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from golden import golden
+from tiny_models import record_pretraining
 
 import sercore.pairwise.grids as protocols
 from sercore.data import LeakageError
+from sercore.engine import CallJob, LocalEngine
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import MelEncoder, count_parameters
-from sercore.training import RESULT_COLUMNS, fold_data, sparse_subset
 from sercore.pairwise import parameter_counts, sparse_label_grid, target_vs_ood, temperature_grid
-from sercore.engine import CallJob, LocalEngine
-from sercore.training import FinetuneConfig, supervised_baseline
 from sercore.pairwise.pretrain import PretrainConfig
-from tiny_models import record_pretraining
+from sercore.training import RESULT_COLUMNS, FinetuneConfig, fold_data, sparse_subset, supervised_baseline
 
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
 FT = FinetuneConfig(max_epochs=2)

@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from fixtures_grids import make_grid_corpus
 from golden import golden
 from threadpoolctl import threadpool_limits
 
-from sercore.training import fold_data
-from sercore.pairwise.representations import MODELS, alignment_table, fold_representations
-from sercore.training import FinetuneConfig
 from sercore.pairwise.pretrain import PretrainConfig
-from fixtures_grids import make_grid_corpus
+from sercore.pairwise.representations import MODELS, alignment_table, fold_representations
+from sercore.training import FinetuneConfig, fold_data
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sercore.notebook.requirements import (REQUIREMENTS, BadParameters, check_requirements, declared_requirements,
-                                           default_parameters, notebook_problems)
+from sercore.notebook.requirements import (
+    REQUIREMENTS,
+    BadParameters,
+    check_requirements,
+    declared_requirements,
+    default_parameters,
+    notebook_problems,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + [REPO / "templates" / "experiment.ipynb"]
@@ -64,7 +70,8 @@ def test_the_notebook_fails_in_its_setup_cell_with_the_same_message(tmp_path):
     params = dict(size="tiny", quick=True, offline=True, views=["egemaps"], output_dir=str(tmp_path))
     with pytest.raises(PapermillExecutionError) as failed:
         papermill.execute_notebook(str(REPO / "notebooks" / "03_sparse_labels.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters=params, kernel_name=ensure_kernel(), progress_bar=False, cwd=str(tmp_path))
+                                   parameters=params, kernel_name=ensure_kernel(), progress_bar=False,
+                                   cwd=str(tmp_path))
     assert failed.value.ename == "BadParameters" and failed.value.evalue == ONE_VIEW
     assert not (tmp_path / "params.json").exists()  # it failed before loading anything
 

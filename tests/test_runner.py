@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
-
 import pandas as pd
+import pytest
+from page_checks import assert_resolves
 
 import sercore.data
-from page_checks import assert_resolves
 from sercore import runner
 from sercore.data import registry
 from sercore.data.manifest import ManifestError

@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 from sercore.analysis.overview import probe_table
-from sercore.data import (SplitFileError, describe_splits, export_emobox, read_splits, save_splits,
-                          speaker_dependent_test)
+from sercore.data import (
+    SplitFileError,
+    describe_splits,
+    export_emobox,
+    read_splits,
+    save_splits,
+    speaker_dependent_test,
+)
 from sercore.notebook.experiment import Experiment
 from sercore.training.folds import fold_data
 

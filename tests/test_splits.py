@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import re
 
+import fixtures_corpora as fx
 import pandas as pd
 import pytest
 
-import fixtures_corpora as fx
-from sercore.data import (LeakageError, assert_no_leakage, describe_splits, load_iemocap, load_splits, make_manifest,
-                          make_splits, save_splits, speaker_dependent_val, split_ids, target_subset)
+from sercore.data import (
+    LeakageError,
+    assert_no_leakage,
+    describe_splits,
+    load_iemocap,
+    load_splits,
+    make_manifest,
+    make_splits,
+    save_splits,
+    speaker_dependent_val,
+    split_ids,
+    target_subset,
+)
 
 
 def _manifest(speakers, per_speaker=3, session_of=None):

@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_models import make_tiny_ssl
 
 from sercore.core.config import ModelLoadError
-from sercore.features.cache import extract_features
 from sercore.data import load_dataset, make_splits, target_subset
+from sercore.features.cache import extract_features
 from sercore.models import build_encoder, learnt_layer_weights
-from sercore.training import FinetuneConfig, finetune, fold_data
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
+from sercore.training import FinetuneConfig, finetune, fold_data
 from sercore.views import ViewUnavailable, available_views, get_view
 from sercore.views.ssl import MODELS, ssl_views
-from tiny_models import make_tiny_ssl
 
 # each Hugging Face model type, through the view name a user would pick for it
 VIEW_OF = {"wav2vec2": "wav2vec2", "hubert": "hubert_base", "wavlm": "wavlm_base_plus",

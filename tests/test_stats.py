@@ -6,9 +6,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sercore.analysis import (TOO_FEW, attainable_p, holm_floor, needed_n, power_note, wilcoxon_paired,
-                              average_ranks, bootstrap_ci, compare_conditions, confusion, holm, macro_f1,
-                              mann_whitney, mean_ci_t, metric_bounds, summary_table, temperature_table, uar, wa)
+from sercore.analysis import (
+    TOO_FEW,
+    attainable_p,
+    average_ranks,
+    bootstrap_ci,
+    compare_conditions,
+    confusion,
+    holm,
+    holm_floor,
+    macro_f1,
+    mann_whitney,
+    mean_ci_t,
+    metric_bounds,
+    needed_n,
+    power_note,
+    summary_table,
+    temperature_table,
+    uar,
+    wa,
+    wilcoxon_paired,
+)
 
 Y_TRUE = ["neu"] * 4 + ["ang"] * 2
 Y_PRED = ["neu", "neu", "neu", "ang", "ang", "neu"]
@@ -177,7 +195,8 @@ def _matched_runs(shift=0.05, folds=5, repetitions=3, noise=0.01, seed=0):
                     base = 0.35 + 0.05 * fold + 0.03 * rng.standard_normal()
                     key = dict(view=view, fraction=frac, fold=fold, repetition=rep, seed=rep)
                     rows.append(dict(key, condition="supervised", test_uar=base))
-                    rows.append(dict(key, condition="pairwise-cl", test_uar=base + shift + noise * rng.standard_normal()))
+                    shifted = base + shift + noise * rng.standard_normal()
+                    rows.append(dict(key, condition="pairwise-cl", test_uar=shifted))
     return pd.DataFrame(rows)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from fake_views import SR, FakeFixed, FakeSeq, direct, run, write_corpus
+
 from sercore.features.cache import cache_info, cache_path
 from sercore.features.featureset import FeatureSet, Frames
 

@@ -1,14 +1,23 @@
 import numpy as np
 import pytest
-from golden import golden
 import torch
+from golden import golden
 from sklearn.metrics import balanced_accuracy_score
 
 from sercore.core.precision import resolve_precision
 from sercore.features.featureset import FeatureSet
 from sercore.models.losses import pairwise_nt_xent
-from sercore.training import FinetuneConfig, batch_indices, default_encoder, embed, encode_labels, encoder_kind, finetune, supervised_baseline
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
+from sercore.training import (
+    FinetuneConfig,
+    batch_indices,
+    default_encoder,
+    embed,
+    encode_labels,
+    encoder_kind,
+    finetune,
+    supervised_baseline,
+)
 
 
 def make_data(per_class=12, groups=5, seed=0):
@@ -215,7 +224,8 @@ class Probe(torch.nn.Module):
 
     def __init__(self, in_dim):
         super().__init__()
-        self.inner = default_encoder(FeatureSet(["a"], np.zeros((1, in_dim), np.float32), meta={"encoder": "mlp"}), seed=0)
+        one = FeatureSet(["a"], np.zeros((1, in_dim), np.float32), meta={"encoder": "mlp"})
+        self.inner = default_encoder(one, seed=0)
         self.out_dim, self.calls = self.inner.out_dim, []
 
     def set_normalization(self, mean, std):
@@ -242,7 +252,8 @@ def test_bf16_runs_record_precision_steps_and_validate_in_inference_mode(data, m
     assert ft.metrics["precision"] == "bf16" and ft.metrics["epochs_run"] == 2
     assert ft.metrics["steps"] == ft.history["steps"].iloc[-1] == 2 * -(-len(split["train"]) // 64)
     calls = ft.model.encoder.calls[len(calls):]
-    assert {c for c in calls if c[0]} == {(True, False, True)} and {c for c in calls if not c[0]} == {(False, True, True)}
+    assert {c for c in calls if c[0]} == {(True, False, True)}
+    assert {c for c in calls if not c[0]} == {(False, True, True)}
     assert ft.metrics["test_uar"] == golden(0.7708333333333334)  # the seeded value (emulated bf16)
 
 

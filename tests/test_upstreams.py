@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from fixtures_grids import make_grid_corpus
+
 from sercore.features.featureset import FeatureSet
+from sercore.pairwise.pretrain import PretrainConfig
 from sercore.pairwise.upstreams import LinearProbe, layer_weight_table, layer_weights_figure, upstream_grid
 from sercore.training import FinetuneConfig
-from sercore.pairwise.pretrain import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("hubert_base", "wavlm_base_plus")

@@ -11,11 +11,11 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from tiny_models import make_tiny_ecapa, make_tiny_wav2vec2
 
 from sercore.core.config import ModelLoadError
 from sercore.models import available_encoders, build_encoder
 from sercore.views import SAMPLE_RATE, ViewUnavailable, available_views, get_view
-from tiny_models import make_tiny_ecapa, make_tiny_wav2vec2
 
 SR = SAMPLE_RATE
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from tiny_models import make_tiny_wav2vec2
 
 from sercore.views import get_view
-from tiny_models import make_tiny_wav2vec2
 
 BASE = "random:wav2vec2_base"
 
@@ -120,8 +120,8 @@ def test_gpu_epoch_script_dry_run_on_cpu():
 def test_extraction_prints_the_disk_estimate_before_it_starts(tmp_path, capsys):
     import soundfile as sf
 
-    from sercore.features.cache import extract_features
     from sercore.data import make_manifest
+    from sercore.features.cache import extract_features
 
     rows = []
     for i in range(2):

@@ -17,16 +17,29 @@ import matplotlib
 if "inline" not in str(getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() or ""):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from sercore.analysis.stats import (TOO_FEW, compare_runs, mean_ci_t, metric_bounds, power_note,  # noqa: E402
-                                    repetition_means, sampling_unit)
-from sercore.analysis.tables import (_require, alignment_note, save_table, similarity_table, summary_table,  # noqa: E402
-                     temperature_table)
+from sercore.analysis.stats import (  # noqa: E402
+    TOO_FEW,
+    compare_runs,
+    mean_ci_t,
+    metric_bounds,
+    power_note,
+    repetition_means,
+    sampling_unit,
+)
+from sercore.analysis.tables import (  # noqa: E402
+    _require,
+    alignment_note,
+    save_table,
+    similarity_table,
+    summary_table,
+    temperature_table,
+)
 
 __all__ = ["describe", "save_figure", "significance", "condition_figure", "sparse_label_figure", "ood_figure",
            "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
@@ -373,7 +386,8 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
     ``pretrain``: ``PretrainResult.history`` (columns ``epoch, train_loss, val_loss``), a list of them, or
     ``{run name: history}`` (e.g. one per fold); ``finetune``: ``FinetuneResult.history`` (``epoch, val_uar``)
     in the same forms (with a ``condition`` column, one line per condition, e.g. the ``histories`` a grid of
-    ``sercore.pairwise.grids`` fills). At least one is needed; each makes one panel. Several runs are drawn as the mean per
+    ``sercore.pairwise.grids`` fills). At least one is needed; each makes one panel. Several runs are drawn as the
+    mean per
     epoch with its Student-t 95% CI (UAR cut to [0, 1]); a run that stopped early simply ends. The best epoch
     of each run (lowest validation loss, highest validation UAR) is listed in the saved table
     ``<stem>_best`` (CSV + Markdown). Returns all paths.

@@ -11,8 +11,15 @@
 from sercore.clusters.analysis import SpeakerClusterAnalysis, contingency_scores, permutation_test
 from sercore.clusters.evaluate import evaluate_cluster_pretraining
 from sercore.clusters.loss import cluster_contrastive_loss, contrast_masks
-from sercore.clusters.pretrain import (ClusterPretrainConfig, ClusterPretrainResult, GradientReversal, SpeakerHead, grad_reverse,
-                       lambda_at, pretrain_cluster_contrastive)
+from sercore.clusters.pretrain import (
+                       ClusterPretrainConfig,
+                       ClusterPretrainResult,
+                       GradientReversal,
+                       SpeakerHead,
+                       grad_reverse,
+                       lambda_at,
+                       pretrain_cluster_contrastive,
+)
 from sercore.clusters.sampler import SpeakerClusterBatchSampler, pseudo_labels, pseudo_speakers
 
 __all__ = ["SpeakerClusterAnalysis", "contingency_scores", "permutation_test", "evaluate_cluster_pretraining",

@@ -133,7 +133,8 @@ class SpeakerClusterAnalysis:
 
     Learned attributes (after ``fit``):
     ``per_speaker_`` — one row per speaker × setting: ``speaker, setting, k, n, n_emotions, purity, nmi, ari,
-    p_purity, p_nmi, p_ari`` (``setting`` is ``"n_emotions"``/``"k=<int>"`` for the main k, ``"k=<int>"`` per grid value);
+    p_purity, p_nmi, p_ari`` (``setting`` is ``"n_emotions"``/``"k=<int>"`` for the main k, ``"k=<int>"`` per grid
+    value);
     ``summary_`` — per setting: ``n_speakers``, ``k_mean``, ``<metric>_mean``/``_std``, ``frac_sig_<metric>`` (fraction
     of speakers with p < ``alpha``) and ``p_mean_<metric>``, a pooled p-value of the mean over speakers (its null
     averages the speakers' within-speaker nulls at each permutation index);

@@ -1,7 +1,8 @@
 """Evaluation of cluster-contrastive pre-training (paper B) against its baselines, on paper A's parts.
 
 Folds, labelled subsets, the fine-tuning job, condition names and the result table are the shared ones of
-:mod:`sercore.training` (``folds``, ``jobs``, ``grid``); the Pairwise-CL baseline is :mod:`sercore.pairwise`'s. Per fold: pre-train on the fold's pre-training pool (the ``manifest``
+:mod:`sercore.training` (``folds``, ``jobs``, ``grid``); the Pairwise-CL baseline is :mod:`sercore.pairwise`'s. Per
+fold: pre-train on the fold's pre-training pool (the ``manifest``
 utterances of its training groups; validation groups for early stopping; never a test speaker — checked by
 ``fold_data``), then fine-tune on a fraction of the labelled ``task_manifest`` training utterances and score
 validation and test. Pre-training runs once per fold and variant; repetition r redraws the labelled subset and
@@ -20,17 +21,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sercore.clusters.pretrain import VARIANTS, ClusterPretrainConfig, ClusterPretrainJob
+from sercore.clusters.sampler import pseudo_labels
 from sercore.data.splits import assert_no_leakage
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
 from sercore.pairwise import PRETRAINED, PretrainJob
-from sercore.training import FinetuneConfig, scores
 from sercore.pairwise.pretrain import PretrainConfig, PretrainResult
+from sercore.training import FinetuneConfig, scores
 from sercore.training.folds import FoldData, fold_data, sparse_subset
 from sercore.training.grid import RESULT_COLUMNS, SUPERVISED, result_table, run_rows, training_engine
 from sercore.training.jobs import FinetuneJob
-from sercore.clusters.pretrain import VARIANTS, ClusterPretrainConfig, ClusterPretrainJob
-from sercore.clusters.sampler import pseudo_labels
 
 GRID_COLUMNS = ["fraction"]
 COLUMNS = RESULT_COLUMNS + GRID_COLUMNS  # then best_epoch, n_labels, node
@@ -103,7 +104,8 @@ def evaluate_cluster_pretraining(manifest: pd.DataFrame, task_manifest: pd.DataF
         raise ValueError(f"unknown variant(s)/baseline(s) {unknown}; variants {VARIANTS}, baselines {BASELINES}")
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad or repetitions < 1:
-        raise ValueError(f"fractions must lie in (0, 1] (got {list(fractions)}) and repetitions >= 1 (got {repetitions})")
+        raise ValueError(f"fractions must lie in (0, 1] (got {list(fractions)}) and repetitions >= 1 "
+                         f"(got {repetitions})")
     assert_no_leakage(splits)
     plan = _Plan(manifest, features, encoder_view, speaker_view, configs, device, seed, use_speaker_ids,
                  list(pairwise_views or features))

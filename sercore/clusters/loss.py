@@ -22,7 +22,8 @@ def _check(z: torch.Tensor, speaker: torch.Tensor, cluster: torch.Tensor, temper
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
 
 
-def contrast_masks(speaker: torch.Tensor, cluster: torch.Tensor, negatives: str = "speaker") -> tuple[torch.Tensor, torch.Tensor]:
+def contrast_masks(speaker: torch.Tensor, cluster: torch.Tensor,
+                   negatives: str = "speaker") -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean ``[B, B]`` masks ``(positives, denominator)`` for anchors (rows) and candidates (columns).
 
     Positives share speaker and cluster (not the anchor itself). The denominator holds the positives plus the

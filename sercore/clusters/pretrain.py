@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sercore.clusters.loss import cluster_contrastive_loss
+from sercore.clusters.sampler import SpeakerClusterBatchSampler
 from sercore.core.config import seed_everything
 from sercore.core.precision import autocast, check_precision, resolve_precision
 from sercore.engine import Job
@@ -27,8 +29,6 @@ from sercore.models.encoders import ProjectionHead
 from sercore.training import encoder_kind, load_batch, normalize_if_needed
 from sercore.training.epochs import run_epochs
 from sercore.training.pretrain_cache import cached_run, filled, modules_digest, run_key, state_tensors
-from sercore.clusters.loss import cluster_contrastive_loss
-from sercore.clusters.sampler import SpeakerClusterBatchSampler
 
 VARIANTS = ("contrastive", "multitask", "adversarial")
 SCHEDULES = ("constant", "dann")

@@ -54,7 +54,8 @@ def pseudo_labels(X_speaker_emb, speakers=None, *, k=4, k_grid=(2, 3, 4, 5, 6), 
     ``X_speaker_emb: (n_samples, n_features)``. ``speakers``: speaker ids, or None to derive pseudo-speakers with
     ``pseudo_speakers(n_speakers=, method=speaker_method, threshold=speaker_threshold)``. ``k``: clusters per
     speaker (an int, capped at the speaker's number of distinct embeddings) or ``"silhouette"`` (best cosine
-    silhouette over ``k_grid``). Cluster ids are local to each speaker. Returns ``(speakers: str [n], clusters: int [n])``.
+    silhouette over ``k_grid``). Cluster ids are local to each speaker. Returns ``(speakers: str [n], clusters: int
+    [n])``.
     """
     X = np.asarray(X_speaker_emb, dtype=np.float64)
     if X.ndim != 2 or len(X) == 0:
@@ -99,7 +100,8 @@ class SpeakerClusterBatchSampler(Sampler):
                 raise ValueError(f"{name} must be >= 2 (positives and negatives need two of each), got {value}")
         speakers, clusters = np.asarray(speakers).astype(str), np.asarray(clusters)
         if speakers.shape != clusters.shape or speakers.ndim != 1:
-            raise ValueError(f"speakers and clusters must be 1-D of equal length, got {speakers.shape} and {clusters.shape}")
+            raise ValueError(f"speakers and clusters must be 1-D of equal length, got {speakers.shape} and "
+                             f"{clusters.shape}")
         self.n_speakers, self.n_clusters, self.n_utterances = n_speakers, n_clusters, n_utterances
         self.seed, self.epoch = seed, 0
         self.groups, self.excluded_ = self._group(speakers, clusters)

@@ -78,7 +78,8 @@ def autocast(used: str, device):
     """The autocast context for forward passes in precision ``used`` on ``device`` (a no-op for fp32); ``used`` is
     what :func:`resolve_precision` returned, never ``"auto"``."""
     if used not in ("fp32", "bf16"):
-        raise ValueError(f"autocast takes the precision a run uses, fp32 or bf16 (resolve_precision first), got {used!r}")
+        raise ValueError(f"autocast takes the precision a run uses, fp32 or bf16 (resolve_precision first), "
+                         f"got {used!r}")
     if used == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

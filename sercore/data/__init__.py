@@ -15,14 +15,42 @@ from sercore.data.corpora.emodb import load_emodb
 from sercore.data.corpora.esd import load_esd
 from sercore.data.corpora.iemocap import load_iemocap
 from sercore.data.corpora.ravdess import load_ravdess
-from sercore.data.manifest import (COLUMNS, EMOTIONS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TARGET_EMOTIONS, ManifestError,
-                       canonical_emotion, make_manifest, ood_subset, read_manifest_csv, target_subset,
-                       validate_manifest, write_manifest_csv)
-from sercore.data.registry import (BadFiles, available_datasets, bad_files, dataset_info, load_dataset, loader_params,
-                       register_dataset)
-from sercore.data.splits import (LeakageError, assert_no_leakage, describe_splits, load_splits, make_splits, save_splits,
-                     speaker_dependent_test, speaker_dependent_val, split_ids)
+from sercore.data.manifest import (
+    COLUMNS,
+    EMOTIONS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TARGET_EMOTIONS,
+    ManifestError,
+    canonical_emotion,
+    make_manifest,
+    ood_subset,
+    read_manifest_csv,
+    target_subset,
+    validate_manifest,
+    write_manifest_csv,
+)
+from sercore.data.registry import (
+    BadFiles,
+    available_datasets,
+    bad_files,
+    dataset_info,
+    load_dataset,
+    loader_params,
+    register_dataset,
+)
 from sercore.data.split_files import SplitFileError, export_emobox, read_splits
+from sercore.data.splits import (
+    LeakageError,
+    assert_no_leakage,
+    describe_splits,
+    load_splits,
+    make_splits,
+    save_splits,
+    speaker_dependent_test,
+    speaker_dependent_val,
+    split_ids,
+)
 
 __all__ = [
     "COLUMNS", "EMOTIONS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "TARGET_EMOTIONS", "ManifestError",

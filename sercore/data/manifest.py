@@ -107,7 +107,8 @@ def validate_manifest(df: pd.DataFrame, *, check_files: bool = True, source: str
         empty = df.index[df[col].map(lambda v: v is None or v == "")]
         if len(empty):
             ids = df.loc[empty, "utt_id"].fillna("?")
-            raise ManifestError(f"{where}empty '{col}' in {len(empty)} row(s): rows {_show(empty)} (utt_id {_show(ids)})")
+            raise ManifestError(f"{where}empty '{col}' in {len(empty)} row(s): rows {_show(empty)} "
+                                f"(utt_id {_show(ids)})")
     dup = df["utt_id"][df["utt_id"].duplicated(keep=False)]
     if len(dup):
         raise ManifestError(f"{where}duplicate utt_id(s) {_show(sorted(set(dup)))} in rows {_show(dup.index)}")

@@ -40,8 +40,7 @@ from scipy import signal
 
 from sercore.core.config import cache_dir, usable_cores
 from sercore.data import espeak_server
-from sercore.data.manifest import (ManifestError, read_manifest_csv, validate_manifest,
-                                   write_manifest_csv)
+from sercore.data.manifest import ManifestError, read_manifest_csv, validate_manifest, write_manifest_csv
 from sercore.data.sentences import SENTENCES
 
 GENERATOR_VERSION = "1"  # bump when the tables or the rendering change: cached corpora are then regenerated
@@ -209,7 +208,8 @@ class _Espeak:
         finally:
             path.unlink()
         if kind != b"A":
-            raise RuntimeError(f"eSpeak NG could not say {text!r} with voice {voice!r}: {data.decode(errors='replace')}")
+            raise RuntimeError(f"eSpeak NG could not say {text!r} with voice {voice!r}: "
+                               f"{data.decode(errors='replace')}")
         return np.frombuffer(data, dtype=np.int16)
 
 

@@ -11,8 +11,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from sercore.engine.base import (PRELOAD_ENV, CallJob, Engine, Job, Outcome, costliest_first, die_with_parent,
-                                 execute, feature_refs, open_features, preload, warm_up_worker)
+from sercore.engine.base import (
+    PRELOAD_ENV,
+    CallJob,
+    Engine,
+    Job,
+    Outcome,
+    costliest_first,
+    die_with_parent,
+    execute,
+    feature_refs,
+    open_features,
+    preload,
+    warm_up_worker,
+)
 from sercore.engine.local import START_METHOD_ENV, LocalEngine, parent_pid, start_method
 from sercore.engine.ray import RayEngine
 

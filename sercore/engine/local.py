@@ -16,8 +16,21 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from typing import Sequence
 
 from sercore.core.config import usable_cores
-from sercore.engine.base import (Engine, Job, Outcome, collect, costliest_first, die_with_parent, execute,
-                                 feature_refs, job_cpus, job_threads, open_features, preload, warm_up_worker)
+from sercore.engine.base import (
+    Engine,
+    Job,
+    Outcome,
+    collect,
+    costliest_first,
+    die_with_parent,
+    execute,
+    feature_refs,
+    job_cpus,
+    job_threads,
+    open_features,
+    preload,
+    warm_up_worker,
+)
 
 START_METHOD_ENV = "SERCORE_START_METHOD"
 

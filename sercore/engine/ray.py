@@ -12,8 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sercore.engine.base import (PRELOAD_ENV, Engine, Job, Outcome, collect, costliest_first, execute, feature_refs,
-                                 job_cpus, job_threads, open_features)
+from sercore.engine.base import (
+    PRELOAD_ENV,
+    Engine,
+    Job,
+    Outcome,
+    collect,
+    costliest_first,
+    execute,
+    feature_refs,
+    job_cpus,
+    job_threads,
+    open_features,
+)
 
 _DRIVER: dict = {}
 

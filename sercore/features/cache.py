@@ -19,19 +19,19 @@ import json
 import pickle
 import sys
 import warnings
+from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sercore.data.audio import AudioError, load_audio
 from sercore.core.config import cache_dir, usable_cores
 from sercore.core.digests import DigestMemo
+from sercore.data.audio import AudioError, load_audio
 from sercore.engine import Engine, Job, LocalEngine
 from sercore.features.featureset import FeatureSet
 from sercore.features.store import DIGESTS, CacheCorrupt, FeatureStore, write_chunk  # noqa: F401

@@ -25,18 +25,26 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sercore.analysis.chance import (CHANCE_COLUMNS, chance_columns, class_line, protocol_line, reports_uar,
-                                     with_chance)
+from sercore.analysis.chance import CHANCE_COLUMNS, chance_columns, class_line, protocol_line, reports_uar, with_chance
 from sercore.analysis.tables import METRICS
-from sercore.features.cache import DIGESTS, extract_features
-from sercore.data import TARGET_EMOTIONS, load_dataset, make_splits, save_splits, target_subset
-from sercore.data import bad_files, describe_splits, read_splits, speaker_dependent_test
-from sercore.data.duplicates import leave_out_copies
-from sercore.data.registry import dataset_info
-from sercore.features.featureset import FeatureSet
 from sercore.core.config import cache_dir, resolve_device
 from sercore.core.digests import DigestMemo
 from sercore.core.provenance import write_params
+from sercore.data import (
+    TARGET_EMOTIONS,
+    bad_files,
+    describe_splits,
+    load_dataset,
+    make_splits,
+    read_splits,
+    save_splits,
+    speaker_dependent_test,
+    target_subset,
+)
+from sercore.data.duplicates import leave_out_copies
+from sercore.data.registry import dataset_info
+from sercore.features.cache import DIGESTS, extract_features
+from sercore.features.featureset import FeatureSet
 from sercore.notebook.progress import extraction_line, routed_progress
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings

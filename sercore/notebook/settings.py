@@ -13,8 +13,8 @@ from typing import Sequence
 
 from sercore.core.config import resolve_device, usable_cores
 from sercore.core.precision import PRECISIONS, resolve_precision
-from sercore.training import FinetuneConfig, training_engine
 from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import FinetuneConfig, training_engine
 
 ENGINES = ("local", "ray")
 

@@ -3,8 +3,15 @@ sparse labels, target vs out-of-distribution), test-set representations and thei
 (``representations``), pre-training on other corpora (``crosscorpus``) and parameter counts (``parameters``).
 """
 
-from sercore.pairwise.grids import (PRETRAINED, PretrainJob, pretrain_fold, pretrain_many, sparse_label_grid,
-                                    target_vs_ood, temperature_grid)
+from sercore.pairwise.grids import (
+                                    PRETRAINED,
+                                    PretrainJob,
+                                    pretrain_fold,
+                                    pretrain_many,
+                                    sparse_label_grid,
+                                    target_vs_ood,
+                                    temperature_grid,
+)
 from sercore.pairwise.parameters import extractor_parameters, parameter_counts
 
 __all__ = ["PRETRAINED", "PretrainJob", "pretrain_fold", "pretrain_many", "sparse_label_grid", "target_vs_ood",

@@ -22,12 +22,10 @@ import pandas as pd
 
 from sercore.data.splits import LeakageError
 from sercore.engine import Job
-from sercore.pairwise.grids import PretrainJob
 from sercore.features.featureset import FeatureSet
-from sercore.training import folds_of, fold_data, result_table, run_rows
-from sercore.pairwise.grids import _sparse_jobs
-from sercore.training import FinetuneConfig, training_engine
+from sercore.pairwise.grids import PretrainJob, _sparse_jobs
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
+from sercore.training import FinetuneConfig, fold_data, folds_of, result_table, run_rows, training_engine
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"
 SOURCE = "source"  # key prefix of the pooled sources' features: (SOURCE, view)
@@ -284,7 +282,8 @@ def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: 
                                     workers=run.workers, device=exp.device)
     kept = set.intersection(*(set(fs.ids) for fs in pool_features.values()))
     pool = pool[pool["utt_id"].isin(kept)].reset_index(drop=True)  # files a view could not read are left out
-    engine = training_engine(getattr(run, "engine", None), workers=run.workers, address=getattr(run, "ray_address", None))
+    engine = training_engine(getattr(run, "engine", None), workers=run.workers,
+                             address=getattr(run, "ray_address", None))
     grid = dict(run.grid, engine=engine)
     table = cross_corpus_grid(exp.manifest, exp.task, exp.splits, exp.features, pool=pool,
                               pool_features=pool_features, target_name=exp.dataset, folds=exp.folds,

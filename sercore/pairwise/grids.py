@@ -23,12 +23,11 @@ import pandas as pd
 from sercore.data.splits import LeakageError
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
+from sercore.pairwise.pretrain import PretrainConfig, PretrainResult, pretrain_pairwise_cached
 from sercore.training import FinetuneConfig
-from sercore.pairwise.pretrain import PretrainConfig, PretrainResult
 from sercore.training.folds import FoldData, fold_data, folds_of, sparse_subset
 from sercore.training.grid import SUPERVISED, result_table, run_name, run_rows, training_engine
 from sercore.training.jobs import FinetuneJob
-from sercore.pairwise.pretrain import pretrain_pairwise_cached
 
 PRETRAINED = "pairwise-cl"
 

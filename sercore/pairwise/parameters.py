@@ -7,8 +7,8 @@ import pandas as pd
 
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import EncoderClassifier, ProjectionHead, count_parameters
-from sercore.training import default_encoder
 from sercore.pairwise.pretrain import PretrainConfig
+from sercore.training import default_encoder
 
 
 def extractor_parameters(features: FeatureSet) -> int:

@@ -13,16 +13,22 @@ import torch
 from torch import nn
 
 from sercore.core.config import seed_everything
-from sercore.features.featureset import FeatureSet
-from sercore.models.losses import pairwise_nt_xent
-from sercore.models.encoders import ProjectionHead
 from sercore.core.precision import autocast, check_precision, resolve_precision
-
+from sercore.features.featureset import FeatureSet
+from sercore.models.encoders import ProjectionHead
+from sercore.models.losses import pairwise_nt_xent
 from sercore.training.epochs import run_epochs
+from sercore.training.loops import (
+    INIT_LOCK,
+    batch_indices,
+    check_ids,
+    default_encoder,
+    joint_lengths,
+    load_batch,
+    normalize_if_needed,
+    output_dim,
+)
 from sercore.training.pretrain_cache import cached_run, files_digest, filled, module_files, run_key, state_tensors
-from sercore.training.loops import (INIT_LOCK, check_ids, joint_lengths, batch_indices, default_encoder,
-                                    load_batch, normalize_if_needed, output_dim)
-
 
 CODE_MODULES = ("sercore.models.encoders", "sercore.models.losses", "sercore.training.loops",
                 "sercore.pairwise.pretrain", "sercore.training.epochs", "sercore.features.featureset",
@@ -70,7 +76,8 @@ def pretrain_pairwise(features: dict[str, FeatureSet], train_ids: Sequence[str],
     ``features`` maps K ≥ 2 view names to FeatureSets that hold every id of ``train_ids`` and ``val_ids``.
     ``encoders`` (optional) gives initial encoders for some views (copied, not changed); the others get
     ``default_encoder``. The epochs (0-based) run in ``sercore.training.epochs.run_epochs``: it stops after
-    ``config.patience`` epochs without a lower validation loss and restores the best epoch. Forward passes run in ``config.precision`` where the device supports it (else fp32, said in
+    ``config.patience`` epochs without a lower validation loss and restores the best epoch. Forward passes run in
+    ``config.precision`` where the device supports it (else fp32, said in
     ``metrics["precision_note"]``); validation runs in inference mode. Nothing is cached here:
     :func:`pretrain_pairwise_cached` wraps it with the on-disk cache.
     History columns: ``epoch, train_loss, steps`` (optimizer steps so far)``, val_loss, seconds``; ``metrics``:

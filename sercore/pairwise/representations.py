@@ -21,9 +21,16 @@ import pandas as pd
 from sercore.analysis import MEASURES, pairwise_similarity
 from sercore.engine import CallJob
 from sercore.features.featureset import FeatureSet
-from sercore.training import fold_data
-from sercore.training import FinetuneConfig, default_encoder, embed, normalize_if_needed, supervised_baseline, training_engine
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
+from sercore.training import (
+    FinetuneConfig,
+    default_encoder,
+    embed,
+    fold_data,
+    normalize_if_needed,
+    supervised_baseline,
+    training_engine,
+)
 
 MODELS = ("pre-trained", "supervised", "random")
 SAMPLES = ("test", "all", "auto")

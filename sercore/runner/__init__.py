@@ -14,9 +14,21 @@ from sercore.runner.benchmark_page import write_benchmark_page
 from sercore.runner.corpus import bad_files_summary, collect_bad_files, corpus_step, notebook_bad_files, write_bad_files
 from sercore.runner.execute import KERNEL_NAME, ensure_kernel, execute_all, execute_one, render_html, run_environment
 from sercore.runner.index_page import collect_outputs, write_index
-from sercore.runner.plan import (OPTIONAL_PARAMS, RESERVED_PARAMS, SIZES, BadArguments, Corpus, check_arguments,
-                   discover_notebooks, fingerprint, is_up_to_date, notebook_params, parse_corpus, read_record,
-                   source_hash)
+from sercore.runner.plan import (
+                   OPTIONAL_PARAMS,
+                   RESERVED_PARAMS,
+                   SIZES,
+                   BadArguments,
+                   Corpus,
+                   check_arguments,
+                   discover_notebooks,
+                   fingerprint,
+                   is_up_to_date,
+                   notebook_params,
+                   parse_corpus,
+                   read_record,
+                   source_hash,
+)
 from sercore.runner.suite import run, run_corpora
 
 __all__ = [

@@ -105,7 +105,8 @@ def check_views(views: list[str] | None) -> list[str]:
 def check_arguments(notebooks_dir, names, corpora: list[Corpus], *, params: dict | None = None,
                     size: str = "default", workers: int = 1) -> list[Path]:
     """Every check that needs no corpus loading (notebooks, corpora, the notebook ``params`` ``views``,
-    ``n_folds``, ``dataset_params``, and each notebook's declared requirements against its parameters); returns the notebooks or raises :class:`BadArguments` listing all
+    ``n_folds``, ``dataset_params``, and each notebook's declared requirements against its parameters); returns the
+    notebooks or raises :class:`BadArguments` listing all
     problems at once."""
     params = params or {}
     n_folds, dataset_params = params.get("n_folds"), params.get("dataset_params")

@@ -5,13 +5,22 @@ pre-trained encoders and fine-tuning results (``pretrain_cache``, ``finetune_cac
 pre-training lives in its package: ``sercore.pairwise.pretrain`` (Pairwise-CL) and ``sercore.clusters.pretrain``.
 """
 
-from sercore.training.loops import (INIT_LOCK, batch_indices, default_encoder, embed, encode_labels, encoder_kind,
-                                    load_batch, normalize_if_needed, output_dim, scores)
 from sercore.training.finetune import FinetuneConfig, FinetuneResult, finetune, supervised_baseline
 from sercore.training.folds import FoldData, fold_data, folds_of, pretraining_ids, sparse_subset
+from sercore.training.grid import RESULT_COLUMNS, SUPERVISED, WORKER_PRELOAD, result_table, run_rows, training_engine
 from sercore.training.jobs import HISTORY, METRICS, FinetuneJob
-from sercore.training.grid import (RESULT_COLUMNS, SUPERVISED, WORKER_PRELOAD, result_table, run_rows,
-                                   training_engine)
+from sercore.training.loops import (
+                                    INIT_LOCK,
+                                    batch_indices,
+                                    default_encoder,
+                                    embed,
+                                    encode_labels,
+                                    encoder_kind,
+                                    load_batch,
+                                    normalize_if_needed,
+                                    output_dim,
+                                    scores,
+)
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "batch_indices",
            "default_encoder", "embed", "encode_labels", "encoder_kind", "finetune", "load_batch",

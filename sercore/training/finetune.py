@@ -11,13 +11,24 @@ import torch
 from torch import nn
 
 from sercore.core.config import seed_everything
+from sercore.core.precision import autocast, check_precision, resolve_precision
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import EncoderClassifier
-from sercore.core.precision import autocast, check_precision, resolve_precision
-
-from sercore.training.loops import (INIT_LOCK, check_ids, joint_lengths, batched_outputs, state_copy, batch_indices,
-                                    default_encoder, embed, encode_labels, load_batch, normalize_if_needed,
-                                    output_dim, scores)
+from sercore.training.loops import (
+    INIT_LOCK,
+    batch_indices,
+    batched_outputs,
+    check_ids,
+    default_encoder,
+    embed,
+    encode_labels,
+    joint_lengths,
+    load_batch,
+    normalize_if_needed,
+    output_dim,
+    scores,
+    state_copy,
+)
 
 
 @dataclass
@@ -104,8 +115,8 @@ def finetune(encoder: nn.Module, features: FeatureSet, train_ids: Sequence[str],
     model.eval()
     test_uar, test_wa, test_pred = float("nan"), float("nan"), []
     if test_ids is not None:
-        logits = batched_outputs(module, source, source.positions(test_ids), device, config.eval_batch_size, config.max_frames,
-                          used)
+        logits = batched_outputs(module, source, source.positions(test_ids), device, config.eval_batch_size,
+                                 config.max_frames, used)
         test_uar, test_wa = scores(y_test, logits.argmax(1).numpy())
         test_pred = [classes[i] for i in logits.argmax(1).tolist()]
     best = history.loc[int(history["val_uar"].idxmax())]  # the restored epoch: its validation scores are known
@@ -145,7 +156,7 @@ def _fit_classifier(module, features, train_pos, y_train, val_pos, y_val, config
             steps += 1
             total += loss.item() * len(idx)
         pred = batched_outputs(module, features, val_pos, device, config.eval_batch_size, config.max_frames,
-                        precision).argmax(1)
+                               precision).argmax(1)
         val_uar, val_wa = scores(y_val, pred.numpy())
         rows.append({"epoch": epoch, "train_loss": total / len(train_pos), "val_uar": val_uar, "val_wa": val_wa,
                      "lr": optimizer.param_groups[0]["lr"], "steps": steps})

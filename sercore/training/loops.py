@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from sercore.features.featureset import FeatureSet
 from sercore.analysis.stats import uar, wa
+from sercore.core.precision import autocast, resolve_precision
+from sercore.features.featureset import FeatureSet
 from sercore.models import available_encoders, build_encoder
 from sercore.views import available_views, view_class
-from sercore.core.precision import autocast, resolve_precision
 
 # Seeding and building modules use torch's global RNG: threads (the local engine on CUDA) take turns so runs repeat.
 INIT_LOCK = threading.RLock()
@@ -105,7 +105,7 @@ def load_batch(features: FeatureSet, positions: np.ndarray, device, max_frames: 
 
 
 def batched_outputs(module: nn.Module, features: FeatureSet, positions: np.ndarray, device, batch_size: int,
-             max_frames: int | None, precision: str = "fp32") -> torch.Tensor:
+                    max_frames: int | None, precision: str = "fp32") -> torch.Tensor:
     """``module(x, lengths)`` (float32) for all ``positions`` in eval and inference mode, batched by similar length,
     in input order; forward passes in ``precision`` (the precision actually used, see ``resolve_precision``)."""
     was_training = module.training
@@ -128,7 +128,8 @@ def embed(encoder: nn.Module, features: FeatureSet, ids: Sequence[str], device="
     ``precision="bf16"`` runs the forward passes in bfloat16 autocast where the device supports it."""
     encoder.to(device)
     used, _ = resolve_precision(precision, device)
-    return batched_outputs(encoder, features, features.positions(list(ids)), device, batch_size, max_frames, used).numpy()
+    positions = features.positions(list(ids))
+    return batched_outputs(encoder, features, positions, device, batch_size, max_frames, used).numpy()
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:

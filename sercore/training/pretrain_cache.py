@@ -34,8 +34,8 @@ from safetensors.torch import save as save_tensors
 
 from sercore.core.atomic import atomic_write_bytes, atomic_write_json
 from sercore.core.config import cache_dir
-from sercore.core.precision import resolve_precision
 from sercore.core.digests import bytes_digest
+from sercore.core.precision import resolve_precision
 from sercore.features.featureset import FeatureSet
 
 PRETRAIN_VERSION = "4"  # part of every key, with a digest of the code

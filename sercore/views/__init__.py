@@ -9,8 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from sercore.views.base import (SAMPLE_RATE, View, ViewUnavailable, _REGISTRY, accepted_parameters,  # noqa: F401
-                   register)
+from sercore.views.base import _REGISTRY, SAMPLE_RATE, View, ViewUnavailable, accepted_parameters, register  # noqa: F401
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name != "base" and not _info.name.startswith("_"):

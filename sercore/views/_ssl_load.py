@@ -12,8 +12,13 @@ import socket
 from pathlib import Path
 
 from sercore.core.config import ModelLoadError
-from sercore.views._ssl_backends import (_Backend, _HFBackend, _HFHiddenStatesBackend, _TorchaudioBackend,
-                                         _WhisperBackend)
+from sercore.views._ssl_backends import (
+    _Backend,
+    _HFBackend,
+    _HFHiddenStatesBackend,
+    _TorchaudioBackend,
+    _WhisperBackend,
+)
 from sercore.views.base import ViewUnavailable
 
 TORCHAUDIO_HOST = "https://download.pytorch.org"  # where torchaudio bundles download from

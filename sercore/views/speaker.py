@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from sercore.core.config import ModelLoadError
-
 from sercore.views.base import SAMPLE_RATE, View, ViewUnavailable, register, resolve_device
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from sercore.data.registry import BadFiles
 from sercore.data.corpora._common import corpus_root
+from sercore.data.registry import BadFiles
 
 _SKIPPED_DIRS = ("__MACOSX",)
 

@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import folder_agrees, named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<anger|disgust|fear|happiness|sadness>/a01 (1).wav (emotion letter, utterance, (speaker))"
 EMOTIONS = {"a": "ang", "d": "dis", "f": "fea", "h": "hap", "s": "sad"}

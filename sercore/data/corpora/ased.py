@@ -22,9 +22,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import folder_agrees, lookup, named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = ("<root>/<01Neutral|02Fearful|03Happy|04Sad|05Angry>/a5-03-01-02-50.wav "
           "(emotion+folder, sentence, repetition, gender, speaker)")

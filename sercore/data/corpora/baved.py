@@ -24,9 +24,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import lookup, named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<word 0..6>/12-m-21-3-2-5.wav (speaker-gender-age-word-level-record; level 0 low, 1 neu, 2 high)"
 LEVELS = {"0": "low", "1": "neu", "2": "high"}

@@ -16,9 +16,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<Émotion>/<Faible|Fort>/01-C-1-1.wav (actor-emotion-intensity-sentence; .wav or .aiff)"
 EMOTIONS = {"C": "ang", "D": "dis", "J": "hap", "N": "neu", "P": "fea", "S": "sur", "T": "sad"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sercore.data.registry import BadFiles, register_dataset
 from sercore.data.corpora._common import corpus_root, finish, wav_files
+from sercore.data.registry import BadFiles, register_dataset
 
 LAYOUT = "<root>/AudioWAV/1001_DFA_ANG_XX.wav (actor_sentence_emotion_intensity)"
 EMOTIONS = {"ANG": "ang", "DIS": "dis", "FEA": "fea", "HAP": "hap", "NEU": "neu", "SAD": "sad"}

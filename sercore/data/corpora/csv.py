@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sercore.data.corpora._common import finish
 from sercore.data.manifest import EMOTIONS, OPTIONAL_COLUMNS, ManifestError, canonical_emotion
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.data.corpora._common import finish
 
 NEEDED = ("utt_id", "path", "speaker", "emotion")
 LAYOUT = (f"a CSV file (or a folder holding manifest.csv) with columns {', '.join(NEEDED)} "

@@ -6,8 +6,8 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import BadFiles, register_dataset
 from sercore.data.corpora._common import corpus_root, finish, wav_files
+from sercore.data.registry import BadFiles, register_dataset
 
 LAYOUT = "<root>/wav/03a01Fa.wav (speaker, text, emotion letter, version)"
 EMOTIONS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea", "F": "hap", "T": "sad", "N": "neu"}

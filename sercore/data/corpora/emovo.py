@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<f1..f3|m1..m3>/dis-f1-b1.wav (<emotion>-<actor>-<sentence>.wav)"
 EMOTIONS = {"dis": "dis", "gio": "hap", "neu": "neu", "pau": "fea", "rab": "ang", "sor": "sur", "tri": "sad"}

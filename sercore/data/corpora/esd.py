@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sercore.data.corpora._common import audio_files, corpus_root, finish
 from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.data.corpora._common import audio_files, corpus_root, finish
 
 LAYOUT = "<root>/0011/Angry/0011_000351.wav or <root>/0011/Angry/{train,evaluation,test}/0011_000351.wav"
 EMOTIONS = {"angry": "ang", "happy": "hap", "neutral": "neu", "sad": "sad", "surprise": "sur"}

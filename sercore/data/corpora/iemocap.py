@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sercore.data.corpora._common import corpus_root, finish, natural_key
 from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.data.corpora._common import corpus_root, finish, natural_key
 
 LAYOUT = ("<root>/Session1/sentences/wav/<dialog>/<utt>.wav with labels in "
           "<root>/Session1/dialog/EmoEvaluation/<dialog>.txt (Session1..Session5)")

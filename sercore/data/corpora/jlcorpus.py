@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = ("<root>/Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female1_angry_1a_1.wav "
           "(speaker_emotion_sentence_take)")

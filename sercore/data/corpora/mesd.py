@@ -18,9 +18,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/Anger_C_A_abajo.wav (emotion_voice_corpus_word; voice F/M adult, C child)"
 EMOTIONS = {"Anger": "ang", "Disgust": "dis", "Fear": "fea", "Happiness": "hap", "Neutral": "neu",

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sercore.data.manifest import ManifestError
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import lookup, open_corpus
+from sercore.data.manifest import ManifestError
+from sercore.data.registry import register_dataset
 
 LAYOUT = ("<root>/Labels/labels_consensus.csv (FileName, EmoClass, ..., SpkrID, Gender, Split_Set) + "
           "<root>/Audios/<FileName>")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sercore.data.manifest import ManifestError
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import lookup, open_corpus, walk_audio
+from sercore.data.manifest import ManifestError
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/data.tsv (file_id, emotion, ..., speaker_id, gender, age) + <root>/samples/EB0_anger_1.wav"
 EMOTIONS = {"anger": "ang", "fear": "fea", "happiness": "hap", "neutral": "neu", "sadness": "sad",

@@ -6,9 +6,9 @@ import re
 
 import pandas as pd
 
+from sercore.data.corpora._common import audio_files, corpus_root, finish
 from sercore.data.manifest import ManifestError
 from sercore.data.registry import BadFiles, register_dataset
-from sercore.data.corpora._common import audio_files, corpus_root, finish
 
 LAYOUT = ("<root>/Actor_01/03-01-01-01-01-01-01.wav "
           "(modality-channel-emotion-intensity-statement-repetition-actor)")

@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import open_corpus, walk_audio
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/AudioData/<DC|JE|JK|KL>/a01.wav (official) or <root>/ALL/DC_a01.wav (Kaggle)"
 SPEAKERS = ("DC", "JE", "JK", "KL")

@@ -14,9 +14,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<female|male>/F01A01.wav (gender, speaker, emotion letter, utterance)"
 EMOTIONS = {"A": "ang", "F": "fea", "H": "hap", "N": "neu", "S": "sad", "W": "sur"}

@@ -21,9 +21,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/**/OAF_back_angry.wav (<OAF|YAF>_<word>_<emotion>.wav, any folders)"
 EMOTIONS = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "neutral": "neu", "ps": "sur",

@@ -18,9 +18,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import match_name, open_corpus, walk_audio
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/Sound Source/<Angry|Calm|Happy|Sad>/1157_kz_acik.wav (speaker_emotion-abbrev_word)"
 EMOTIONS = {"angry": "ang", "calm": "cal", "happy": "hap", "sad": "sad"}

@@ -17,9 +17,9 @@ import re
 
 import pandas as pd
 
-from sercore.data.registry import register_dataset
 from sercore.data.corpora._common import finish
 from sercore.data.corpora._layouts import folder_agrees, named_audio, open_corpus
+from sercore.data.registry import register_dataset
 
 LAYOUT = "<root>/<Angry|Happy|Neutral|Sad>/SM1_F1_A01.wav (speaker code, file number, emotion letter)"
 EMOTIONS = {"A": "ang", "H": "hap", "N": "neu", "S": "sad"}
