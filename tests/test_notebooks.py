@@ -416,7 +416,8 @@ def _floor(test: str, folds: int, repetitions: int, m: int) -> float:
     return float(holm_floor([attainable_p(test, n)] * m)[0])
 
 
-@pytest.mark.parametrize("name", ["03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive", "09_cross_corpus"])
+@pytest.mark.parametrize("name", ["03_sparse_labels", "04_target_vs_ood", "08_cluster_contrastive", "09_cross_corpus",
+                                  "10_upstreams"])
 def test_default_settings_can_reach_significance(name):
     """At the default budget the notebook's default test can reach p < 0.05 after Holm, on the default corpus
     (5 speaker folds) and on any corpus with 3 folds (the fewest with unseen validation speakers); the paper
