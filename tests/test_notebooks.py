@@ -129,7 +129,8 @@ def test_notebook_outputs(results, name):
     injected = {"dataset", "data_root", "size", "quick", "device", "seed", "offline", "output_dir"}
     assert injected <= set(params["injected"]) and set(params["injected"]) <= set(params["params"])
     assert params["run"]["budget"] == "quick" and params["folds"] == [0]
-    assert params["models"]["speaker"]["model"] in ("ecapa", "resemblyzer")
+    if "speaker" in params["params"]["views"]:  # notebook 10 compares speech models, without the speaker view
+        assert params["models"]["speaker"]["model"] in ("ecapa", "resemblyzer")
     assert (folder / "splits.csv").is_file()
 
 
@@ -279,7 +280,8 @@ def test_quick_run_names_its_tests(results):
         assert set(table["mark"]) == {"n/a (n too small)"} and (table["p_floor"] >= 0.05).all(), path
         caption = path.with_suffix(".md").read_text().splitlines()[0]
         assert "test: Wilcoxon signed-rank (paired) on fold × repetition pairs, n = 2" in caption, path
-        assert "With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ 9" in caption, path
+        need = 10 if path.parent.name == "10_upstreams" else 9  # Holm over 16 tests there (4 views × 4 fractions)
+        assert f"With 2 repetitions (1 fold) no difference can reach p < 0.05; use ≥ {need} " in caption, path
     output = (results / "03_sparse_labels" / "03_sparse_labels.ipynb").read_text()
     assert "With 2 repetitions (1 fold) no difference can reach p < 0.05" in output  # printed under the figure's cell
     page = (results.parent / "index.html").read_text()

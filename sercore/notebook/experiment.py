@@ -129,15 +129,18 @@ class Experiment:
         return Image(str(self.output_dir / f"{name}.png"))
 
     def _chance_in_tables(self, written, caption: str) -> None:
-        """The CSV tables a figure function wrote, rewritten with ``n_classes`` and ``chance_uar`` appended."""
+        """The CSV tables a figure function wrote, rewritten with ``n_classes`` and ``chance_uar`` appended, under
+        the caption the figure function gave them (it may have extended ``caption``, e.g. with its test)."""
         from sercore.analysis.tables import save_table
 
         for path in [Path(p) for p in (written or []) if str(p).endswith(".csv")]:
             table = pd.read_csv(path)
             if not set(CHANCE_COLUMNS) | {"speaker_dependent"} <= set(table.columns):
+                md = path.with_suffix(".md")
+                kept = md.read_text().split("\n", 1)[0] if md.is_file() else ""
                 save_table(with_chance(table, len(self.classes), uar=True,
                                        speaker_dependent=speaker_dependent_test(self.splits)),
-                           path.with_suffix(""), caption=caption)
+                           path.with_suffix(""), caption=kept if kept.startswith(caption) else caption)
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
         """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
