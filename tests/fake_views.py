@@ -50,6 +50,29 @@ class FakeSeq(FakeFixed):
         return np.stack([frames.mean(1), np.sqrt((frames ** 2).mean(1)), np.abs(frames).max(1)], axis=1)
 
 
+class FakeSlow(FakeFixed):
+    """Slow enough that two processes started together overlap."""
+
+    name = "fakeslow"
+
+    def extract(self, wave, sr=SR):
+        import time
+
+        time.sleep(0.05)
+        return super().extract(wave, sr)
+
+
+def fill(manifest, root, barrier, out):
+    """A process's part in the two-process tests: wait for the other, extract ``FakeSlow`` into ``root``, save
+    the features (float32) to ``out`` and the number of extract calls to ``<out>.calls``."""
+    barrier.wait()
+    view = FakeSlow()
+    fs = run(manifest, view, root, chunk_size=2)
+    np.save(out, fs.numpy_fixed())
+    with open(f"{out}.calls", "w") as f:
+        f.write(str(view.calls))
+
+
 def write_corpus(folder, n=10):
     """``n`` noisy tones of 0.5, 0.6, ... s as float WAVs in ``folder``, two speakers; their manifest."""
     folder.mkdir(exist_ok=True)

@@ -4,12 +4,11 @@ aside and extracted again, a planted pickle left inert, concurrent processes fil
 import json
 import multiprocessing as mp
 import os
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
-from fake_views import SR, FakeFixed, FakeSeq, direct, run
+from fake_views import FakeFixed, FakeSeq, direct, fill, run
 
 from sercore.core import digests
 from sercore.features import cache
@@ -182,29 +181,10 @@ def test_an_old_layout_entry_is_ignored(tone_corpus, tmp_path):
     assert view.calls == 10 and np.asarray(fs.data).any()
 
 
-class FakeSlow(FakeFixed):
-    """Slow enough that two processes started together overlap."""
-
-    name = "fakeslow"
-
-    def extract(self, wave, sr=SR):
-        time.sleep(0.05)
-        return super().extract(wave, sr)
-
-
-def _fill(manifest, root, barrier, out):
-    barrier.wait()
-    view = FakeSlow()
-    fs = run(manifest, view, root, chunk_size=2)
-    np.save(out, np.asarray(fs.data, dtype=np.float32))
-    with open(f"{out}.calls", "w") as f:
-        f.write(str(view.calls))
-
-
 def test_two_processes_filling_one_entry_wait_for_each_other(tone_corpus, tmp_path):
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")  # two processes either way
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_fill, args=(tone_corpus, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
+    procs = [ctx.Process(target=fill, args=(tone_corpus, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
              for i in range(2)]
     for p in procs:
         p.start()

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from fake_views import SR, FakeFixed, FakeSeq, direct, run, write_corpus
+import torch
+from fake_views import SR, FakeFixed, FakeSeq, direct, fill, run, write_corpus
 
 from sercore.features.cache import cache_info, cache_path
 from sercore.features.featureset import FeatureSet, Frames
@@ -80,13 +81,9 @@ def test_frames_over_several_shards_read_like_one_array():
     plain = FeatureSet(["a", "b", "c", "d"], np.concatenate(frames), lengths)
     for positions, max_len in (([0, 1, 2, 3], None), ([2, 0], 4), ([1], None)):
         for got, want in zip(stored.batch(positions, max_len), plain.batch(positions, max_len)):
-            assert torch_equal(got, want)
+            assert torch.equal(got, want)
     assert np.array_equal(np.asarray(stored.data), np.asarray(plain.data)) and stored.data.shape == (11, 2)
     assert np.array_equal(stored.subset(["d", "a"]).data, plain.subset(["d", "a"]).data)
-
-
-def torch_equal(a, b) -> bool:
-    return a.shape == b.shape and bool((a == b).all())
 
 
 def test_a_set_from_the_store_reopens_to_the_same_features(two_corpora, tmp_path):
@@ -95,7 +92,7 @@ def test_a_set_from_the_store_reopens_to_the_same_features(two_corpora, tmp_path
     fs = run(pd.concat([a, b]), FakeSeq(), tmp_path / "c")
     again = fs.engine_ref().reopen()
     assert list(again.ids) == list(fs.ids) and again.meta["content"] == fs.meta["content"]
-    assert torch_equal(again.batch(range(len(fs)))[0], fs.batch(range(len(fs)))[0])
+    assert torch.equal(again.batch(range(len(fs)))[0], fs.batch(range(len(fs)))[0])
     other = run(a, FakeSeq(), tmp_path / "c")
     assert other.meta["content"] != fs.meta["content"]  # another set of utterances: another identity
 
@@ -152,27 +149,6 @@ def test_prune_unused_shards(two_corpora, tmp_path):
     assert view.calls == 6  # the pruned shard's utterances (corpus a) only
 
 
-class SlowFixed(FakeFixed):
-    """Slow enough that two processes started together overlap."""
-
-    name = "slowfix"
-
-    def extract(self, wave, sr=SR):
-        import time
-
-        time.sleep(0.05)
-        return super().extract(wave, sr)
-
-
-def _fill(manifest, root, barrier, out):
-    barrier.wait()
-    view = SlowFixed()
-    fs = run(manifest, view, root, chunk_size=2)
-    np.save(out, fs.numpy_fixed())
-    with open(f"{out}.calls", "w") as f:
-        f.write(str(view.calls))
-
-
 def test_two_processes_with_overlapping_manifests_share_one_store(two_corpora, tmp_path):
     import multiprocessing as mp
 
@@ -180,7 +156,7 @@ def test_two_processes_with_overlapping_manifests_share_one_store(two_corpora, t
     manifests = [pd.concat([a, b.iloc[:2]]), pd.concat([a.iloc[3:], b])]  # 8 and 7 utterances, 5 in common
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_fill, args=(m, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
+    procs = [ctx.Process(target=fill, args=(m, tmp_path / "c", barrier, tmp_path / f"out{i}.npy"))
              for i, m in enumerate(manifests)]
     for p in procs:
         p.start()

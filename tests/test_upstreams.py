@@ -105,3 +105,9 @@ def test_notebook_10_quick_run_with_two_tiny_models(tmp_path):
     runs = pd.read_csv(folder / "upstream_runs.csv")
     assert set(runs["view"]) == {"egemaps", "mel", *sources}
     assert (folder / "upstream_layer_weights.png").is_file() and (folder / "upstreams.png").is_file()
+    caption = (folder / "upstreams_summary.md").read_text().splitlines()[0]
+    assert all(f"{name}=" in caption for name in sources), caption  # each model's provenance in the caption
+    page = (folder / "10_upstreams.html").read_text()  # the rendered notebook a reader gets
+    assert all(name in page for name in sources)
+    index = (out / "default" / "index.html").read_text()
+    assert "10_upstreams/upstreams.png" in index and "10_upstreams/upstream_layer_weights.png" in index

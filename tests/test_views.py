@@ -221,7 +221,7 @@ def test_wav2vec2_torchaudio_backend_matches(w2v_dir):
     """The torchaudio model (what WAV2VEC2_BASE loads) gives the same layers as the HF path."""
     from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
-    from sercore.views.wav2vec2 import _TorchaudioBackend
+    from sercore.views._ssl_backends import _TorchaudioBackend
 
     view = get_view("wav2vec2", source=w2v_dir)
     backend = _TorchaudioBackend(import_huggingface_model(view._model().model), torch.device("cpu"), normalize=True)

@@ -394,7 +394,7 @@ def extract_features(manifest: pd.DataFrame, view, *, cache_root=None, workers: 
                              engine=engine, progress=progress, view_factory=view_factory,
                              kw={"on_error": on_error, "batch_size": batch_size, "audio_kw": audio_kw})
             if fs is None:
-                raise CacheCorrupt(f"{store.folder}: the store could not be repaired (see the warnings above)")
+                raise CacheCorrupt(store.folder, "the store could not be repaired (see the warnings above)")
     _report_skipped(fs, on_error, len(rows))
     if len(fs) == 0:
         raise AudioError(rows[0][1] if len(rows) == 1 else f"{len(rows)} files",

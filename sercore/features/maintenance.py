@@ -49,8 +49,7 @@ def store_table(root) -> pd.DataFrame:
             store = FeatureStore(folder)
             shards = store.shard_records()
             first = next(iter(shards.values()), {})
-            with store._db() as conn:
-                skipped = conn.execute("SELECT COUNT(*) FROM skipped").fetchone()[0]
+            skipped = store.n_skipped()
             row.update(model=_model(store.config(), first.get("provenance")), version=store.config().get("version"),
                        utterances=sum(r["rows"] for r in shards.values()), skipped=skipped, shards=len(shards),
                        last_used=max((r["used"] for r in shards.values()), default=None))
@@ -90,18 +89,14 @@ def prune(root, *, views=(), models=(), unused_since: date | None = None, legacy
         if row.view in views or row.model in models:
             removed.append({"folder": row.folder, "what": "all shards", "bytes": row.bytes})
             if not dry_run:
-                with store.lock():
-                    shutil.rmtree(folder / "shards", ignore_errors=True)
-                    shutil.rmtree(folder / "pending", ignore_errors=True)
-                    (folder / INDEX).unlink(missing_ok=True)
-                shutil.rmtree(folder, ignore_errors=True)
+                with store.lock():  # no extraction into it meanwhile
+                    store.remove()
         elif unused_since is not None:
-            old = [n for n, r in store.shard_records().items() if r["used"] < unused_since.isoformat()]
+            old = {n: r for n, r in store.shard_records().items() if r["used"] < unused_since.isoformat()}
             if old:
-                size = sum(store._shard_path(n).stat().st_size for n in old if store._shard_path(n).exists())
                 removed.append({"folder": row.folder, "what": f"{len(old)} shard(s) unused since {unused_since}",
-                                "bytes": size})
+                                "bytes": sum(r["bytes"] for r in old.values())})
                 if not dry_run:
                     with store.lock():
-                        store.remove_shards(old)
+                        store.remove_shards(list(old))
     return pd.DataFrame(removed, columns=["folder", "what", "bytes"])

@@ -56,7 +56,14 @@ _SCHEMA = (
 
 
 class CacheCorrupt(ValueError):
-    """Part of the store failed its check: ``"<file>: <problem>"``."""
+    """Part of the store failed its check: ``"<file>: <problem>"``; ``path`` is the file."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem))
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class StoredFeatures:
         store = FeatureStore(self.folder)
         fs = store.assemble(list(zip(self.ids, [""] * len(self.ids), self.digests)), touch=False)
         if fs is None:
-            raise CacheCorrupt(f"{self.folder}: features sent to this worker are no longer in the store")
+            raise CacheCorrupt(self.folder, "features sent to this worker are no longer in the store")
         return fs
 
 
@@ -105,7 +112,7 @@ class FeatureStore:
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
                 raise
-            raise CacheCorrupt(f"{self.folder / INDEX}: unreadable ({err})") from None
+            raise CacheCorrupt(self.folder / INDEX, f"unreadable ({err})") from None
 
     def config(self) -> dict:
         """The configuration recorded in ``config.json`` ({} before the first extraction)."""
@@ -131,6 +138,11 @@ class FeatureStore:
                 skipped.update(dict(conn.execute(f"SELECT * FROM skipped WHERE digest IN ({marks})", part)))
         return items, skipped
 
+    def n_skipped(self) -> int:
+        """How many audio contents are recorded as skipped (unusable for this view)."""
+        with self._db() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM skipped").fetchone()[0])
+
     def shard_records(self, names=None) -> dict[str, dict]:
         """``{name: record}`` of the shards ``names`` (all when None)."""
         cols = ("name", "rows", "bytes", "blake2b", "shape", "dtype", "provenance", "created", "used")
@@ -143,28 +155,29 @@ class FeatureStore:
 
     # ------------------------------------------------------------ shards
 
-    def _shard_path(self, name: str) -> Path:
+    def shard_path(self, name: str) -> Path:
+        """Where shard ``name`` lives."""
         return self.folder / "shards" / f"{name}.npy"
 
     def open_shard(self, name: str, record: dict | None) -> np.ndarray:
         """The shard memory-mapped, after checking its size, checksum (via the digest memo), shape and dtype."""
-        path = self._shard_path(name)
+        path = self.shard_path(name)
         if record is None:
-            raise CacheCorrupt(f"{path}: the index lists its utterances but has no record of the shard")
+            raise CacheCorrupt(path, "the index lists its utterances but has no record of the shard")
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise CacheCorrupt(f"{path}: missing") from None
+            raise CacheCorrupt(path, "missing") from None
         if size != record["bytes"]:
-            raise CacheCorrupt(f"{path}: {size} bytes, the index records {record['bytes']} (truncated or replaced)")
+            raise CacheCorrupt(path, f"{size} bytes, the index records {record['bytes']} (truncated or replaced)")
         if DigestMemo(self.root / DIGESTS).digest(path) != record["blake2b"]:
-            raise CacheCorrupt(f"{path}: contents differ from the checksum in the index (overwritten)")
+            raise CacheCorrupt(path, "contents differ from the checksum in the index (overwritten)")
         try:
             data = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError) as err:
-            raise CacheCorrupt(f"{path}: unreadable ({err})") from None
+            raise CacheCorrupt(path, f"unreadable ({err})") from None
         if list(data.shape) != record["shape"] or data.dtype.name != record["dtype"]:
-            raise CacheCorrupt(f"{path}: shape {data.shape} {data.dtype}, the index records {record['shape']} "
+            raise CacheCorrupt(path, f"shape {data.shape} {data.dtype}, the index records {record['shape']} "
                                f"{record['dtype']}")
         return data
 
@@ -200,7 +213,7 @@ class FeatureStore:
         name = self._write_shard(parts, variable) if parts else None
         with self._db(write=True) as conn:
             if name is not None:
-                path, data = self._shard_path(name), np.load(self._shard_path(name), mmap_mode="r")
+                path, data = self.shard_path(name), np.load(self.shard_path(name), mmap_mode="r")
                 provenance = next(c["provenance"] for c in parts)
                 conn.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (name, sum(len(c["take"]) for c in parts), path.stat().st_size, file_digest(path),
@@ -219,7 +232,7 @@ class FeatureStore:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
                   "shape": (rows, *parts[0]["frame"])}
         name = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        path = self._shard_path(name)
+        path = self.shard_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.lib.format.write_array_header_2_0(f, header)
@@ -236,20 +249,17 @@ class FeatureStore:
     def set_aside(self, err: CacheCorrupt) -> None:
         """Move the damaged shard (or index) named by ``err`` aside and forget what it held (hold the lock)."""
         stamp = f"corrupt-{datetime.now():%Y%m%dT%H%M%S%f}"
-        text = str(err)
-        if text.startswith(str(self.folder / INDEX)):
+        if err.path == self.folder / INDEX:
             aside = self.folder.with_name(f"{self.folder.name}.{stamp}")
             self.folder.rename(aside)
             warnings.warn(f"feature store: {err}; moved {self.folder} to {aside} and extracting again", stacklevel=3)
             return
-        name = Path(text.split(":", 1)[0]).stem
-        path = self._shard_path(name)
+        name = err.path.stem
+        path = self.shard_path(name)
         aside = path.with_name(f"{path.name}.{stamp}")
         if path.exists():
             path.rename(aside)
-        with self._db(write=True) as conn:
-            conn.execute("DELETE FROM items WHERE shard = ?", (name,))
-            conn.execute("DELETE FROM shards WHERE name = ?", (name,))
+        self._forget([name])
         warnings.warn(f"feature store: {err}; moved the shard to {aside} and extracting its utterances again",
                       stacklevel=3)
 
@@ -342,16 +352,19 @@ class FeatureStore:
     def remove_shards(self, names) -> int:
         """Delete the shards ``names`` and their index rows (hold the lock); returns the bytes freed."""
         freed = 0
-        with self._db(write=True) as conn:
-            for name in names:
-                conn.execute("DELETE FROM items WHERE shard = ?", (name,))
-                conn.execute("DELETE FROM shards WHERE name = ?", (name,))
+        self._forget(names)
         for name in names:
-            path = self._shard_path(name)
+            path = self.shard_path(name)
             if path.exists():
                 freed += path.stat().st_size
                 path.unlink()
         return freed
+
+    def _forget(self, names) -> None:
+        """Drop the index rows of the shards ``names`` (their utterances are then missing)."""
+        with self._db(write=True) as conn:
+            conn.executemany("DELETE FROM items WHERE shard = ?", [(n,) for n in names])
+            conn.executemany("DELETE FROM shards WHERE name = ?", [(n,) for n in names])
 
     def remove(self) -> None:
         """Delete the whole folder."""

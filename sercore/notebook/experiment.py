@@ -137,10 +137,10 @@ class Experiment:
             table = pd.read_csv(path)
             if not set(CHANCE_COLUMNS) | {"speaker_dependent"} <= set(table.columns):
                 md = path.with_suffix(".md")
-                kept = md.read_text().split("\n", 1)[0] if md.is_file() else ""
+                kept = md.read_text().split("\n", 1)[0] if md.is_file() else caption
                 save_table(with_chance(table, len(self.classes), uar=True,
                                        speaker_dependent=speaker_dependent_test(self.splits)),
-                           path.with_suffix(""), caption=kept if kept.startswith(caption) else caption)
+                           path.with_suffix(""), caption=kept)
 
     def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
         """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
