@@ -1,4 +1,6 @@
-"""Paper B's notebook steps on a prepared :class:`sercore.notebook.experiment.Experiment`."""
+"""Paper B's notebook steps on an experiment's data (:class:`~sercore.training.grid.ExperimentData`; a notebook's
+``Experiment`` is one): the speaker-cluster analysis and its maps. The cluster-contrastive evaluation is
+:func:`sercore.clusters.evaluate.evaluate_cluster_pretraining` with a ``ClusterGrid``."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import pandas as pd
 from sercore.analysis import embed_2d
 from sercore.analysis.overview import pooled
 from sercore.clusters.analysis import SpeakerClusterAnalysis
-from sercore.clusters.evaluate import evaluate_cluster_pretraining
-from sercore.clusters.pretrain import ClusterPretrainConfig
+from sercore.training.grid import ExperimentData
 
 
-def cluster_analysis(exp, *, views=None, n_permutations: int = 200, seed: int = 0, **analysis_kw) -> dict:
+def cluster_analysis(exp: ExperimentData, *, views=None, n_permutations: int = 200, seed: int = 0,
+                     **analysis_kw) -> dict:
     """Run :class:`SpeakerClusterAnalysis` on every view (variable-length views pooled to mean ‖ std).
 
     Returns tables ``per_speaker``, ``summary`` and ``global``, each with a ``view`` column, over all labelled
@@ -30,7 +32,7 @@ def cluster_analysis(exp, *, views=None, n_permutations: int = 200, seed: int = 
     return {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
 
 
-def cluster_maps(exp, *, view: str = "speaker", n_speakers: int = 4, methods=("tsne", "umap"),
+def cluster_maps(exp: ExperimentData, *, view: str = "speaker", n_speakers: int = 4, methods=("tsne", "umap"),
                  seed: int = 0) -> pd.DataFrame:
     """2-D maps of the L2-normalised embeddings of ``n_speakers`` speakers (the first in sorted order), one per
     method: tidy ``[method, x, y, speaker, emotion]`` for :func:`sercore.analysis.speaker_emotion_map`."""
@@ -45,27 +47,3 @@ def cluster_maps(exp, *, view: str = "speaker", n_speakers: int = 4, methods=("t
                                     "speaker": rows["speaker"].astype(str).to_numpy(),
                                     "emotion": rows["emotion"].astype(str).to_numpy()}))
     return pd.concat(frames, ignore_index=True)
-
-
-def cluster_contrastive_experiment(exp, *, encoder_view: str = "egemaps", speaker_view: str = "speaker",
-                                   fractions=(1.0, 0.1), settings, variants=None, engine=None) -> pd.DataFrame:
-    """Every cluster-contrastive variant and baseline on ``exp``'s folds → one tidy table.
-
-    The pre-training budget follows ``settings.pretrain`` (epochs, patience, seed); the unlabelled pool is every
-    utterance of the corpus (all emotions) of the fold's training speakers. ``engine``: a name or Engine
-    (default: the local engine with ``settings.workers`` processes).
-    """
-    pre = settings.pretrain
-    configs = {"pretrain": ClusterPretrainConfig(max_epochs=pre.max_epochs, patience=pre.patience, seed=pre.seed,
-                                                     precision=pre.precision),
-               "finetune": settings.finetune, "pairwise": pre}
-    kw = {} if variants is None else {"variants": variants}
-    missing = [v for v in (encoder_view, speaker_view) if v not in exp.features]
-    if missing:
-        raise KeyError(f"views {missing} are not available ({exp.unavailable or 'not asked for'}); "
-                       f"available: {exp.views}")
-    return evaluate_cluster_pretraining(exp.manifest, exp.task, exp.splits, exp.features, encoder_view=encoder_view,
-                                        speaker_view=speaker_view, fractions=fractions,
-                                        repetitions=settings.repetitions, configs=configs,
-                                        device=exp.device, folds=exp.folds, seed=pre.seed, engine=engine,
-                                        workers=settings.workers, **kw)

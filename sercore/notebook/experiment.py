@@ -4,11 +4,13 @@ A notebook calls :func:`setup` once, right after its parameters cell::
 
     exp, run = setup(globals())
 
-and gets an :class:`Experiment` (the full manifest — the unlabelled pre-training pool —, the labelled task of
-the 4 target emotions, the stored splits, one ``FeatureSet`` per available view, the views that were
-unavailable and why, the models actually used) and its :class:`~sercore.notebook.settings.RunSettings` (training
-configs of the budget, repetitions, workers, precision, engine). ``params.json`` is written at once with every
-notebook parameter, the names papermill injected and the run settings. :func:`prepare` is the data half alone.
+and gets an :class:`Experiment` (an ``ExperimentData``: the full manifest, i.e. the unlabelled pre-training
+pool; the labelled task of the 4 target emotions, the stored splits, one ``FeatureSet`` per available view, the
+views that were unavailable and why; and the models actually used) and its
+:class:`~sercore.notebook.settings.RunSettings` (training configs of the budget, repetitions, workers, precision,
+engine; ``run.pairwise_grid()`` and ``run.cluster_grid()`` give the papers' grid configurations).
+``params.json`` is written at once with every notebook parameter, the names papermill injected and the run
+settings. :func:`prepare` is the data half alone.
 """
 
 from __future__ import annotations
@@ -48,23 +50,18 @@ from sercore.features.featureset import FeatureSet
 from sercore.notebook.progress import extraction_line, routed_progress
 from sercore.notebook.requirements import require
 from sercore.notebook.settings import BUDGETS, Params, RunSettings, run_settings
+from sercore.training.grid import ExperimentData
 from sercore.views import ViewUnavailable, accepted_parameters, available_views, get_view, view_class
 
 
-@dataclass
-class Experiment:
-    """Everything a notebook needs: data, splits, features and what was actually used."""
+@dataclass(kw_only=True)
+class Experiment(ExperimentData):
+    """Everything a notebook needs: the experiment's data (an ``ExperimentData``, so every grid and notebook step
+    of both papers takes it), where its results go and what was actually used."""
 
-    dataset: str
-    manifest: pd.DataFrame
-    task: pd.DataFrame
-    splits: pd.DataFrame
-    features: dict[str, FeatureSet]
-    folds: list[int]
     output_dir: Path
     seed: int = 0
     device: str = "cpu"
-    unavailable: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
     settings: RunSettings | None = None  # set by setup()
     histories: dict = field(default_factory=dict)  # learning curves of the last grid (see grid())
@@ -73,11 +70,6 @@ class Experiment:
     def classes(self) -> list[str]:
         """The task's class set (sorted emotion codes); chance UAR is 1 / its size."""
         return sorted(self.task["emotion"].astype(str).unique())
-
-    @property
-    def views(self) -> list[str]:
-        """The views whose features are available, in the order asked for."""
-        return list(self.features)
 
     def summary(self) -> str:
         """A few lines: corpus size, task, folds, views and models used, unavailable views."""
@@ -142,13 +134,12 @@ class Experiment:
                                        speaker_dependent=speaker_dependent_test(self.splits)),
                            path.with_suffix(""), caption=kept)
 
-    def grid(self, protocol: Callable, **kwargs) -> pd.DataFrame:
-        """A grid of ``sercore.pairwise.grids`` on this experiment's data and folds with the run settings; its learning
-        curves (when the protocol keeps them) replace ``histories``."""
-        if "histories" in inspect.signature(protocol).parameters:
-            self.histories = kwargs.setdefault("histories", {})
-        return protocol(self.manifest, self.task, self.splits, self.features, folds=self.folds,
-                        **self._settings().grid, **kwargs)
+    def grid(self, protocol: Callable, **changes) -> pd.DataFrame:
+        """A grid of paper A (``protocol(data, config, histories=...)``, e.g. ``sercore.pairwise.sparse_label_grid``)
+        on this experiment with the run's ``PairwiseGrid`` (``changes``: its fields to set, e.g. ``fractions``); its
+        learning curves replace ``histories``."""
+        self.histories = {}
+        return protocol(self, self._settings().pairwise_grid(**changes), histories=self.histories)
 
     def learning_curves(self, name: str = "learning_curves", **caption):
         """The last grid's learning curves (pre-training losses, fine-tuning validation UAR per condition) as
@@ -269,55 +260,53 @@ def _in_every_fold(manifest: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame
     return manifest[manifest["utt_id"].astype(str).isin(keep)].reset_index(drop=True)
 
 
-def prepare(dataset: str = "default", data_root: str | None = None, *, size: str = "default",
-            views: Sequence[str] = ("egemaps", "mel", "speaker"), folds: Sequence[int] | None = None,
-            n_folds: int | None = None, seed: int = 0, output_dir: str | Path = ".", offline: bool = False,
-            workers: int | None = None, view_params: dict | None = None, dataset_params: dict | None = None,
-            targets: Sequence[str] = TARGET_EMOTIONS, merge: dict | None = None, on_error: str = "skip",
-            device: str = "cpu", quick: bool = False, engine=None,
-            splits: str | os.PathLike | None = None) -> Experiment:
-    """Load ``dataset``, build the 4-class task and the folds, extract (or read cached) features of ``views``.
+def prepare(params: Params, *, workers: int | None = None, targets: Sequence[str] = TARGET_EMOTIONS,
+            merge: dict | None = None, engine=None) -> Experiment:
+    """Load ``params.dataset``, build the 4-class task and the folds, extract (or read cached) the features of
+    ``params.views``.
 
     Views whose model cannot be loaded are skipped with a warning and listed in ``unavailable``; files the
-    corpus loader or the feature cache cannot use are skipped (``on_error="skip"``) and reported, or raise
-    (``"raise"``, the notebooks' ``strict``). Byte-identical copies of a file are listed in
-    ``output_dir/duplicates.csv`` and left out of the manifest, task and splits (``"raise"``: a copy in another
-    split than the file it copies is an error naming both; ``sercore.data.duplicates``). The splits are written to
-    ``output_dir/splits.csv`` and checked for speaker leakage; ``n_folds`` None lets ``make_splits`` choose.
-    ``quick`` with no ``folds`` runs the first fold only. ``engine`` (e.g. a Ray engine) extracts the features'
-    chunks as its jobs (its workers must see the data and the cache); None: this machine's processes.
-    ``splits``: a ``splits.csv`` (ours) or a folder of EmoBox fold files read by ``sercore.data.read_splits``
-    instead of dealing folds; a split with test speakers in training runs, labelled speaker-dependent.
+    corpus loader or the feature cache cannot use are skipped and reported, or raise (``params.strict``).
+    Byte-identical copies of a file are listed in ``output_dir/duplicates.csv`` and left out of the manifest,
+    task and splits (strict: a copy in another split than the file it copies is an error naming both;
+    ``sercore.data.duplicates``). The splits are written to ``output_dir/splits.csv`` and checked for speaker
+    leakage; ``n_folds`` None lets ``make_splits`` choose. The quick budget with no ``folds`` runs the first fold
+    only. ``params.splits``: a ``splits.csv`` (ours) or a folder of EmoBox fold files read by
+    ``sercore.data.read_splits`` instead of dealing folds; a split with test speakers in training runs, labelled
+    speaker-dependent. ``targets``/``merge``: the task's emotions and merged labels (default exc → hap).
+    ``workers``: extraction processes (None: every usable core); ``engine`` (e.g. a Ray engine) extracts the
+    features' chunks as its jobs (its workers must see the data and the cache).
     """
-    if offline:
+    p, on_error = params, "raise" if params.strict else "skip"
+    if p.offline:
         os.environ["SERCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
-    data_root, folds = data_root or None, (list(folds) or None) if folds is not None else None
-    output_dir = Path(output_dir).resolve()
+    output_dir = Path(p.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _load(dataset, data_root, size, dataset_params, on_error)
-    device = str(resolve_device(device, where="device"))  # "auto": CUDA, else MPS, else the CPU
-    features, unavailable, models = _extract(manifest, views, view_params, workers, on_error, device, engine)
+    manifest = _load(p.dataset, p.data_root, p.size, p.dataset_params, on_error)
+    device = str(resolve_device(p.device, where="device"))  # "auto": CUDA, else MPS, else the CPU
+    features, unavailable, models = _extract(manifest, p.views, p.view_params, workers, on_error, device, engine)
     if not features:
-        raise RuntimeError(f"no view could be extracted for {dataset}: {unavailable}")
+        raise RuntimeError(f"no view could be extracted for {p.dataset}: {unavailable}")
     manifest = _common_ids(manifest, features)
-    if splits:  # a splits.csv or an EmoBox fold folder (sercore.data.split_files), instead of dealing folds
-        if n_folds is not None:
-            warnings.warn(f"n_folds={n_folds} is ignored: the folds come from {splits}", stacklevel=2)
-        splits = read_splits(splits, manifest, dataset=dataset, seed=seed)
+    if p.splits:  # a splits.csv or an EmoBox fold folder (sercore.data.split_files), instead of dealing folds
+        if p.n_folds is not None:
+            warnings.warn(f"n_folds={p.n_folds} is ignored: the folds come from {p.splits}", stacklevel=2)
+        splits = read_splits(p.splits, manifest, dataset=p.dataset, seed=p.seed)
         manifest = _in_every_fold(manifest, splits)
     else:
-        splits = make_splits(manifest, seed=seed, **({} if n_folds is None else {"n_folds": n_folds}))
+        splits = make_splits(manifest, seed=p.seed, **({} if p.n_folds is None else {"n_folds": p.n_folds}))
     digests = DigestMemo(cache_dir() / "features" / DIGESTS).digests(manifest["path"])  # the feature cache's memo
     manifest, splits, _ = leave_out_copies(manifest, splits, digests, report=output_dir / "duplicates.csv",
-                                           strict=on_error == "raise")
+                                           strict=p.strict)
     task = target_subset(manifest, emotions=tuple(targets), merge={"exc": "hap"} if merge is None else merge)
     save_splits(splits, output_dir / "splits.csv")
     all_folds = sorted(int(f) for f in splits["fold"].unique())
-    chosen = (all_folds[:1] if quick else all_folds) if folds is None else [int(f) for f in folds]
+    first_only = BUDGETS[p.budget].first_fold_only
+    chosen = (all_folds[:1] if first_only else all_folds) if p.folds is None else [int(f) for f in p.folds]
     if not set(chosen) <= set(all_folds):
-        raise ValueError(f"folds {chosen} not in the {len(all_folds)} folds of {dataset}: {all_folds}")
-    return Experiment(dataset, manifest, task, splits, features, chosen, output_dir, seed, device,
-                      unavailable, models)
+        raise ValueError(f"folds {chosen} not in the {len(all_folds)} folds of {p.dataset}: {all_folds}")
+    return Experiment(manifest, task, splits, features, chosen, p.dataset, unavailable=unavailable,
+                      output_dir=output_dir, seed=p.seed, device=device, models=models)
 
 
 def fold_means(results: pd.DataFrame, *, by: Sequence[str], values: Sequence[str] = METRICS) -> pd.DataFrame:
@@ -366,12 +355,7 @@ def setup(namespace: dict, *, workers: int | None = None,
     injected = injected_names(namespace)
     params = Params(**{k: v for k, v in found.items() if k in Params.names()})
     run = run_settings(params, explicit=injected, workers=workers)
-    exp = prepare(params.dataset, params.data_root, size=params.size, views=params.views, folds=params.folds,
-                  n_folds=params.n_folds, seed=params.seed, output_dir=params.output_dir, offline=params.offline,
-                  view_params=params.view_params, dataset_params=params.dataset_params,
-                  on_error="raise" if params.strict else "skip", device=params.device,
-                  quick=BUDGETS[params.budget].first_fold_only,
-                  engine=run.job_engine() if params.engine == "ray" else None, splits=params.splits)
+    exp = prepare(params, engine=run.job_engine() if params.engine == "ray" else None)
     exp.settings = run
     exp.write_params(found, injected=injected, resolved=asdict(params), run=run.record(),
                      engine=run.job_engine().describe())

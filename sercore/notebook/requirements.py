@@ -118,7 +118,12 @@ def default_parameters(notebook: str | Path) -> dict:
 
 
 def notebook_problems(notebook: str | Path, injected: dict) -> list[str]:
-    """What is wrong with running ``notebook`` with the parameters ``injected`` over its defaults."""
-    params = {**default_parameters(notebook), **injected}
+    """What is wrong with running ``notebook`` with the parameters ``injected`` over its defaults (its parameters
+    cell over ``Params``' defaults)."""
+    from dataclasses import asdict
+
+    from sercore.notebook.settings import Params
+
+    params = {**asdict(Params()), **default_parameters(notebook), **injected}
     return [f"notebook {Path(notebook).stem}: {p}" for p in check_requirements(declared_requirements(notebook),
                                                                                  params)]

@@ -2,8 +2,8 @@
 
 ``Params`` lists every parameter a notebook may take (each default written here once); ``BUDGETS`` holds the
 training budgets ``quick|default|paper``; ``run_settings`` turns parameters into a ``RunSettings``: training
-configs, repetitions, workers, precision and engine, which the notebooks hand to the grids and record in
-``params.json``.
+configs, repetitions, workers, precision and engine, which the notebooks hand to the grids as typed grid
+configurations (``pairwise_grid``, ``cluster_grid``) and record in ``params.json``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Sequence
 
+from sercore.clusters.evaluate import ClusterGrid
+from sercore.clusters.pretrain import ClusterPretrainConfig
 from sercore.core.config import resolve_device, usable_cores
 from sercore.core.precision import PRECISIONS, resolve_precision
+from sercore.pairwise.grids import PairwiseGrid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import FinetuneConfig, training_engine
 
@@ -77,6 +80,7 @@ class Budget:
     first_fold_only: bool = False  # run the first fold only
     max_permutations: int | None = None  # cap on the cluster analysis' label permutations (None: no cap)
     temperatures: tuple[float, ...] | None = None  # the temperature grid's τ values (None: the notebook's)
+    source_size: str | None = None  # size of a synthetic source corpus (notebook 09; None: the notebook's)
     # significance test of the grids' figures: "wilcoxon" pairs each pre-trained run with its supervised twin
     # (same fold, same labelled subset); "mannwhitney" is paper A's U test on repetition means
     test: str = "wilcoxon"
@@ -84,7 +88,7 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget(epochs=4, patience=5, finetune_epochs=8, finetune_patience=5, max_repetitions=2,
-                    first_fold_only=True, max_permutations=20, temperatures=(0.5,)),
+                    first_fold_only=True, max_permutations=20, temperatures=(0.5,), source_size="tiny"),
     "default": Budget(epochs=10, patience=5, finetune_epochs=20, finetune_patience=5),
     # paper A: ≤100 pre-training epochs, patience 30; fine-tuning ≤100 epochs with LR × 0.9 after 5 epochs
     # without a validation gain (FinetuneConfig's decay), no early stop; 10 repetitions, U test on their means
@@ -122,14 +126,23 @@ class RunSettings:
         """The budget's row of ``BUDGETS``."""
         return BUDGETS[self.budget]
 
-    @property
-    def grid(self) -> dict:
-        """Keyword arguments shared by the grids of ``sercore.pairwise.grids``."""
-        out = dict(pretrain_config=self.pretrain, finetune_config=self.finetune, device=self.device,
-                   engine=self.job_engine())
+    def _shared(self) -> dict:
+        shared = dict(finetune=self.finetune, device=self.device, engine=self.job_engine(), workers=self.workers)
         if self.repetitions is not None:
-            out["repetitions"] = self.repetitions
-        return out
+            shared["repetitions"] = self.repetitions
+        return shared
+
+    def pairwise_grid(self, **changes) -> PairwiseGrid:
+        """Paper A's grid configuration of this run (``changes``: fields to set, e.g. ``fractions``)."""
+        return PairwiseGrid(**{**self._shared(), "pretrain": self.pretrain, **changes})
+
+    def cluster_grid(self, **changes) -> ClusterGrid:
+        """Paper B's grid configuration of this run: cluster-contrastive pre-training with the budget of
+        ``pretrain`` (epochs, patience, seed, precision), ``pretrain`` for its Pairwise-CL baseline."""
+        pre = self.pretrain
+        cluster = ClusterPretrainConfig(max_epochs=pre.max_epochs, patience=pre.patience, seed=pre.seed,
+                                        precision=pre.precision)
+        return ClusterGrid(**{**self._shared(), "pretrain": cluster, "pairwise": pre, **changes})
 
     def job_engine(self):
         """The job engine of the grids (``sercore.engine``): local processes, or Ray at ``ray_address``."""
@@ -142,6 +155,10 @@ class RunSettings:
     def temperatures(self, taus: Sequence[float]) -> list[float]:
         """The τ grid: ``taus``, or the budget's own."""
         return list(self.rules.temperatures or taus)
+
+    def source_size(self, size: str) -> str:
+        """The size of a synthetic source corpus: ``size``, or the budget's own."""
+        return self.rules.source_size or size
 
     def record(self) -> dict:
         """A JSON-able summary for ``params.json``."""

@@ -5,6 +5,7 @@ sparse labels, target vs out-of-distribution), test-set representations and thei
 
 from sercore.pairwise.grids import (
                                     PRETRAINED,
+                                    PairwiseGrid,
                                     PretrainJob,
                                     pretrain_fold,
                                     pretrain_many,
@@ -14,5 +15,5 @@ from sercore.pairwise.grids import (
 )
 from sercore.pairwise.parameters import extractor_parameters, parameter_counts
 
-__all__ = ["PRETRAINED", "PretrainJob", "pretrain_fold", "pretrain_many", "sparse_label_grid", "target_vs_ood",
-           "temperature_grid", "extractor_parameters", "parameter_counts"]
+__all__ = ["PRETRAINED", "PairwiseGrid", "PretrainJob", "pretrain_fold", "pretrain_many", "sparse_label_grid",
+           "target_vs_ood", "temperature_grid", "extractor_parameters", "parameter_counts"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,10 @@ import pandas as pd
 from sercore.data.splits import LeakageError
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
-from sercore.pairwise.grids import PretrainJob, _sparse_jobs
+from sercore.pairwise.grids import PairwiseGrid, PretrainJob, sparse_jobs
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
-from sercore.training import FinetuneConfig, fold_data, folds_of, result_table, run_rows, training_engine
+from sercore.training import result_table, run_rows
+from sercore.training.grid import ExperimentData
 
 TARGET, UNION, NONE = "target", "all-but-target", "none"
 SOURCE = "source"  # key prefix of the pooled sources' features: (SOURCE, view)
@@ -152,7 +153,7 @@ class SourcePretrainJob(Job):
     views: list
     train_ids: list
     val_ids: list
-    config: Any  # sercore.pairwise.pretrain.PretrainConfig
+    config: PretrainConfig
     device: str = "cpu"
 
     def run(self, features) -> dict:
@@ -171,38 +172,32 @@ def _check_views(features: dict, pool_features: dict) -> None:
                              f"{pool_features[view].feature_shape}; use the same view parameters for both")
 
 
-def cross_corpus_grid(manifest, task, splits, features: dict[str, FeatureSet], *, pool: pd.DataFrame,
-                      pool_features: dict[str, FeatureSet], target_name: str | None = None,
-                      fractions: Sequence[float] = (0.02, 0.05, 0.10, 0.25), repetitions: int = 10,
-                      views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
-                      pretrain_config: PretrainConfig | None = None, finetune_config: FinetuneConfig | None = None,
-                      union: bool = True, val_fraction: float = 0.2, device="cpu", workers: int = 1,
-                      label_col: str = "emotion", engine=None) -> pd.DataFrame:
+def cross_corpus_grid(data: ExperimentData, config: PairwiseGrid | None = None, *, pool: pd.DataFrame,
+                      pool_features: dict[str, FeatureSet], union: bool = True,
+                      val_fraction: float = 0.2) -> pd.DataFrame:
     """Sparse-label fine-tuning on the target after pre-training on each source, on their union, on the target.
 
-    ``manifest, task, splits, features``: the target, as for ``sparse_label_grid``; ``pool`` (from
-    :func:`union_manifest`) and ``pool_features`` (its FeatureSets, same views): the sources. Each source
-    (and the union) is pre-trained once, the target once per fold. Every pre-training uses every view of
-    ``features``; ``views`` are fine-tuned. Rows as ``sparse_label_grid``'s; ``pretrain_data`` is ``target``,
-    a source's name, ``all-but-target`` or ``none`` (supervised). ``engine``: a name or Engine.
+    ``data``: the target (``data.dataset`` its name, checked against the sources), as for ``sparse_label_grid``;
+    ``pool`` (from :func:`union_manifest`) and ``pool_features`` (its FeatureSets, same views): the sources.
+    Each source (and the union, with ``union``) is pre-trained once, the target once per fold. Every
+    pre-training uses every view of ``data.features``; ``config.views`` are fine-tuned. Rows as
+    ``sparse_label_grid``'s; ``pretrain_data`` is ``target``, a source's name, ``all-but-target`` or ``none``
+    (supervised). ``val_fraction``: each source's speakers held out for early stopping.
     """
-    check_excludes_target(pool, manifest, target_name)
+    config = config or PairwiseGrid()
+    features = data.features
+    check_excludes_target(pool, data.manifest, data.dataset or None)
     _check_views(features, pool_features)
-    engine = training_engine(engine, workers=workers)
-    pretrain_config, finetune_config = pretrain_config or PretrainConfig(), finetune_config or FinetuneConfig()
-    all_views, views = list(features), list(views or features)
-    datas = [fold_data(manifest, task, splits, fold, label_col=label_col) for fold in folds_of(splits, folds)]
-    pools = source_pools(pool, union=union, val_fraction=val_fraction, seed=pretrain_config.seed)
-    jobs = [PretrainJob(d, pretrain_config, device, views=all_views) for d in datas]
-    jobs += [SourcePretrainJob(all_views, train, val, pretrain_config, device) for train, val in pools.values()]
+    engine, all_views, views, datas = config.job_engine(), list(features), config.views_of(data), data.fold_datas()
+    pools = source_pools(pool, union=union, val_fraction=val_fraction, seed=config.pretrain.seed)
+    jobs = [PretrainJob(d, config.pretrain, config.device, views=all_views) for d in datas]
+    jobs += [SourcePretrainJob(all_views, train, val, config.pretrain, config.device) for train, val in pools.values()]
     shared = {**features, **{(SOURCE, v): fs for v, fs in pool_features.items() if v in features}}
     trained = engine.run(jobs, shared)
     by_source = dict(zip(pools, trained[len(datas):]))
     finetune = []
-    for data, target in zip(datas, trained):  # a PretrainJob gives the whole PretrainResult
-        target_encoders = target.encoders
-        finetune += _sparse_jobs(data, {TARGET: target_encoders, **by_source}, views, fractions, repetitions,
-                                 finetune_config, device, True)
+    for d, target in zip(datas, trained):  # a PretrainJob gives the whole PretrainResult
+        finetune += sparse_jobs(d, {TARGET: target.encoders, **by_source}, views, config, True)
     return result_table(run_rows(engine, finetune, features), ["fraction", "frozen", "pretrain_data"])
 
 
@@ -263,32 +258,24 @@ def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value
 
 # ---- the notebook's one call ----------------------------------------------------------------------------------
 
-def cross_corpus(exp, run, corpora: dict[str, str | None] | None, *, fractions: Sequence[float],
+def cross_corpus(data: ExperimentData, config: PairwiseGrid, corpora: dict[str, str | None] | None, *,
                  view_params: dict | None = None, dataset_params: dict | None = None, size: str = "tiny",
-                 strict: bool = False, views: Sequence[str] | None = None) -> tuple[pd.DataFrame, str]:
-    """Notebook 09: load the other corpora (or the synthetic fallback), extract their features, run the grid.
+                 strict: bool = False) -> tuple[pd.DataFrame, str]:
+    """Notebook 09: load the other corpora (or the synthetic fallback of ``size``), extract their features, run
+    :func:`cross_corpus_grid` with ``config``.
 
-    ``exp``/``run``: what ``sercore.notebook.experiment.setup`` gives (target data, folds; configs, repetitions,
-    workers, engine); ``view_params``/``dataset_params``/``strict``: the notebook's; ``size``: of the synthetic
-    fallback source (``tiny`` under the quick budget). Returns the result table and the caption sentence naming
-    the pre-training sources.
+    ``data``: the target (a notebook's ``Experiment``); ``view_params``/``dataset_params``/``strict``: the
+    notebook's. Returns the result table and the caption sentence naming the pre-training sources.
     """
     on_error = "raise" if strict else "skip"
-    size = "tiny" if getattr(run, "budget", None) == "quick" else size
-    sources, note = load_sources(corpora, target=exp.dataset, target_params=dataset_params, size=size,
+    sources, note = load_sources(corpora, target=data.dataset, target_params=dataset_params, size=size,
                                  on_error=on_error)
     pool = union_manifest(sources)
-    pool_features = source_features(pool, list(exp.features), view_params=view_params, on_error=on_error,
-                                    workers=run.workers, device=exp.device)
+    pool_features = source_features(pool, list(data.features), view_params=view_params, on_error=on_error,
+                                    workers=config.workers, device=config.device)
     kept = set.intersection(*(set(fs.ids) for fs in pool_features.values()))
     pool = pool[pool["utt_id"].isin(kept)].reset_index(drop=True)  # files a view could not read are left out
-    engine = training_engine(getattr(run, "engine", None), workers=run.workers,
-                             address=getattr(run, "ray_address", None))
-    grid = dict(run.grid, engine=engine)
-    table = cross_corpus_grid(exp.manifest, exp.task, exp.splits, exp.features, pool=pool,
-                              pool_features=pool_features, target_name=exp.dataset, folds=exp.folds,
-                              fractions=fractions, views=views, **grid)
-    return table, note
+    return cross_corpus_grid(data, config, pool=pool, pool_features=pool_features), note
 
 
 __all__ = ["TARGET", "UNION", "NONE", "union_manifest", "check_excludes_target", "speaker_split", "source_pools",

@@ -9,7 +9,7 @@ and eGeMAPS and mel), UAR against the labelled fraction under two conditions:
 - ``pairwise-cl``: Pairwise-CL pre-training of the model's view with mel and eGeMAPS (one pre-training per
   model and fold; eGeMAPS and mel alone are pre-trained together), then fine-tuning of its encoder.
 
-The labelled subsets are paper A's sparse-label draws (``sparse_subset``, seed ``finetune_config.seed + r``,
+The labelled subsets are paper A's sparse-label draws (``sparse_subset``, seed ``config.finetune.seed + r``,
 shared by all views and conditions, so comparisons are paired). Rows of SSL views keep the learnt layer weights
 (``layer_weights``, a list), which ``layer_weight_table`` and ``layer_weights_figure`` show per model.
 """
@@ -28,10 +28,10 @@ from torch import nn
 from sercore.engine import Job
 from sercore.features.featureset import FeatureSet
 from sercore.models import learnt_layer_weights
-from sercore.pairwise.grids import PRETRAINED, _grid_setup, pretrain_many
+from sercore.pairwise.grids import PRETRAINED, PairwiseGrid, PretrainJob, pretrain_many
 from sercore.training import finetune, normalize_if_needed
 from sercore.training.folds import sparse_subset
-from sercore.training.grid import result_table, run_rows
+from sercore.training.grid import ExperimentData, result_table, run_rows
 
 PROBE = "probe"
 COMPANIONS = ("egemaps", "mel")  # the views every model is pre-trained with
@@ -127,50 +127,51 @@ def _owner(view: str, sets: dict) -> str:
     return view if view in sets else "+".join(COMPANIONS)
 
 
-def upstream_grid(manifest, task, splits, features: dict[str, FeatureSet], *,
-                  fractions: Sequence[float] = (0.02, 0.05, 0.10, 0.25), repetitions: int = 3,
-                  views: Sequence[str] | None = None, folds: Sequence[int] | None = None,
-                  pretrain_config=None, finetune_config=None, device="cpu", workers: int = 1,
-                  label_col: str = "emotion", engine=None, histories: dict | None = None) -> pd.DataFrame:
-    """Each view's linear probe (``probe``) and Pairwise-CL fine-tuning (``pairwise-cl``) with p% of the labels.
+def upstream_grid(data: ExperimentData, config: PairwiseGrid | None = None, *,
+                  histories: dict | None = None) -> pd.DataFrame:
+    """Each view's linear probe (``probe``) and Pairwise-CL fine-tuning (``pairwise-cl``) with p% of the labels
+    (``config.fractions``, ``config.repetitions`` draws each).
 
-    ``features`` must hold eGeMAPS and mel (the companions every model is pre-trained with) besides the models.
+    ``data.features`` must hold eGeMAPS and mel (the companions every model is pre-trained with) besides the models.
     Grid columns ``fraction``, ``pretrain_views`` (the views pre-trained together, ``none`` for probes); also
     ``layer_weights`` and ``layers`` (the weights and the model's layer numbers, lists, for rows of an SSL view,
-    else None), ``n_labels``, ``best_epoch``, ``node``.
-    ``engine``/``workers``/``histories`` as in :func:`sercore.pairwise.grids.sparse_label_grid`.
+    else None), ``n_labels``, ``best_epoch``, ``node``. ``histories`` as in
+    :func:`sercore.pairwise.grids.sparse_label_grid`.
     """
+    config = config or PairwiseGrid()
+    features = data.features
     missing = [c for c in COMPANIONS if c not in features]
     if missing:
         raise ValueError(f"upstream_grid: Pairwise-CL pre-trains each model with {' and '.join(COMPANIONS)}; "
                          f"missing view(s) {missing} (add them to views)")
-    engine, pretrain_config, finetune_config, views, datas = _grid_setup(
-        manifest, task, splits, features, views, folds, pretrain_config, finetune_config, workers, engine, label_col)
+    engine, views, datas = config.job_engine(), config.views_of(data), data.fold_datas()
     sets = _pretrain_sets(features, views)
-    requests = [dict(data=d, config=pretrain_config, views=list(members), key=name,
-                     row=dict(pretrain_views="+".join(members))) for d in datas for name, members in sets.items()]
-    trained = pretrain_many(features, requests, device=device, engine=engine, histories=histories)
-    encoders = {(r["data"].fold, r["key"]): enc for r, enc in zip(requests, trained)}
+    keys = [(d.fold, name) for d in datas for name in sets]
+    trained = pretrain_many(features, [PretrainJob(d, config.pretrain, config.device, views=list(members),
+                                                   row=dict(pretrain_views="+".join(members)))
+                                       for d in datas for members in sets.values()], engine, histories)
+    encoders = dict(zip(keys, trained))
     owner = {v: _owner(v, sets) for v in views}
     jobs = []
-    for data in datas:
-        for fraction in fractions:
-            for rep in range(repetitions):
-                seed = finetune_config.seed + rep
-                config = replace(finetune_config, seed=seed)
-                subset = sparse_subset(data.train_ids, data.train_labels, fraction, seed)
-                row = dict(fold=data.fold, repetition=rep, seed=seed, fraction=fraction)
+    for d in datas:
+        for fraction in config.fractions:
+            for rep in range(config.repetitions):
+                seed = config.finetune.seed + rep
+                finetune_config = replace(config.finetune, seed=seed)
+                subset = sparse_subset(d.train_ids, d.train_labels, fraction, seed)
+                row = dict(fold=d.fold, repetition=rep, seed=seed, fraction=fraction)
                 for view in views:
                     fs = features[view]
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
                         probe = LinearProbe(fs.feature_shape, fs.variable)
-                    jobs.append(UpstreamJob(view, data, replace(config, frozen=False), probe, subset, device,
-                                            dict(row, condition=PROBE, pretrain_views="none", frozen=True)))
+                    jobs.append(UpstreamJob(view, d, replace(finetune_config, frozen=False), probe, subset,
+                                            config.device, dict(row, condition=PROBE, pretrain_views="none",
+                                                                frozen=True)))
                     pre = dict(row, condition=PRETRAINED, pretrain_views="+".join(sets[owner[view]]),
-                               frozen=config.frozen)
-                    jobs.append(UpstreamJob(view, data, config, encoders[data.fold, owner[view]][view], subset,
-                                            device, pre))
+                               frozen=finetune_config.frozen)
+                    jobs.append(UpstreamJob(view, d, finetune_config, encoders[d.fold, owner[view]][view], subset,
+                                            config.device, pre))
     rows = run_rows(engine, jobs, features, histories)
     return result_table(rows, ["fraction", "pretrain_views"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -103,6 +104,21 @@ def run_environment(*, offline: bool, workers: int):
 
 
 # ---------------------------------------------------------------------------------------------- execution
+
+
+class _SettingsParameters(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" for names of ``Params``: a notebook's parameters cell lists only
+    its own and those it sets, and ``setup`` takes every other ``Params`` name from the injected cell."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from sercore.notebook.settings import Params  # torch and the models: only once papermill says something
+
+        message = record.getMessage()
+        prefix = "Passed unknown parameter: "
+        return not (message.startswith(prefix) and message[len(prefix):] in Params.names())
+
+
+logging.getLogger("papermill").addFilter(_SettingsParameters())
 
 
 def execute_one(job: dict) -> dict:
