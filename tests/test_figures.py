@@ -11,15 +11,17 @@ from sercore.analysis import (
     confusion_figure,
     describe,
     embed_2d,
-    embedding_grid,
     learning_curves,
     maps_table,
-    ood_figure,
     pairwise_similarity,
     save_table,
+    speaker_emotion_map,
+)
+from sercore.pairwise.figures import (
+    embedding_grid,
+    ood_figure,
     similarity_heatmap,
     sparse_label_figure,
-    speaker_emotion_map,
     temperature_figure,
 )
 
@@ -241,9 +243,9 @@ def test_learning_curves_from_hand_made_histories(tmp_path):
 
 
 def test_error_bars_of_bounded_metrics_stay_in_0_1(tmp_path):
-    from sercore.analysis.figures import _ci
+    from sercore.analysis.figures import ci_band
     near_one = [1.0, 1.0, 0.97, 1.0]
-    assert _ci("test_uar")(near_one)[1] == 1.0 and _ci("test_loss")(near_one)[1] > 1.0
+    assert ci_band("test_uar")(near_one)[1] == 1.0 and ci_band("test_loss")(near_one)[1] > 1.0
     results = pd.DataFrame(dict(condition=["a"] * 4 + ["b"] * 4, fraction=0.1, test_uar=near_one + near_one[::-1]))
     paths = condition_bars(results, tmp_path / "bars", caption=CAPTION)
     _check_files(paths, 2)

@@ -359,6 +359,23 @@ def test_notebook_is_parameters_setup_and_a_few_calls(path):
     assert len(cells) <= 6
 
 
+@pytest.mark.parametrize("path", [REPO / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS] + [TEMPLATE],
+                         ids=lambda p: p.stem)
+def test_notebook_restates_no_default_with_another_value(path):
+    """A parameters cell states ``Params``' defaults only as they are there; only ``EXPERIMENT_CHOICES`` (views,
+    their options, repetitions) may differ, and they are the notebook's own choice."""
+    from sercore.notebook.settings import EXPERIMENT_CHOICES
+
+    cell = _source(_code_cells(path)[0])
+    stated = {p.target.id: ast.literal_eval(p.value) for p in ast.parse(cell).body}
+    other = {k: v for k, v in stated.items() if k in Params.names() and k not in EXPERIMENT_CHOICES
+             and getattr(Params(**{k: v}), k) != getattr(Params(), k)}
+    assert not other, f"{path.stem} restates Params defaults with other values: {other}"
+    restated = [k for k in stated if k in Params.names() and k not in EXPERIMENT_CHOICES + ("dataset", "data_root")
+                and k not in "\n".join(_source(c) for c in _code_cells(path)[2:])]
+    assert not restated, f"{path.stem} restates defaults it neither changes nor uses: {restated}"
+
+
 def test_no_code_line_repeats_across_notebooks():
     """Beyond the parameters cell and the setup call, the notebooks share no line of code (imports aside)."""
     seen = Counter()

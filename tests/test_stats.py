@@ -22,11 +22,11 @@ from sercore.analysis import (
     needed_n,
     power_note,
     summary_table,
-    temperature_table,
     uar,
     wa,
     wilcoxon_paired,
 )
+from sercore.pairwise.figures import temperature_table
 
 Y_TRUE = ["neu"] * 4 + ["ang"] * 2
 Y_PRED = ["neu", "neu", "neu", "ang", "ang", "neu"]

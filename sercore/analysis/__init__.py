@@ -1,7 +1,8 @@
 """Analysis tools: PWCCA/CKA (with random-vector baselines), statistics, 2-D maps, figures and tables.
 
 ``cca`` (representation similarity), ``stats`` (metrics, intervals, tests), ``embed`` (t-SNE/UMAP/PCA maps),
-``tables`` (CSV + Markdown tables) and ``figures`` (seaborn figures saved as PNG + PDF). The names below are
+``tables`` (CSV + Markdown tables) and ``figures`` (the figures both papers use, and the tools of every figure,
+saved as PNG + PDF; paper A's own are in ``sercore.pairwise.figures``). The names below are
 imported from their module on first use, so ``sercore.analysis.stats`` does not load matplotlib.
 """
 
@@ -15,10 +16,10 @@ _MODULES = {
               "compare_conditions", "average_ranks", "metric_bounds", "wilcoxon_paired", "attainable_p",
               "holm_floor", "needed_n", "power_note", "repetition_means", "sampling_unit", "compare_runs", "TESTS",
               "TEST_NAMES", "TOO_FEW"],
-    "tables": ["save_table", "summary_table", "similarity_table", "temperature_table", "alignment_note"],
-    "figures": ["describe", "save_figure", "significance", "condition_figure", "sparse_label_figure", "ood_figure",
-                "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure", "confusion_figure",
-                "condition_bars", "learning_curves"],
+    "tables": ["save_table", "summary_table", "similarity_table", "alignment_note", "require_columns"],
+    "figures": ["describe", "save_figure", "significance", "condition_figure", "speaker_emotion_map",
+                "confusion_figure", "condition_bars", "learning_curves", "check_caption", "ci_band", "fraction_axis",
+                "scatter_grid"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

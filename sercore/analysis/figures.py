@@ -1,4 +1,5 @@
-"""Figures for the papers' experiments (seaborn); each saves PNG + PDF and returns the paths.
+"""Figures both papers use, and the tools of every figure (seaborn); each saves PNG + PDF and returns the paths.
+Paper A's own figures are in :mod:`sercore.pairwise.figures`.
 
 Figures are drawn with the Agg backend (kept as is inside a notebook whose kernel set the inline backend) and
 closed after saving. Every figure takes a ``caption`` that states what was actually used (see
@@ -32,18 +33,10 @@ from sercore.analysis.stats import (  # noqa: E402
     repetition_means,
     sampling_unit,
 )
-from sercore.analysis.tables import (  # noqa: E402
-    _require,
-    alignment_note,
-    save_table,
-    similarity_table,
-    summary_table,
-    temperature_table,
-)
+from sercore.analysis.tables import require_columns, save_table, summary_table  # noqa: E402
 
-__all__ = ["describe", "save_figure", "significance", "condition_figure", "sparse_label_figure", "ood_figure",
-           "embedding_grid", "speaker_emotion_map", "similarity_heatmap", "temperature_figure",
-           "confusion_figure", "condition_bars", "learning_curves"]
+__all__ = ["describe", "save_figure", "check_caption", "ci_band", "fraction_axis", "significance", "condition_figure",
+           "condition_bars", "scatter_grid", "speaker_emotion_map", "confusion_figure", "learning_curves"]
 
 
 def describe(*, dataset: str, views: Sequence[str] | str, models: Sequence[str] | str | dict | None = None,
@@ -62,7 +55,7 @@ def describe(*, dataset: str, views: Sequence[str] | str, models: Sequence[str] 
     return " | ".join(parts)
 
 
-def _check_caption(caption: str) -> str:
+def check_caption(caption: str) -> str:
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("caption must state the dataset, views, models and repetitions (see describe())")
     return caption
@@ -82,13 +75,13 @@ def save_figure(fig, path_stem, *, caption: str | None = None) -> list[Path]:
     return paths
 
 
-def _ci(value: str):
+def ci_band(value: str):
     """seaborn ``errorbar``: the Student-t 95% CI of the mean, cut to [0, 1] for bounded metrics."""
     bounds = metric_bounds(value)
     return lambda v: mean_ci_t(v, bounds=bounds)[1:]
 
 
-def _fraction_axis(ax, xs: np.ndarray) -> None:
+def fraction_axis(ax, xs: np.ndarray) -> None:
     """Log scale with a tick at every measured fraction (shown in % when all are ≤ 1)."""
     if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() >= 4:
         ax.set_xscale("log")
@@ -126,8 +119,8 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
     the smallest p it could reach. Also saves the test table ``<stem>_stats`` and the summary ``<stem>_summary``
     (CSV + Markdown). Returns all paths.
     """
-    _check_caption(caption)
-    _require(results, [view_col, condition_col, x, value], "condition_figure")
+    check_caption(caption)
+    require_columns(results, [view_col, condition_col, x, value], "condition_figure")
     runs = results[results[condition_col].isin([a, b])]
     tests, caption = significance(runs, caption, test=test, alpha=alpha, pairs=[(a, b)], by=[view_col, x],
                                   condition_col=condition_col, value=value)
@@ -135,10 +128,10 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
     views = list(dict.fromkeys(data[view_col]))
     xs = np.sort(data[x].unique()).astype(float)
     g = sns.relplot(data=data, x=x, y=value, hue=condition_col, hue_order=[a, b], col=view_col, col_order=views,
-                    kind="line", marker="o", errorbar=_ci(value), height=3.2, aspect=1.1,
+                    kind="line", marker="o", errorbar=ci_band(value), height=3.2, aspect=1.1,
                     facet_kws=dict(sharey=False))
     for view, ax in g.axes_dict.items():
-        _fraction_axis(ax, xs)
+        fraction_axis(ax, xs)
         for _, r in tests[tests[view_col] == view].iterrows():
             ax.annotate("n/a" if r["mark"] == TOO_FEW else r["mark"], xy=(r[x], 1.0),
                         xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=9)
@@ -151,20 +144,6 @@ def condition_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str, 
     paths += save_table(tests, stem.with_name(stem.name + "_stats"), caption=caption)
     summary = summary_table(data, by=[view_col, condition_col, x], value=value)
     return paths + save_table(summary, stem.with_name(stem.name + "_summary"), caption=caption)
-
-
-def sparse_label_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "pretrained",
-                        b: str = "supervised", **kw) -> list[Path]:
-    """Paper A Figure 3: UAR against the labelled fraction, pre-trained (``a``) vs supervised (``b``)."""
-    kw.setdefault("title", "UAR with sparse labels")
-    return condition_figure(results, path_stem, caption=caption, a=a, b=b, **kw)
-
-
-def ood_figure(results: pd.DataFrame, path_stem, *, caption: str, a: str = "target", b: str = "ood",
-               **kw) -> list[Path]:
-    """Paper A Figure 4: pre-training on target emotions (``a``) vs out-of-distribution emotions (``b``)."""
-    kw.setdefault("title", "Pre-training on target vs out-of-distribution emotions")
-    return condition_figure(results, path_stem, caption=caption, a=a, b=b, **kw)
 
 
 def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str = "test_uar",
@@ -180,9 +159,9 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
     family (``test`` as in :func:`condition_figure`), its mark is written right of the bar, the test table is
     saved as ``<stem>_stats`` and the caption names the test, n and correction.
     """
-    _check_caption(caption)
+    check_caption(caption)
     cols = [col] if col else []
-    _require(results, [condition_col, value] + cols, "condition_bars")
+    require_columns(results, [condition_col, value] + cols, "condition_bars")
     paths, tests = [], None
     if baseline is not None:
         others = [c for c in dict.fromkeys(results[condition_col]) if c != baseline]
@@ -191,7 +170,7 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
     data = repetition_means(results, [condition_col] + cols, value)
     order = list(order or data.groupby(condition_col)[value].mean().sort_values(ascending=False).index)
     g = sns.catplot(data=data, x=value, y=condition_col, order=order, col=col, kind="bar", height=3.0,
-                    aspect=1.3, errorbar=_ci(value), color="tab:blue", sharex=True)
+                    aspect=1.3, errorbar=ci_band(value), color="tab:blue", sharex=True)
     g.set_axis_labels(value, "")
     if col:
         g.set_titles(col_template=f"{col} = {{col_name}}")
@@ -210,7 +189,7 @@ def condition_bars(results: pd.DataFrame, path_stem, *, caption: str, value: str
     return save_figure(g.figure, stem, caption=caption) + paths
 
 
-def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):
+def scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palette, caption, path_stem, title):
     g = sns.relplot(data=maps, x="x", y="y", hue=hue, hue_order=hue_order, row=row, col=col,
                     row_order=row_order, col_order=col_order, kind="scatter", s=14, linewidth=0, alpha=0.8,
                     palette=palette, height=2.8, facet_kws=dict(sharex=False, sharey=False))
@@ -223,22 +202,6 @@ def _scatter_grid(maps, *, hue, row, col, row_order, col_order, hue_order, palet
     if title:
         g.figure.suptitle(title, y=1.03)
     return save_figure(g.figure, path_stem, caption=caption)
-
-
-def embedding_grid(maps: pd.DataFrame, path_stem, *, caption: str, row: str = "model", col: str = "view",
-                   hue: str = "emotion", row_order=None, col_order=None, title: str | None = "t-SNE of test-set "
-                   "representations") -> list[Path]:
-    """Paper A Figures 5/6: a grid of 2-D maps (rows e.g. pre-trained/supervised/random, columns views).
-
-    ``maps``: tidy ``[row, col, x, y, hue]`` (see :func:`sercore.analysis.maps_table`).
-    """
-    _check_caption(caption)
-    _require(maps, [row, col, "x", "y", hue], "embedding_grid")
-    row_order = row_order or list(dict.fromkeys(maps[row]))
-    col_order = col_order or list(dict.fromkeys(maps[col]))
-    return _scatter_grid(maps, hue=hue, row=row, col=col, row_order=row_order, col_order=col_order,
-                         hue_order=sorted(maps[hue].astype(str).unique()), palette="tab10",
-                         caption=caption, path_stem=path_stem, title=title)
 
 
 def _speaker_palette(maps: pd.DataFrame) -> dict:
@@ -260,102 +223,19 @@ def speaker_emotion_map(maps: pd.DataFrame, path_stem, *, caption: str, col: str
 
     ``maps``: tidy ``[x, y, speaker, emotion]`` (+ ``col``, e.g. ``method`` for t-SNE and UMAP side by side).
     """
-    _check_caption(caption)
-    _require(maps, ["x", "y", "speaker", "emotion"] + ([col] if col else []), "speaker_emotion_map")
+    check_caption(caption)
+    require_columns(maps, ["x", "y", "speaker", "emotion"] + ([col] if col else []), "speaker_emotion_map")
     maps = maps.assign(speaker_emotion=maps["speaker"].astype(str) + "_" + maps["emotion"].astype(str))
     order = sorted(maps["speaker_emotion"].unique())
     palette = _speaker_palette(maps)
-    return _scatter_grid(maps, hue="speaker_emotion", row=None, col=col, row_order=None,
+    return scatter_grid(maps, hue="speaker_emotion", row=None, col=col, row_order=None,
                          col_order=list(dict.fromkeys(maps[col])) if col else None, hue_order=order,
                          palette=palette, caption=caption, path_stem=path_stem, title=title)
 
 
-def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str,
-                       values: Sequence[str] = ("pwcca", "cka", "debiased_cka"),
-                       condition_col: str = "condition") -> list[Path]:
-    """Paper A Table 3 as heat maps (conditions × view pairs, mean over folds), one panel per measure in
-    ``values`` present in ``df``; also saves each table as ``<stem>_<value>`` (CSV + Markdown).
-
-    With the baseline columns of :func:`sercore.pairwise.representations.alignment_table`, each cell also shows the
-    score minus its baseline and the ``random vectors`` row its spread (mean ± sd over the draws), those tables
-    are saved as ``<stem>_<value>_minus_baseline``, and the caption is extended with
-    :func:`sercore.analysis.alignment_note` (samples used, PWCCA's reduction, the baseline).
-    """
-    _check_caption(caption)
-    values = [v for v in values if v in df.columns]
-    if not values:
-        raise ValueError(f"similarity_heatmap: none of the measures {values} is a column of the table")
-    note = alignment_note(df)
-    caption = f"{caption} | {note}" if note else caption
-    tables = {v: similarity_table(df, v, condition_col=condition_col) for v in values}
-    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.7 * len(tables[values[0]]) + 1.8),
-                             squeeze=False)
-    extra = {}
-    for i, (ax, v) in enumerate(zip(axes[0], values)):
-        annot, fmt = True, ".3f"
-        if f"{v}_baseline_sd" in df.columns:
-            delta = similarity_table(df, f"{v}_minus_baseline", condition_col=condition_col)
-            spread = similarity_table(df, f"{v}_baseline_sd", condition_col=condition_col)
-            extra[f"{v}_minus_baseline"] = delta
-            annot, fmt = _with_baseline(tables[v], delta, spread), ""
-        vmin = min(0.0, float(np.nanmin(tables[v].to_numpy())))
-        sns.heatmap(tables[v], annot=annot, fmt=fmt, vmin=vmin, vmax=1, cmap="viridis", ax=ax, cbar=False,
-                    yticklabels=i == 0, annot_kws=dict(fontsize=8))  # shared rows: labels once, on the left
-        ax.set_title(v.replace("_", " ").upper())
-        ax.set_ylabel("")
-        ax.tick_params(axis="y", rotation=0)
-    stem = Path(path_stem)
-    paths = save_figure(fig, stem, caption=caption)
-    for v, t in {**tables, **extra}.items():
-        paths += save_table(t, stem.with_name(f"{stem.name}_{v}"), caption=caption)
-    return paths
-
-
-def _with_baseline(scores: pd.DataFrame, delta: pd.DataFrame, spread: pd.DataFrame,
-                   random_row: str = "random vectors") -> np.ndarray:
-    """Cell texts: ``score`` over ``(score − baseline)``; on the random-vectors row ``mean`` over ``± sd``."""
-    text = np.empty(scores.shape, dtype=object)
-    for i, row in enumerate(scores.index):
-        for j, col in enumerate(scores.columns):
-            second = (f"± {spread.loc[row, col]:.3f}" if row == random_row
-                      else f"({delta.loc[row, col]:+.3f})")
-            text[i, j] = f"{scores.loc[row, col]:.3f}\n{second}"
-    return text
-
-
-def temperature_figure(results: pd.DataFrame, path_stem, *, caption: str, **table_kw) -> list[Path]:
-    """Paper A Table 4 (temperature × frozen/tuned): heat map of mean metrics per view and average ranks.
-
-    Also saves the table (:func:`sercore.analysis.temperature_table`) as ``<stem>`` CSV + Markdown.
-    """
-    _check_caption(caption)
-    table = temperature_table(results, **table_kw)
-    rank_cols = [c for c in table.columns if c.startswith("average_rank")]
-    metric_cols = [c for c in table.columns if c not in rank_cols]
-    labels = [_row_label(k, table.index.names) for k in table.index]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(0.9 * len(metric_cols) + 4, 0.5 * len(table) + 2.2),
-                                   gridspec_kw=dict(width_ratios=[len(metric_cols), max(1, len(rank_cols))]))
-    sns.heatmap(table[metric_cols], annot=True, fmt=".3f", cmap="viridis", ax=ax1, cbar=False,
-                yticklabels=labels, annot_kws=dict(fontsize=7))
-    sns.heatmap(table[rank_cols], annot=True, fmt=".2f", cmap="viridis_r", ax=ax2, cbar=False, yticklabels=False)
-    ax1.set_ylabel("")
-    ax2.set_ylabel("")
-    ax1.set_title("mean over folds")
-    ax2.set_title("average rank (1 = best)")
-    stem = Path(path_stem)
-    return save_figure(fig, stem, caption=caption) + save_table(table, stem, caption=caption)
-
-
-def _row_label(key, names) -> str:
-    """``pairwise-cl temperature=0.5 frozen=True``; missing values (e.g. the baseline's temperature) left out."""
-    key = key if isinstance(key, tuple) else (key,)
-    parts = [str(key[0])] + [f"{n}={v}" for n, v in zip(names[1:], key[1:]) if not pd.isna(v)]
-    return " ".join(parts)
-
-
 def confusion_figure(matrix: pd.DataFrame, path_stem, *, caption: str, normalize: bool = True) -> list[Path]:
     """Confusion matrix (from :func:`sercore.analysis.confusion`) as a heat map, rows normalised to recall."""
-    _check_caption(caption)
+    check_caption(caption)
     m = matrix.div(matrix.sum(axis=1).replace(0, np.nan), axis=0) if normalize else matrix
     fig, ax = plt.subplots(figsize=(0.7 * len(m.columns) + 2, 0.6 * len(m) + 1.5))
     sns.heatmap(m, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", ax=ax, cbar=False)
@@ -372,7 +252,7 @@ def _histories(histories, required: Sequence[str], where: str) -> pd.DataFrame:
         raise ValueError(f"{where}: no history given")
     frames = []
     for run, h in histories.items():
-        _require(h, list(required), f"{where} (run {run})")
+        require_columns(h, list(required), f"{where} (run {run})")
         if h.empty:
             raise ValueError(f"{where}: the history of run {run} is empty")
         frames.append(h.drop(columns="run", errors="ignore").assign(run=str(run)))
@@ -392,7 +272,7 @@ def learning_curves(path_stem, *, caption: str, pretrain=None, finetune=None,
     of each run (lowest validation loss, highest validation UAR) is listed in the saved table
     ``<stem>_best`` (CSV + Markdown). Returns all paths.
     """
-    _check_caption(caption)
+    check_caption(caption)
     if pretrain is None and finetune is None:
         raise ValueError("learning_curves: give pretrain and/or finetune histories")
     panels, best = [], []

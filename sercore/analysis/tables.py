@@ -8,14 +8,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from sercore.analysis.stats import average_ranks, mean_ci_t, metric_bounds
+from sercore.analysis.stats import mean_ci_t, metric_bounds
 
-__all__ = ["save_table", "summary_table", "similarity_table", "temperature_table", "alignment_note"]
+__all__ = ["save_table", "summary_table", "similarity_table", "alignment_note", "require_columns", "METRICS"]
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 
 
-def _require(df: pd.DataFrame, cols, where: str) -> None:
+def require_columns(df: pd.DataFrame, cols, where: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"{where}: columns {missing} not in the table (has {list(df.columns)})")
@@ -47,7 +47,7 @@ def summary_table(results: pd.DataFrame, *, by: Sequence[str], value: str = "tes
     """
     by = list(by)
     bounds = metric_bounds(value) if isinstance(bounds, str) and bounds == "auto" else bounds
-    _require(results, by + [value], "summary_table")
+    require_columns(results, by + [value], "summary_table")
     rows = []
     for key, g in results.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -65,7 +65,7 @@ def similarity_table(df: pd.DataFrame, value: str = "pwcca", *, condition_col: s
     ``df`` is tidy with ``condition_col``, ``view_a``, ``view_b`` and ``value`` (e.g. the rows of
     :func:`sercore.analysis.pairwise_similarity` for each fold and condition, concatenated).
     """
-    _require(df, [condition_col, "view_a", "view_b", value], "similarity_table")
+    require_columns(df, [condition_col, "view_a", "view_b", value], "similarity_table")
     d = df.assign(pair=df["view_a"].astype(str) + "-" + df["view_b"].astype(str))
     table = d.pivot_table(index=condition_col, columns="pair", values=value, aggfunc="mean", sort=False)
     table.columns.name = None
@@ -102,24 +102,3 @@ def alignment_note(df: pd.DataFrame) -> str:
         parts.append(f"baseline: random vectors with the same n, width and singular values, "
                      f"{_span(df['n_repeats'])} draws (mean ± sd); (+x) under a score = score minus its baseline")
     return " | ".join(parts)
-
-
-def temperature_table(results: pd.DataFrame, *, config_cols: Sequence[str] = ("condition", "temperature", "frozen"),
-                      view_col: str = "view", metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Paper A's Table 4: one row per configuration, columns ``<view>/<metric>`` (mean over folds and
-    repetitions), plus ``average_rank_val`` and ``average_rank_test`` (ranks over the val_/test_ columns,
-    1 = best). Configurations with missing values (e.g. no temperature for the supervised baseline) are kept.
-    """
-    config_cols, metrics = list(config_cols), list(metrics)
-    _require(results, config_cols + [view_col] + metrics, "temperature_table")
-    means = results.groupby(config_cols + [view_col], dropna=False, sort=True)[metrics].mean()
-    wide = means.unstack(view_col)
-    wide.columns = [f"{view}/{metric}" for metric, view in wide.columns]
-    views = list(dict.fromkeys(results[view_col]))
-    wide = wide[[f"{v}/{m}" for v in views for m in metrics]]
-    metric_cols = list(wide.columns)
-    for split in ("val", "test"):
-        cols = [c for c in metric_cols if c.split("/", 1)[1].startswith(split + "_")]
-        if cols:
-            wide[f"average_rank_{split}"] = average_ranks(wide, cols)
-    return wide

@@ -20,11 +20,16 @@ from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import FinetuneConfig, training_engine
 
 ENGINES = ("local", "ray")
+# Parameters whose value is each experiment's own choice: a notebook's parameters cell may set them to another value
+# than Params' default (its views, their options, the repetitions its test needs); it restates no other default.
+EXPERIMENT_CHOICES = ("views", "view_params", "repetitions")
 
 
 @dataclass
 class Params:
-    """Every notebook parameter with its default; a notebook's parameters cell declares the ones it uses."""
+    """Every notebook parameter with its default, written here once. A notebook's parameters cell lists its own
+    parameters and those of ``EXPERIMENT_CHOICES`` it sets; ``setup`` takes every other one from here (or from
+    the values papermill injected)."""
 
     dataset: str = "default"  # corpus name (sercore.data.available_datasets())
     data_root: str | None = None  # corpus folder (None: the generated default corpus)

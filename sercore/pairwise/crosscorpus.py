@@ -225,11 +225,11 @@ def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value
     ``<stem>_summary`` (CSV + Markdown). ``results``: the grid's runs. Returns all paths."""
     import seaborn as sns
 
-    from sercore.analysis.figures import _check_caption, _ci, _fraction_axis, save_figure, significance
+    from sercore.analysis.figures import check_caption, ci_band, fraction_axis, save_figure, significance
     from sercore.analysis.stats import repetition_means
     from sercore.analysis.tables import save_table, summary_table
 
-    _check_caption(caption)
+    check_caption(caption)
     order = pretrain_order(results)
     pairs = [(source, other) for source in order if source not in (TARGET, NONE) for other in (TARGET, NONE)
              if other in order]
@@ -240,11 +240,11 @@ def cross_corpus_figure(results: pd.DataFrame, path_stem, *, caption: str, value
     data = repetition_means(results, ["view", "pretrain_data", "fraction"], value)
     views = list(dict.fromkeys(data["view"]))
     g = sns.relplot(data=data, x="fraction", y=value, hue="pretrain_data", hue_order=order, col="view",
-                    col_order=views, kind="line", marker="o", errorbar=_ci(value), height=3.2, aspect=1.1,
+                    col_order=views, kind="line", marker="o", errorbar=ci_band(value), height=3.2, aspect=1.1,
                     facet_kws=dict(sharey=False))
     xs = np.sort(data["fraction"].unique()).astype(float)
     for view, ax in g.axes_dict.items():
-        _fraction_axis(ax, xs)
+        fraction_axis(ax, xs)
         ax.set_title(str(view))
     g.set_axis_labels("labelled fraction", value)
     g.figure.suptitle("Pre-training data: target, other corpora, none", y=1.06)

@@ -197,9 +197,9 @@ def layer_weights_figure(table: pd.DataFrame, path_stem, *, caption: str) -> lis
     """Learnt layer weights (mean over runs) against the layer, one panel per model, one line per condition."""
     import seaborn as sns
 
-    from sercore.analysis.figures import _check_caption, save_figure
+    from sercore.analysis.figures import check_caption, save_figure
 
-    _check_caption(caption)
+    check_caption(caption)
     if table.empty:
         raise ValueError("layer_weights_figure: no layer weights (no SSL speech-model view in the run)")
     g = sns.relplot(data=table, x="layer", y="weight", hue="condition", col="view", kind="line", marker="o",
