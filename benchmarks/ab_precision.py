@@ -27,7 +27,7 @@ from sercore.core.config import usable_cores
 from sercore.core.precision import EMULATE_ENV, bf16_support
 from sercore.notebook.experiment import prepare
 from sercore.notebook.settings import Params, run_settings
-from sercore.pairwise import sparse_label_grid
+from sercore.pairwise import PairwiseGrid, sparse_label_grid
 from sercore.training import finetune_cache
 
 CELL = ["view", "condition", "fraction"]
@@ -38,9 +38,8 @@ def run_grid(exp, precision: str, seed: int, args) -> tuple[pd.DataFrame, float]
     run = run_settings(Params(epochs=args.epochs, finetune_epochs=args.ft_epochs, seed=seed, precision=precision))
     pretrain, finetune = run.pretrain, run.finetune
     start = time.perf_counter()
-    table = sparse_label_grid(exp.manifest, exp.task, exp.splits, exp.features, fractions=args.fractions,
-                              repetitions=1, views=["egemaps", "mel"], folds=exp.folds, pretrain_config=pretrain,
-                              finetune_config=finetune, workers=args.workers)
+    table = sparse_label_grid(exp, PairwiseGrid(fractions=args.fractions, repetitions=1, views=["egemaps", "mel"],
+                                                pretrain=pretrain, finetune=finetune, workers=args.workers))
     return table.assign(precision=precision, seed=seed), time.perf_counter() - start
 
 
@@ -75,7 +74,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}; bf16 on this CPU: {reason}" + ("" if fast else " (bf16 arm emulated: same "
                                                                         "numbers, its time is not bf16 speed)"))
     with tempfile.TemporaryDirectory(prefix="ab_precision_") as out:
-        exp = prepare("default", size=args.size, views=("egemaps", "mel"), folds=args.folds, output_dir=out)
+        exp = prepare(Params(dataset="default", size=args.size, views=["egemaps", "mel"], folds=args.folds,
+                             output_dir=out))
     print(f"corpus synthetic-{args.size}: {len(exp.task)} task utterances, folds {exp.folds}, fractions "
           f"{args.fractions}, {args.seeds} seeds, pre-training {args.epochs} / fine-tuning {args.ft_epochs} epochs")
     rows, seconds = [], {"fp32": 0.0, "bf16": 0.0}

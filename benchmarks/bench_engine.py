@@ -35,13 +35,14 @@ from sercore.engine import (  # noqa: E402
     LocalEngine,
     get_engine,
 )
-from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
+from sercore.pairwise import PairwiseGrid, pretrain_fold, sparse_label_grid  # noqa: E402
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import (
     FinetuneConfig,
     finetune_cache,  # noqa: E402
     fold_data,  # noqa: E402
 )
+from sercore.training.grid import ExperimentData  # noqa: E402
 
 FRACTIONS = (0.02, 0.05, 0.10, 0.25)
 # Smoke-test bound (tests/test_benchmarks.py) that only catches a broken pool; the targets are in the printed
@@ -68,9 +69,10 @@ def grid_seconds(data, plan: list[str], workers: int, args) -> list[float]:
         elif step != "ray":
             engine = LocalEngine(1 if step == "loop" else workers)
         start = time.perf_counter()
-        sparse_label_grid(manifest, task, splits, features, fractions=FRACTIONS, repetitions=args.reps, folds=[0],
-                          views=["mel", "egemaps"], pretrained={0: encoders},
-                          finetune_config=FinetuneConfig(max_epochs=args.ft_epochs), engine=engine)
+        sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                          PairwiseGrid(fractions=FRACTIONS, repetitions=args.reps, views=["mel", "egemaps"],
+                                       finetune=FinetuneConfig(max_epochs=args.ft_epochs), engine=engine),
+                          pretrained={0: encoders})
         seconds.append(time.perf_counter() - start)
     ray.shutdown()
     return seconds

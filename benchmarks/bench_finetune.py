@@ -27,13 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import grid_inputs, in_child, load_corpus, make_corpus  # noqa: E402
 
-from sercore.pairwise import pretrain_fold, sparse_label_grid  # noqa: E402
+from sercore.pairwise import PairwiseGrid, pretrain_fold, sparse_label_grid  # noqa: E402
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import (
     FinetuneConfig,
     finetune_cache,  # noqa: E402
     fold_data,  # noqa: E402
 )
+from sercore.training.grid import ExperimentData  # noqa: E402
 
 PLAIN, SERCORE = 256, FinetuneConfig().eval_batch_size
 # Smoke-test bound (tests/test_benchmarks.py): at smoke size the validation set fits one batch either way, so the
@@ -50,10 +51,10 @@ def grid_times(manifest, task, splits, features, args) -> tuple[list[float], lis
     for _ in range(args.repeats):
         for size in (PLAIN, SERCORE):
             start = time.perf_counter()
-            tables[size] = sparse_label_grid(manifest, task, splits, features, fractions=(0.02, 0.05, 0.10, 0.25),
-                                             repetitions=args.reps, folds=[0], views=["mel", "egemaps"],
-                                             pretrained={0: encoders}, workers=1,
-                                             finetune_config=replace(config, eval_batch_size=size))
+            grid = PairwiseGrid(fractions=(0.02, 0.05, 0.10, 0.25), repetitions=args.reps, views=["mel", "egemaps"],
+                                workers=1, finetune=replace(config, eval_batch_size=size))
+            tables[size] = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[0]), grid,
+                                             pretrained={0: encoders})
             times[size].append(time.perf_counter() - start)
     same = tables[PLAIN].drop(columns="node").equals(tables[SERCORE].drop(columns="node"))
     return times[PLAIN], times[SERCORE], same

@@ -45,9 +45,10 @@ from torch.func import vmap
 from sercore.core.config import usable_cores
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import frame_mask, masked_mean
-from sercore.pairwise import pretrain_fold, sparse_label_grid
+from sercore.pairwise import PairwiseGrid, pretrain_fold, sparse_label_grid
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise
 from sercore.training import FinetuneConfig, default_encoder, finetune, finetune_cache, fold_data, sparse_subset
+from sercore.training.grid import ExperimentData
 
 # Lowest acceptable value of each printed ratio (the smoke test checks them): far below the figures measured on
 # an idle machine (README), so they hold on a loaded one, but a broken data path or pool falls under them. The
@@ -188,9 +189,10 @@ def grid_time(manifest, task, splits, features, workers: int, threads: int, args
     torch.set_num_threads(threads)
     encoders = pretrain_fold(features, fold_data(manifest, task, splits, 0), PretrainConfig(max_epochs=1))
     start = time.perf_counter()
-    sparse_label_grid(manifest, task, splits, features, fractions=(0.02, 0.05, 0.10, 0.25),
-                      repetitions=args.reps, folds=[0], views=["mel", "egemaps"], pretrained={0: encoders},
-                      finetune_config=FinetuneConfig(max_epochs=args.ft_epochs), workers=workers)
+    sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                      PairwiseGrid(fractions=(0.02, 0.05, 0.10, 0.25), repetitions=args.reps, views=["mel", "egemaps"],
+                                   finetune=FinetuneConfig(max_epochs=args.ft_epochs), workers=workers),
+                      pretrained={0: encoders})
     return time.perf_counter() - start
 
 

@@ -1,7 +1,8 @@
 """In-memory corpora for the grid, engine and cluster tests (no audio: manifests and FeatureSets only).
 
 ``make_grid_corpus``: paper A's grids (5 sessions × 2 speakers × 6 emotions, a fixed and a sequence view);
-``cluster_features`` / ``cluster_evaluation_corpus`` / ``evaluation_configs``: paper B's evaluation.
+``cluster_features`` / ``cluster_evaluation_corpus`` / ``evaluation_configs`` / ``evaluation_grid``: paper B's
+evaluation.
 The ``grid_corpus`` fixture (tests/conftest.py) is ``make_grid_corpus()`` once per module.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sercore.clusters.evaluate import ClusterGrid
 from sercore.clusters.pretrain import ClusterPretrainConfig
 from sercore.data import make_splits
 from sercore.features.featureset import FeatureSet
@@ -84,3 +86,8 @@ def evaluation_configs(epochs: int) -> dict:
             "finetune": FinetuneConfig(max_epochs=2, batch_size=32),
             "pairwise": PretrainConfig(max_epochs=epochs, batch_size=32, proj_hidden=16, proj_dim=16),
             "pseudo": {"k": 3}}
+
+
+def evaluation_grid(epochs: int, **changes) -> ClusterGrid:
+    """Paper B's grid configuration with the tiny ``evaluation_configs(epochs)`` (``changes``: fields to set)."""
+    return ClusterGrid(**evaluation_configs(epochs), **changes)

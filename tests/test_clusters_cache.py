@@ -7,14 +7,16 @@ import os
 import numpy as np
 import pytest
 import torch
-from fixtures_grids import cluster_features
+from fixtures_grids import cluster_evaluation_corpus, cluster_features
 
 import sercore.core.precision as precision
+from sercore.clusters import evaluate as cluster_evaluate
 from sercore.clusters import pretrain as cluster_pretrain
+from sercore.clusters.evaluate import ClusterGrid, evaluate_cluster_pretraining
 from sercore.clusters.pretrain import ClusterPretrainConfig, pretrain_cluster_contrastive_cached
-from sercore.clusters.report import cluster_contrastive_experiment
 from sercore.features.featureset import FeatureSet
 from sercore.notebook.settings import Params, run_settings
+from sercore.training.grid import ExperimentData
 
 CONFIG = ClusterPretrainConfig(n_speakers=4, n_clusters=3, n_utterances=4, max_epochs=6, patience=30,
                                proj_hidden=16, proj_dim=8, encoder_params={"hidden": 16}, out_dim=16)
@@ -97,21 +99,30 @@ def test_auto_precision_reaches_paper_b(monkeypatch, fast):
     monkeypatch.setattr(precision, "bf16_support", lambda device_type: (fast, "native" if fast else "none here"))
     monkeypatch.delenv(precision.AUTO_ENV, raising=False)
     monkeypatch.delenv(precision.EMULATE_ENV, raising=False)
-    fs, train, val = _inputs()
-    cfg = ClusterPretrainConfig(**{**CONFIG.__dict__, "max_epochs": 1})
-    result = cluster_pretrain.pretrain_cluster_contrastive(fs, *train, config=cfg, variant="multitask", **val)
-    assert result.metrics["precision"] == ("bf16" if fast else "fp32")
     settings = run_settings(Params(budget="quick"))
-    seen = {}
-    monkeypatch.setattr("sercore.clusters.report.evaluate_cluster_pretraining",
-                        lambda *a, configs, **kw: seen.update(configs) or None)
-
-    class Exp:
-        features = {"egemaps": fs, "speaker": fs}
-        manifest = task = splits = folds = None
-        device, unavailable, views = "cpu", [], ["egemaps", "speaker"]
-
-    cluster_contrastive_experiment(Exp(), settings=settings)
-    assert seen["pretrain"].precision == settings.pretrain.precision == "auto"
+    grid = settings.cluster_grid(encoder_view="egemaps", fractions=(1.0,))  # as notebook 08 builds it
+    assert isinstance(grid, ClusterGrid)
+    assert grid.pretrain.precision == settings.pretrain.precision == "auto"
     record = settings.record()  # what params.json holds
     assert record["precision_used"] == ("bf16" if fast else "fp32")
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def capture(view, variant, config, *args, **kw):
+        seen.append(config)
+        raise Stop  # the config paper B's pre-training job gets is all this test needs
+
+    monkeypatch.setattr(cluster_evaluate, "ClusterPretrainJob", capture)
+    manifest, splits, features = cluster_evaluation_corpus()
+    with pytest.raises(Stop):
+        evaluate_cluster_pretraining(ExperimentData(manifest, manifest, splits, features, folds=[0]), grid)
+    assert seen == [grid.pretrain] and seen[0].precision == "auto"
+    fs, train, val = _inputs()  # paper B's pre-training with that precision trains in what params.json says
+    used = ClusterPretrainConfig(**{**CONFIG.__dict__, "max_epochs": 1, "precision": seen[0].precision})
+    result = cluster_pretrain.pretrain_cluster_contrastive(fs, *train, config=used, variant="multitask", **val)
+    assert result.metrics["precision"] == record["precision_used"] == ("bf16" if fast else "fp32")
+    for explicit in ("fp32", "bf16"):  # a precision other than the default reaches paper B's grid too
+        assert run_settings(Params(budget="quick", precision=explicit)).cluster_grid().pretrain.precision == explicit

@@ -6,11 +6,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from fixtures_grids import cluster_evaluation_corpus, cluster_features, evaluation_configs, speaker_data
+from fixtures_grids import cluster_evaluation_corpus, cluster_features, evaluation_grid, speaker_data
 from golden import golden
 from sklearn.metrics import adjusted_rand_score
 
-from sercore.clusters.evaluate import COLUMNS, evaluate_cluster_pretraining
+from sercore.clusters.evaluate import COLUMNS, ClusterGrid, evaluate_cluster_pretraining
 from sercore.clusters.loss import cluster_contrastive_loss, contrast_masks
 from sercore.clusters.pretrain import (
     ClusterPretrainConfig,
@@ -23,6 +23,7 @@ from sercore.clusters.sampler import SpeakerClusterBatchSampler, pseudo_labels, 
 from sercore.data.splits import LeakageError
 from sercore.features.featureset import FeatureSet
 from sercore.training import FinetuneConfig, fold_data
+from sercore.training.grid import ExperimentData
 
 
 @pytest.fixture(autouse=True)
@@ -229,13 +230,11 @@ def test_pretraining_on_variable_length_features():
 
 def test_evaluation_table_and_leakage_guard():
     manifest, splits, features = cluster_evaluation_corpus()
-    configs = evaluation_configs(epochs=2)
+    config = evaluation_grid(epochs=2, encoder_view="egemaps", fractions=(1.0, 0.25), repetitions=2,
+                             variants=("contrastive", "adversarial"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = evaluate_cluster_pretraining(manifest, manifest, splits, features, encoder_view="egemaps",
-                                             fractions=(1.0, 0.25), repetitions=2, variants=("contrastive",
-                                             "adversarial"),
-                                             configs=configs, folds=[0])
+        table = evaluate_cluster_pretraining(ExperimentData(manifest, manifest, splits, features, folds=[0]), config)
     assert list(table.columns[:len(COLUMNS)]) == COLUMNS and {"n_labels", "best_epoch", "node"} <= set(table.columns)
     assert set(table["condition"]) == {"cluster_contrastive", "cluster_adversarial", "supervised", "speaker_probe",
                                        "pairwise-cl"}
@@ -255,11 +254,13 @@ def test_evaluation_table_and_leakage_guard():
     first_test = leaky.index[(leaky["fold"] == 0) & (leaky["split"] == "test")][0]
     leaky.loc[first_test, "speaker"] = leaky.loc[(leaky["fold"] == 0) & (leaky["split"] == "train"), "speaker"].iloc[0]
     with pytest.raises(LeakageError):
-        evaluate_cluster_pretraining(manifest, manifest, leaky, features, encoder_view="egemaps", folds=[0])
+        evaluate_cluster_pretraining(ExperimentData(manifest, manifest, leaky, features, folds=[0]),
+                                     ClusterGrid(encoder_view="egemaps"))
     with pytest.raises(LeakageError):  # a test speaker's utterance moved into the training split
         moved = splits.copy()
         moved.loc[first_test, "split"] = "train"
-        evaluate_cluster_pretraining(manifest, manifest, moved, features, encoder_view="egemaps", folds=[0])
+        evaluate_cluster_pretraining(ExperimentData(manifest, manifest, moved, features, folds=[0]),
+                                     ClusterGrid(encoder_view="egemaps"))
 
 
 def test_evaluation_with_pseudo_speakers_and_wav2vec2_baseline():
@@ -273,9 +274,10 @@ def test_evaluation_with_pseudo_speakers_and_wav2vec2_baseline():
                "finetune": FinetuneConfig(max_epochs=1, batch_size=64), "pseudo": {"k": 2, "n_speakers": 2}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = evaluate_cluster_pretraining(manifest, manifest, splits, features, encoder_view="egemaps",
-                                             fractions=(1.0,), variants=("multitask",), configs=configs,
-                                             baselines=("wav2vec2_frozen",), use_speaker_ids=False, folds=[1])
+        table = evaluate_cluster_pretraining(
+            ExperimentData(manifest, manifest, splits, features, folds=[1]),
+            ClusterGrid(**configs, encoder_view="egemaps", fractions=(1.0,), variants=("multitask",),
+                        baselines=("wav2vec2_frozen",), use_speaker_ids=False))
     assert table[["condition", "view"]].values.tolist() == [["cluster_multitask", "egemaps"],
                                                             ["wav2vec2_frozen", "wav2vec2"]]
     assert table[["val_uar", "test_uar"]].notna().all().all() and (table["fold"] == 1).all()

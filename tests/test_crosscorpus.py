@@ -7,6 +7,7 @@ from tiny_models import record_pretraining
 import sercore.pairwise.crosscorpus as cc
 from sercore.data import LeakageError, make_splits
 from sercore.features.featureset import FeatureSet
+from sercore.notebook.settings import Params, run_settings
 from sercore.pairwise.crosscorpus import (
     NONE,
     TARGET,
@@ -19,8 +20,10 @@ from sercore.pairwise.crosscorpus import (
     speaker_split,
     union_manifest,
 )
+from sercore.pairwise.grids import PairwiseGrid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import FinetuneConfig
+from sercore.training.grid import ExperimentData
 
 EMOTIONS = ["neu", "hap", "sad", "ang", "fea", "dis"]
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
@@ -81,11 +84,20 @@ def spy(monkeypatch):
     return record_pretraining(monkeypatch, cc)
 
 
-def grid(setting, **kw):
-    manifest, task, splits, features, pool, pool_features = setting
-    return cross_corpus_grid(manifest, task, splits, features, pool=pool, pool_features=pool_features,
-                             target_name="emodb", fractions=FRACTIONS, repetitions=2, folds=[0],
-                             pretrain_config=PRE, finetune_config=FT, **kw)
+def target(setting, dataset="emodb"):
+    """The target corpus of ``setting`` as an experiment's data, fold 0 only."""
+    manifest, task, splits, features, _, _ = setting
+    return ExperimentData(manifest, task, splits, features, folds=[0], dataset=dataset)
+
+
+def config(**changes):
+    """The tiny grid configuration: ``FRACTIONS``, 2 repetitions, ``PRE`` and ``FT`` (``changes``: fields to set)."""
+    return PairwiseGrid(**{"pretrain": PRE, "finetune": FT, "fractions": FRACTIONS, "repetitions": 2, **changes})
+
+
+def grid(setting, **changes):
+    pool, pool_features = setting[4:]
+    return cross_corpus_grid(target(setting), config(**changes), pool=pool, pool_features=pool_features)
 
 
 def test_union_prefixes_ids_and_speakers():
@@ -143,8 +155,7 @@ def test_target_in_the_sources_is_refused(setting):
     with pytest.raises(LeakageError, match="target corpus 'cremad'"):
         check_excludes_target(pool, manifest, "cremad")
     with pytest.raises(LeakageError):
-        cross_corpus_grid(manifest, task, splits, features, pool=leaky, pool_features=pool_features,
-                          fractions=FRACTIONS, repetitions=1, folds=[0], pretrain_config=PRE, finetune_config=FT)
+        cross_corpus_grid(target(setting, dataset=""), config(repetitions=1), pool=leaky, pool_features=pool_features)
 
 
 def test_grid_has_every_condition_fraction_view_and_repeats(setting, tmp_path):
@@ -183,11 +194,10 @@ def test_views_must_match_the_target(setting):
     wrong = dict(pool_features, fixed=FeatureSet(pool_features["fixed"].ids,
                                                  np.zeros((len(pool), 3), np.float32), meta=KINDS["fixed"]))
     with pytest.raises(ValueError, match="view 'fixed'"):
-        cross_corpus_grid(manifest, task, splits, features, pool=pool, pool_features=wrong, fractions=FRACTIONS,
-                          repetitions=1, folds=[0], pretrain_config=PRE, finetune_config=FT)
+        cross_corpus_grid(target(setting, dataset=""), config(repetitions=1), pool=pool, pool_features=wrong)
     with pytest.raises(ValueError, match=r"no features of view\(s\) \['seq'\]"):
-        cross_corpus_grid(manifest, task, splits, features, pool=pool, pool_features={"fixed": pool_features["fixed"]},
-                          fractions=FRACTIONS, repetitions=1, folds=[0], pretrain_config=PRE, finetune_config=FT)
+        cross_corpus_grid(target(setting, dataset=""), config(repetitions=1), pool=pool,
+                          pool_features={"fixed": pool_features["fixed"]})
 
 
 @pytest.fixture
@@ -220,9 +230,6 @@ def test_load_sources_falls_back_to_another_synthetic_corpus(loads):
 
 
 def test_notebook_call_loads_sources_and_leaves_out_unreadable_files(setting, spy, monkeypatch):
-    from types import SimpleNamespace
-
-    manifest, task, splits, features, _, _ = setting
     corpora = {"cremad": make_corpus("cremad", 1), "tess": make_corpus("tess", 2, sessions=1)}
     pool, pool_features = pooled(corpora)
     lost = pool["utt_id"].iloc[0]
@@ -230,19 +237,14 @@ def test_notebook_call_loads_sources_and_leaves_out_unreadable_files(setting, sp
     monkeypatch.setattr(cc, "load_sources", lambda corpora_, **kw: (
         {n: m for n, (m, _) in corpora.items()}, f"sources {sorted(corpora_)} {kw['target']}"))
     monkeypatch.setattr(cc, "source_features", lambda pool_, views, **kw: {v: pool_features[v] for v in views})
-    exp = SimpleNamespace(dataset="emodb", manifest=manifest, task=task, splits=splits, features=features, folds=[0],
-                          device="cpu")
-    run = SimpleNamespace(grid=dict(pretrain_config=PRE, finetune_config=FT, device="cpu", workers=1, repetitions=1),
-                          workers=1, engine="local", ray_address=None)
-    table, note = cc.cross_corpus(exp, run, {"cremad": "/c", "tess": "/t"}, fractions=(0.5,), views=["fixed"])
+    grid_config = config(device="cpu", workers=1, engine="local", repetitions=1, fractions=(0.5,), views=["fixed"])
+    table, note = cc.cross_corpus(target(setting), grid_config, {"cremad": "/c", "tess": "/t"})
     assert note == "sources ['cremad', 'tess'] emodb"
     assert set(table["pretrain_data"]) == {TARGET, "cremad", "tess", UNION, NONE} and len(table) == 5
     assert all(lost not in train + val for train, val in spy) and len(spy) == 3
 
 
 def test_quick_budget_uses_a_tiny_synthetic_source(monkeypatch):
-    from types import SimpleNamespace
-
     seen = []
 
     def stop(corpora, **kw):
@@ -250,8 +252,9 @@ def test_quick_budget_uses_a_tiny_synthetic_source(monkeypatch):
         raise LookupError("stop here")
 
     monkeypatch.setattr(cc, "load_sources", stop)
-    exp = SimpleNamespace(dataset="default")
+    exp = ExperimentData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {}, dataset="default")
     for budget in ("quick", "default"):
-        with pytest.raises(LookupError):
-            cc.cross_corpus(exp, SimpleNamespace(budget=budget), None, fractions=(0.5,), size="small")
+        run = run_settings(Params(budget=budget), workers=1)
+        with pytest.raises(LookupError):  # as notebook 09 calls it
+            cc.cross_corpus(exp, run.pairwise_grid(fractions=(0.5,)), None, size=run.source_size("small"))
     assert seen == ["tiny", "small"]

@@ -24,8 +24,9 @@ ARM = textwrap.dedent('''
     from sercore.engine import get_engine
     from sercore.features.cache import extract_features
     from sercore.notebook.settings import Params, run_settings
-    from sercore.pairwise import sparse_label_grid
+    from sercore.pairwise import PairwiseGrid, sparse_label_grid
     from sercore.training import WORKER_PRELOAD
+    from sercore.training.grid import ExperimentData
     from sercore.views import get_view
 
 
@@ -36,8 +37,9 @@ ARM = textwrap.dedent('''
         run = run_settings(Params(budget="quick", precision="fp32"))
         options = {"workers": 2} if engine_name == "local" else {"num_cpus": 2}  # ray: a local Ray of 2 CPUs
         engine = get_engine(engine_name, preload=WORKER_PRELOAD, **options)
-        table = sparse_label_grid(manifest, task, splits, features, fractions=(0.1, 0.25), repetitions=2, folds=[0],
-                                  pretrain_config=run.pretrain, finetune_config=run.finetune, engine=engine)
+        table = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                                  PairwiseGrid(fractions=(0.1, 0.25), repetitions=2, pretrain=run.pretrain,
+                                               finetune=run.finetune, engine=engine))
         table.drop(columns=["node"]).to_csv(out, index=False)
 
 

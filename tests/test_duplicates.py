@@ -132,11 +132,13 @@ def _csv_corpus(folder):
 
 def test_prepare_leaves_copies_out_and_strict_names_them(tmp_path, monkeypatch):
     from sercore.notebook.experiment import prepare
+    from sercore.notebook.settings import Params
 
     monkeypatch.setenv("SERCORE_CACHE", str(tmp_path / "cache"))
     csv = _csv_corpus(tmp_path)
     with pytest.warns(UserWarning, match="byte-identical"):
-        exp = prepare("csv", str(csv), views=("mel",), n_folds=4, output_dir=tmp_path / "out", workers=1)
+        exp = prepare(Params(dataset="csv", data_root=str(csv), views=["mel"], n_folds=4,
+                             output_dir=str(tmp_path / "out")), workers=1)
     for frame in (exp.manifest, exp.task, exp.splits):
         assert "s3_neu_9" not in set(frame["utt_id"]) and "s0_neu_0" in set(frame["utt_id"])
     report = pd.read_csv(tmp_path / "out" / "duplicates.csv", dtype=str, keep_default_na=False)
@@ -144,5 +146,5 @@ def test_prepare_leaves_copies_out_and_strict_names_them(tmp_path, monkeypatch):
                                                                            "across_speakers"]]
     assert report["leak_folds"][0] != ""
     with pytest.raises(DuplicateAudioError, match=r"s3_neu_9\.wav \(s3_neu_9, .*same bytes as .*s0_neu_0\.wav"):
-        prepare("csv", str(csv), views=("mel",), n_folds=4, output_dir=tmp_path / "out", workers=1,
-                on_error="raise")
+        prepare(Params(dataset="csv", data_root=str(csv), views=["mel"], n_folds=4, output_dir=str(tmp_path / "out"),
+                       strict=True), workers=1)

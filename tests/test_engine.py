@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +35,19 @@ from sercore.engine.ray import RayObject
 from sercore.features.cache import extract_features
 from sercore.features.featureset import FeatureSet
 from sercore.features.store import StoredFeatures
-from sercore.pairwise import sparse_label_grid
+from sercore.pairwise import PairwiseGrid, sparse_label_grid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import WORKER_PRELOAD, FinetuneConfig, FinetuneJob, fold_data
+from sercore.training.grid import ExperimentData
 
 REPO = Path(__file__).resolve().parents[1]
 PRE, FT = PretrainConfig(max_epochs=1, batch_size=32), FinetuneConfig(max_epochs=2)
-GRID = dict(fractions=(0.1, 0.5), repetitions=2, folds=[1], views=["fixed"], pretrain_config=PRE, finetune_config=FT)
+GRID = PairwiseGrid(fractions=(0.1, 0.5), repetitions=2, views=["fixed"], pretrain=PRE, finetune=FT)
+
+
+def _sparse_grid(corpus, engine) -> pd.DataFrame:
+    """The sparse-label grid ``GRID`` on fold 1 of ``corpus`` (manifest, task, splits, features) on ``engine``."""
+    return sparse_label_grid(ExperimentData(*corpus, folds=[1]), replace(GRID, engine=engine))
 
 
 class MeanView:
@@ -181,9 +187,7 @@ def test_workers_reopen_stored_features(cached, method):
 
 
 def test_spawn_gives_the_same_sparse_grid_as_fork(grid_corpus):
-    manifest, task, splits, features = grid_corpus
-    tables = [sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2, start_method=m), **GRID)
-              for m in ("fork", "spawn")]
+    tables = [_sparse_grid(grid_corpus, LocalEngine(2, start_method=m)) for m in ("fork", "spawn")]
     pd.testing.assert_frame_equal(*(t.drop(columns="node") for t in tables))
 
 
@@ -195,8 +199,7 @@ def test_entry_points_without_sched_getaffinity(monkeypatch, grid_corpus, cached
     cores = usable_cores()
     assert cores == max(1, (getattr(os, "process_cpu_count", os.cpu_count)() or 1))
     assert run_settings(quick=True).workers == cores and get_engine("local").workers == cores
-    manifest, task, splits, features = grid_corpus
-    table = sparse_label_grid(manifest, task, splits, features, engine="local", **GRID)
+    table = _sparse_grid(grid_corpus, "local")
     assert len(table) == 8 and table["test_uar"].tolist() == golden(  # the seeded values, as on Linux
         [0.75, 0.75, 0.5833333333333334, 0.6666666666666666, 0.5833333333333334, 0.625, 0.6666666666666667, 0.75])
     rows = pd.DataFrame({"utt_id": ["a", "b", "c"], "path": [str(p) for p in sorted(tmp_path.glob("u*.wav"))[:3]]})
@@ -326,12 +329,11 @@ def _without_nodes(table: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.ray
 def test_ray_gives_the_same_sparse_grid_as_local(grid_corpus, local_ray, cached):
-    manifest, task, splits, features = grid_corpus
-    local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)
+    features = grid_corpus[3]
+    local = _sparse_grid(grid_corpus, LocalEngine(2))
     node = local_ray.get_runtime_context().get_node_id()
     for transport in ("path", "object_store"):
-        table = sparse_label_grid(manifest, task, splits, features, engine=get_engine("ray", transport=transport),
-                                  **GRID)
+        table = _sparse_grid(grid_corpus, get_engine("ray", transport=transport))
         pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
         assert set(table["node"]) == {node}
     by_path = get_engine("ray")._payload(local_ray, {"v": cached, "m": features["fixed"]})
@@ -342,13 +344,13 @@ def test_ray_gives_the_same_sparse_grid_as_local(grid_corpus, local_ray, cached)
 
 @pytest.mark.ray
 def test_ray_gives_the_same_cluster_evaluation_as_local(local_ray):
-    from sercore.clusters.evaluate import evaluate_cluster_pretraining
+    from sercore.clusters.evaluate import ClusterGrid, evaluate_cluster_pretraining
 
     manifest, splits, features = cluster_evaluation_corpus()
-    configs = evaluation_configs(epochs=1)
-    kw = dict(encoder_view="egemaps", fractions=(1.0, 0.5), variants=("contrastive",), configs=configs, folds=[0])
-    local = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine=LocalEngine(2), **kw)
-    on_ray = evaluate_cluster_pretraining(manifest, manifest, splits, features, engine="ray", **kw)
+    data = ExperimentData(manifest, manifest, splits, features, folds=[0])
+    kw = dict(evaluation_configs(epochs=1), encoder_view="egemaps", fractions=(1.0, 0.5), variants=("contrastive",))
+    local = evaluate_cluster_pretraining(data, ClusterGrid(engine=LocalEngine(2), **kw))
+    on_ray = evaluate_cluster_pretraining(data, ClusterGrid(engine="ray", **kw))
     assert set(local["condition"]) == {"cluster_contrastive", "supervised", "speaker_probe", "pairwise-cl"}
     pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(on_ray))
 
@@ -389,15 +391,14 @@ def two_node_cluster(local_ray):
 
 @pytest.mark.ray
 def test_sparse_grid_runs_on_both_nodes_of_a_cluster(grid_corpus, two_node_cluster):
-    manifest, task, splits, features = grid_corpus
     engine = get_engine("ray", address=two_node_cluster, preload=WORKER_PRELOAD)
     assert engine.describe()["nodes"] == 2
     ray = sys.modules["ray"]
     warmed = ray.get(ray.remote(lambda: set(WORKER_PRELOAD) <= set(sys.modules)).remote())
     assert warmed  # a new worker ran warm_up_worker (the engine's setup hook) with the preload before its task
-    table = sparse_label_grid(manifest, task, splits, features, engine=engine, **GRID)
+    table = _sparse_grid(grid_corpus, engine)
     assert table["node"].nunique() == 2  # the node id recorded by each run: both nodes worked
-    local = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(2), **GRID)
+    local = _sparse_grid(grid_corpus, LocalEngine(2))
     pd.testing.assert_frame_equal(_without_nodes(local), _without_nodes(table))
 
 

@@ -10,12 +10,13 @@ from fixtures_grids import make_grid_corpus
 
 from sercore.engine import LocalEngine
 from sercore.features.featureset import FeatureSet
-from sercore.pairwise import sparse_label_grid
+from sercore.pairwise import PairwiseGrid, sparse_label_grid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import FinetuneConfig, FinetuneJob, finetune_cache, fold_data, sparse_subset
+from sercore.training.grid import ExperimentData
 
-GRID = dict(fractions=(0.2, 0.5), repetitions=2, folds=[1], views=["fixed", "seq"],
-            pretrain_config=PretrainConfig(max_epochs=1, batch_size=32), finetune_config=FinetuneConfig(max_epochs=2))
+GRID = PairwiseGrid(fractions=(0.2, 0.5), repetitions=2, views=["fixed", "seq"], engine=LocalEngine(1),
+                    pretrain=PretrainConfig(max_epochs=1, batch_size=32), finetune=FinetuneConfig(max_epochs=2))
 
 
 def _as_if_cached(features: dict, tag: str) -> dict:
@@ -48,9 +49,9 @@ def runs(monkeypatch):
 
 def test_a_second_grid_reads_every_run_back_and_gives_the_same_table(cached_grid_corpus, runs, capsys):
     manifest, task, splits, features = cached_grid_corpus
-    first = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    first = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
     assert len(runs) == len(first) == 2 * 2 * 2 * 2
-    again = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    again = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
     assert len(runs) == len(first)  # nothing trained the second time
     pd.testing.assert_frame_equal(first, again)  # node included: where the run was done
     assert "16 of 16 runs read from the result cache" in capsys.readouterr().out
@@ -122,9 +123,9 @@ def test_an_interrupted_grid_resumes_with_the_runs_it_finished(cached_grid_corpu
 
     monkeypatch.setattr(FinetuneJob, "run", dies_at_the_fifth)
     with pytest.raises(KeyboardInterrupt):
-        sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+        sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
     monkeypatch.setattr(FinetuneJob, "run", lambda job, f: trained.append(job) or real(job, f))
-    table = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    table = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
     assert len(trained) == len(table) == 16  # 4 before the interruption, the 12 others after it
 
 
@@ -165,7 +166,7 @@ def _grid_killed_at_the_fifth_run(cached_grid_corpus):
         return real(job, features)
 
     FinetuneJob.run = run
-    sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
 
 
 def test_a_grid_killed_mid_run_resumes_with_sound_entries(cached_grid_corpus, runs):
@@ -178,5 +179,5 @@ def test_a_grid_killed_mid_run_resumes_with_sound_entries(cached_grid_corpus, ru
     entries = list(finetune_cache.folder().rglob("*.json"))
     assert len(entries) == 4 and all(json.loads(e.read_text())["result"] for e in entries)
     manifest, task, splits, features = cached_grid_corpus
-    table = sparse_label_grid(manifest, task, splits, features, engine=LocalEngine(1), **GRID)
+    table = sparse_label_grid(ExperimentData(manifest, task, splits, features, folds=[1]), GRID)
     assert len(runs) == 12 and len(table) == 16 and table[["val_uar", "test_uar"]].notna().all().all()

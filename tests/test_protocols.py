@@ -11,9 +11,10 @@ from sercore.data import LeakageError
 from sercore.engine import CallJob, LocalEngine
 from sercore.features.featureset import FeatureSet
 from sercore.models.encoders import MelEncoder, count_parameters
-from sercore.pairwise import parameter_counts, sparse_label_grid, target_vs_ood, temperature_grid
+from sercore.pairwise import PairwiseGrid, parameter_counts, sparse_label_grid, target_vs_ood, temperature_grid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.training import RESULT_COLUMNS, FinetuneConfig, fold_data, sparse_subset, supervised_baseline
+from sercore.training.grid import ExperimentData
 
 PRE = PretrainConfig(max_epochs=1, batch_size=32)
 FT = FinetuneConfig(max_epochs=2)
@@ -33,8 +34,8 @@ def _check_no_test_data(calls, splits, fold):
 
 def test_temperature_grid_rows_and_columns(grid_corpus, spy):
     manifest, task, splits, features = grid_corpus
-    table = temperature_grid(manifest, task, splits, features, temperatures=(0.1, 0.5), folds=[0],
-                             pretrain_config=PRE, finetune_config=FT)
+    table = temperature_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                             PairwiseGrid(temperatures=(0.1, 0.5), pretrain=PRE, finetune=FT))
     assert list(table.columns[:11]) == RESULT_COLUMNS + ["temperature", "frozen"]
     assert len(table) == 2 + 2 * 2 * 2  # supervised per view + τ × view × frozen/tuned
     assert table.groupby(["condition", "frozen"]).size().to_dict() == {("pairwise-cl", False): 4,
@@ -50,8 +51,9 @@ def test_temperature_grid_rows_and_columns(grid_corpus, spy):
 
 def test_temperature_grid_repeats_fine_tuning_not_pre_training(grid_corpus, spy):
     manifest, task, splits, features = grid_corpus
-    table = temperature_grid(manifest, task, splits, features, temperatures=(0.5,), folds=[0], repetitions=2,
-                             views=["fixed"], pretrain_config=PRE, finetune_config=FT)
+    table = temperature_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                             PairwiseGrid(temperatures=(0.5,), repetitions=2, views=["fixed"], pretrain=PRE,
+                                          finetune=FT))
     assert len(spy) == 1  # one pre-training per fold × τ, shared by the repetitions
     assert table.groupby("repetition").size().to_dict() == {0: 3, 1: 3}  # supervised, tuned, frozen
     assert table.groupby("repetition")["seed"].unique().map(list).to_dict() == {0: [FT.seed], 1: [FT.seed + 1]}
@@ -59,15 +61,15 @@ def test_temperature_grid_repeats_fine_tuning_not_pre_training(grid_corpus, spy)
 
 def test_sparse_label_grid_pairs_conditions_and_runs_in_parallel(grid_corpus):
     manifest, task, splits, features = grid_corpus
-    kw = dict(fractions=(0.1, 0.5), repetitions=2, folds=[1], views=["fixed"], pretrain_config=PRE,
-              finetune_config=FT)
-    table = sparse_label_grid(manifest, task, splits, features, **kw)
+    data = ExperimentData(manifest, task, splits, features, folds=[1])
+    kw = dict(fractions=(0.1, 0.5), repetitions=2, views=["fixed"], pretrain=PRE, finetune=FT)
+    table = sparse_label_grid(data, PairwiseGrid(**kw))
     assert list(table.columns[:12]) == RESULT_COLUMNS + ["fraction", "frozen", "pretrain_data"]
     assert len(table) == 2 * 2 * 2 and set(table["pretrain_data"]) == {"all", "none"}
     # 18 training utterances per class: 10% → 2 per class, 50% → 9 per class
     assert table.groupby("fraction")["n_labels"].unique().map(list).to_dict() == {0.1: [8], 0.5: [36]}
     assert set(table["seed"]) == {0, 1}
-    parallel = sparse_label_grid(manifest, task, splits, features, workers=2, **kw)
+    parallel = sparse_label_grid(data, PairwiseGrid(workers=2, **kw))
     assert table["node"].nunique() == 1 and set(parallel["node"]).isdisjoint(table["node"])  # worker processes
     pd.testing.assert_frame_equal(table.drop(columns="node"), parallel.drop(columns="node"))
 
@@ -75,9 +77,9 @@ def test_sparse_label_grid_pairs_conditions_and_runs_in_parallel(grid_corpus):
 def test_grids_keep_each_runs_learning_curve(grid_corpus):
     manifest, task, splits, features = grid_corpus
     histories = {}
-    table = temperature_grid(manifest, task, splits, features, temperatures=(0.1, 0.5), folds=[0],
-                             views=["fixed"], pretrain_config=replace(PRE, max_epochs=3),
-                             finetune_config=replace(FT, max_epochs=4), histories=histories)
+    table = temperature_grid(ExperimentData(manifest, task, splits, features, folds=[0]),
+                             PairwiseGrid(temperatures=(0.1, 0.5), views=["fixed"], pretrain=replace(PRE, max_epochs=3),
+                                          finetune=replace(FT, max_epochs=4)), histories=histories)
     pre, fine = histories["pretrain"], histories["finetune"]
     assert pre.groupby("temperature")["epoch"].apply(list).to_dict() == {0.1: [0, 1, 2], 0.5: [0, 1, 2]}  # 0-based
     assert pre[["train_loss", "val_loss"]].notna().all().all() and pre["run"].nunique() == 2
@@ -135,8 +137,8 @@ def test_sparse_subset_counts_and_seeds():
 
 def test_target_vs_ood_pretrains_on_disjoint_pools(grid_corpus, spy):
     manifest, task, splits, features = grid_corpus
-    table = target_vs_ood(manifest, task, splits, features, fractions=(0.25,), repetitions=1, folds=[2],
-                          pretrain_config=PRE, finetune_config=FT)
+    table = target_vs_ood(ExperimentData(manifest, task, splits, features, folds=[2]),
+                          PairwiseGrid(fractions=(0.25,), repetitions=1, pretrain=PRE, finetune=FT))
     assert set(table["pretrain_data"]) == {"target", "ood"} and len(table) == 2 * 2
     assert (table["condition"] == "pairwise-cl").all()
     targets = set(task["utt_id"])
@@ -154,7 +156,8 @@ def test_pretraining_on_the_test_session_is_refused(grid_corpus):
     with pytest.raises(LeakageError, match="fold 0: pre-training data includes 1 utterance"):
         fold_data(manifest, task, bad, 0)
     with pytest.raises(LeakageError):
-        sparse_label_grid(manifest, task, bad, features, folds=[0], repetitions=1, pretrain_config=PRE)
+        sparse_label_grid(ExperimentData(manifest, task, bad, features, folds=[0]),
+                          PairwiseGrid(repetitions=1, pretrain=PRE))
     with pytest.raises(ValueError, match="not in the splits of fold 0"):
         fold_data(manifest, task, splits[splits["utt_id"] != "Ses2M_neu_1"], 0)
 

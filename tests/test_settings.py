@@ -6,6 +6,7 @@ import pytest
 
 from sercore.notebook.experiment import injected_names, notebook_parameters
 from sercore.notebook.settings import BUDGETS, Params, run_settings
+from sercore.pairwise import PairwiseGrid
 
 
 def test_every_agreed_parameter_is_a_field():
@@ -34,7 +35,9 @@ def test_default_and_quick_budgets():
     assert quick.permutations(200) == 20 and quick.temperatures([0.1, 0.5]) == [0.5]
     assert run.permutations(200) == 200 and run.temperatures([0.1, 0.5]) == [0.1, 0.5]
     assert run_settings(epochs=30, workers=1).pretrain.max_epochs == 30
-    assert run_settings(workers=1).repetitions is None and "repetitions" not in run_settings(workers=1).grid
+    assert run_settings(workers=1).repetitions is None  # the notebook repeats nothing: the grid's own default
+    assert run_settings(workers=1).pairwise_grid().repetitions == PairwiseGrid().repetitions
+    assert run.pairwise_grid().repetitions == 5 and run.pairwise_grid(repetitions=2).repetitions == 2
     assert BUDGETS["quick"].first_fold_only and not BUDGETS["default"].first_fold_only
     assert run.test == quick.test == "wilcoxon"  # runs paired with their supervised twins
 

@@ -99,7 +99,7 @@ def test_a_speaker_dependent_split_runs_and_is_labelled_so(grid_corpus, tmp_path
     assert "SPEAKER-DEPENDENT: test speakers also in training" in describe_splits(read)
     data = fold_data(manifest, task, read, 0)  # no LeakageError: the file says what it is
     assert set(moved) & set(data.pool_train) and not set(data.test_ids) & set(data.pool_train)
-    exp = Experiment("synthetic", manifest, task, read, {"fixed": features["fixed"]}, [0], tmp_path / "out")
+    exp = Experiment(manifest, task, read, {"fixed": features["fixed"]}, [0], "synthetic", output_dir=tmp_path / "out")
     runs = exp.table(pd.DataFrame({"fold": [0], "test_uar": [0.5]}), "runs")
     assert runs["speaker_dependent"].tolist() == [True] and runs["chance_uar"].tolist() == [0.25]
     caption = (tmp_path / "out" / "runs.md").read_text().splitlines()[0]

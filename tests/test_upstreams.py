@@ -15,9 +15,11 @@ import torch
 from fixtures_grids import make_grid_corpus
 
 from sercore.features.featureset import FeatureSet
+from sercore.pairwise.grids import PairwiseGrid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.pairwise.upstreams import LinearProbe, layer_weight_table, layer_weights_figure, upstream_grid
 from sercore.training import FinetuneConfig
+from sercore.training.grid import ExperimentData
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("hubert_base", "wavlm_base_plus")
@@ -40,9 +42,10 @@ def runs():
     manifest, task, splits, feats = make_grid_corpus()
     features = {"egemaps": feats["fixed"], "mel": feats["seq"],
                 "hubert_base": _layered(manifest, 0), "wavlm_base_plus": _layered(manifest, 1, kept=[0, 6, 12])}
-    table = upstream_grid(manifest, task, splits, features, fractions=(0.5, 1.0), repetitions=2, folds=[0],
-                          pretrain_config=PretrainConfig(max_epochs=2, batch_size=32, patience=2),
-                          finetune_config=FinetuneConfig(max_epochs=3, patience=None, batch_size=16))
+    config = PairwiseGrid(fractions=(0.5, 1.0), repetitions=2,
+                          pretrain=PretrainConfig(max_epochs=2, batch_size=32, patience=2),
+                          finetune=FinetuneConfig(max_epochs=3, patience=None, batch_size=16))
+    table = upstream_grid(ExperimentData(manifest, task, splits, features, folds=[0]), config)
     return table
 
 
