@@ -128,3 +128,22 @@ def test_the_architecture_page_draws_these_layers():
     columns = [re.split(r"\s{3,}", line.strip())[0].split() for line in picture.splitlines() if line.strip()]
     drawn = {word: int(words[0]) for words in columns for word in words[1:]}  # "layer  pkg  pkg   description"
     assert drawn == {pkg: RANK[pkg] + 1 for pkg in packages}
+
+
+def _private_imports(name: str, path: Path) -> list[str]:
+    """``from <other sercore module> import _name`` in the module: a private name crossing a module boundary."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sercore") and node.module != name:
+            found += [f"{name}: from {node.module} import {a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_name_crosses_a_module(tmp_path):
+    """A name one module keeps private is not imported by another: what modules share is public, with a docstring."""
+    crossing = [line for name, path in _modules().items() for line in _private_imports(name, path)]
+    assert not crossing, "\n".join(crossing)
+    path = tmp_path / "m.py"
+    path.write_text("def f():\n    from sercore.training.loops import _x\n")
+    assert _private_imports("sercore.engine.m", path) == ["sercore.engine.m: from sercore.training.loops import _x"]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sercore.data.splits import SPLIT_COLUMNS, SPLITS, _check_columns, _natural, _stratified_val
+from sercore.data.splits import SPLIT_COLUMNS, SPLITS, check_split_columns, natural_key, stratified_val
 
 EMOBOX_SPLITS = {"train": "train", "valid": "val", "test": "test"}
 
@@ -55,7 +55,7 @@ def read_splits(path: str | os.PathLike, manifest: pd.DataFrame, *, dataset: str
     table = _attach(raw, manifest, path, dataset)
     table = _with_validation(table, manifest, val_fraction, seed)
     table = table.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)[list(SPLIT_COLUMNS)]
-    _check_columns(table, str(path))
+    check_split_columns(table, str(path))
     scheme = f"EmoBox fold files from {path.name}/" if path.is_dir() else f"splits from {path.name}"
     table.attrs.update(scheme=scheme, n_folds=int(table["fold"].nunique()), source=str(path),
                        speaker_dependent_val=_shared(table, "val"), speaker_dependent_test=_shared(table, "test"))
@@ -81,7 +81,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_emobox(folder: Path, dataset: str | None) -> pd.DataFrame:
     rows = []
     fold_dirs = sorted((d for d in folder.iterdir() if d.is_dir() and d.name.startswith("fold")),
-                       key=lambda d: _natural(d.name))
+                       key=lambda d: natural_key(d.name))
     for fold_dir in fold_dirs:
         k = "".join(ch for ch in fold_dir.name if ch.isdigit())
         if not k:
@@ -166,7 +166,7 @@ def _with_validation(table: pd.DataFrame, manifest: pd.DataFrame, val_fraction: 
         part = part.copy()
         if not (part["split"] == "val").any():
             train = part[part["split"] == "train"]
-            speakers = sorted(train["speaker"].unique(), key=_natural)
+            speakers = sorted(train["speaker"].unique(), key=natural_key)
             rng = np.random.default_rng([seed, int(fold)])
             if len(speakers) >= 3:
                 n = min(len(speakers) - 1, max(1, math.ceil(val_fraction * len(speakers))))
@@ -174,7 +174,7 @@ def _with_validation(table: pd.DataFrame, manifest: pd.DataFrame, val_fraction: 
                 part.loc[train.index[train["speaker"].isin(chosen)], "split"] = "val"
             else:
                 strata = train.assign(stratum=train["utt_id"].map(emotion)).reset_index()
-                mask = _stratified_val(strata, val_fraction, rng)
+                mask = stratified_val(strata, val_fraction, rng)
                 part.loc[strata.loc[mask, "index"].to_numpy(), "split"] = "val"
         parts.append(part)
     return pd.concat(parts)
@@ -192,7 +192,7 @@ def export_emobox(splits: pd.DataFrame, manifest: pd.DataFrame, folder: str | os
     """Write ``splits`` as EmoBox fold files under ``folder``: ``fold_<f+1>/<dataset>_{train,valid,test}_fold_<f+1>
     .jsonl``, one line per utterance with ``key`` (the utt_id), ``dataset``, ``wav`` (its path), ``emo``, ``speaker``,
     ``length`` (seconds, when known), ``type: raw``, ``task: category``. Returns the files written."""
-    _check_columns(splits, "export_emobox")
+    check_split_columns(splits, "export_emobox")
     info = manifest.assign(utt_id=manifest["utt_id"].astype(str)).set_index("utt_id")
     folder = Path(folder)
     written = []

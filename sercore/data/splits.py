@@ -30,7 +30,8 @@ class LeakageError(ValueError):
     """A speaker of a fold's test set also appears in its training or validation set."""
 
 
-def _natural(text: str) -> list:
+def natural_key(text: str) -> list:
+    """Sort key that orders the numbers inside a name by value: ``Ses2`` before ``Ses10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
@@ -58,7 +59,7 @@ def _n_folds(n_folds, n_units: int, unit: str, names: list[str]) -> int:
 
 def _deal(units: pd.Series, n_folds: int, seed: int) -> pd.Series:
     """Assign units to ``n_folds`` groups round-robin over a seeded permutation of the sorted units."""
-    unique = sorted(units.unique(), key=_natural)
+    unique = sorted(units.unique(), key=natural_key)
     order = np.random.default_rng(seed).permutation(len(unique))
     group_of = {unique[j]: f"group{k % n_folds + 1}" for k, j in enumerate(order)}
     return units.map(group_of)
@@ -79,7 +80,7 @@ def _session_groups(manifest: pd.DataFrame, group_col: str | None) -> pd.Series 
         return None
     per_speaker = groups.groupby(manifest["speaker"].astype(str)).nunique()
     if (per_speaker > 1).any():
-        shared = sorted(per_speaker.index[per_speaker > 1], key=_natural)
+        shared = sorted(per_speaker.index[per_speaker > 1], key=natural_key)
         warnings.warn(f"make_splits: speaker(s) {_show(shared)} appear in several {group_col} values; "
                       "folds are speaker groups instead", stacklevel=3)
         return None
@@ -97,7 +98,7 @@ def _check_manifest(manifest: pd.DataFrame) -> None:
         raise ValueError(f"make_splits: duplicate utt_id(s) {sorted(set(twice))[:5]}")
 
 
-def _stratified_val(part: pd.DataFrame, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def stratified_val(part: pd.DataFrame, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask over ``part`` (training rows): about ``fraction`` of each emotion's utterances, at least
     one of any emotion with two or more, chosen at random (order-independent: rows sorted by utt_id)."""
     mask = np.zeros(len(part), dtype=bool)
@@ -117,7 +118,7 @@ def _folds(table: pd.DataFrame, names: list[str], val_fraction: float, seed: int
             split[(table["group"] == names[(f + 1) % len(names)]).to_numpy()] = "val"
         else:
             train = table[split == "train"]
-            chosen = _stratified_val(train, val_fraction, np.random.default_rng([seed, f]))
+            chosen = stratified_val(train, val_fraction, np.random.default_rng([seed, f]))
             split[table.index.get_indexer(train.index[chosen])] = "val"
         folds.append(table.drop(columns="stratum").assign(fold=f, split=split))
     return folds
@@ -149,11 +150,11 @@ def make_splits(manifest: pd.DataFrame, *, n_folds: int | None = None, seed: int
     sessions = _session_groups(manifest, group_col)
     unit = "session" if sessions is not None else "speaker"
     units = table["speaker"] if sessions is None else pd.Series(sessions.values, index=table.index)
-    names = sorted(units.unique(), key=_natural)
+    names = sorted(units.unique(), key=natural_key)
     k = _n_folds(n_folds, len(names), unit, names)
     one_each = k == len(names)
     table["group"] = units if one_each else _deal(units, k, seed)  # one unit per fold: named by it
-    groups = sorted(table["group"].unique(), key=_natural)
+    groups = sorted(table["group"].unique(), key=natural_key)
     splits = pd.concat(_folds(table, groups, val_fraction, seed), ignore_index=True)[list(SPLIT_COLUMNS)]
     splits = splits.sort_values(["fold", "utt_id"], kind="stable").reset_index(drop=True)
     assert_no_leakage(splits)
@@ -183,7 +184,7 @@ def _partition_split(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def speaker_dependent_val(splits: pd.DataFrame) -> bool:
     """True when, in some fold, a validation speaker is also a training speaker (read from the table)."""
-    _check_columns(splits, "speaker_dependent_val")
+    check_split_columns(splits, "speaker_dependent_val")
     for _, part in splits.groupby("fold"):
         if set(part.loc[part["split"] == "val", "speaker"]) & set(part.loc[part["split"] == "train", "speaker"]):
             return True
@@ -196,7 +197,7 @@ def describe_splits(splits: pd.DataFrame) -> str:
 
     Uses ``splits.attrs`` when ``make_splits`` set them, otherwise reads the table (a saved CSV).
     """
-    _check_columns(splits, "describe_splits")
+    check_split_columns(splits, "describe_splits")
     n = splits["fold"].nunique()
     scheme = splits.attrs.get("scheme")
     if scheme is None:
@@ -214,7 +215,7 @@ def describe_splits(splits: pd.DataFrame) -> str:
 def speaker_dependent_test(splits: pd.DataFrame) -> bool:
     """True when, in some fold, a test speaker also has utterances in training or validation (an imported split,
     ``sercore.data.split_files``; ``make_splits`` never builds one)."""
-    _check_columns(splits, "speaker_dependent_test")
+    check_split_columns(splits, "speaker_dependent_test")
     for _, part in splits.groupby("fold"):
         if set(part.loc[part["split"] == "test", "speaker"]) & set(part.loc[part["split"] != "test", "speaker"]):
             return True
@@ -225,7 +226,7 @@ def assert_no_leakage(splits: pd.DataFrame) -> None:
     """Raise ``LeakageError`` if, in any fold, a test speaker is also in train/val or an utterance is in two splits.
     Splits read from a file and declared speaker-dependent (``attrs["speaker_dependent_test"]``) are checked by
     utterance only."""
-    _check_columns(splits, "assert_no_leakage")
+    check_split_columns(splits, "assert_no_leakage")
     for fold, part in splits.groupby("fold", sort=True):
         twice = part["utt_id"][part["utt_id"].duplicated()]
         if len(twice):
@@ -234,7 +235,7 @@ def assert_no_leakage(splits: pd.DataFrame) -> None:
             continue
         test = set(part.loc[part["split"] == "test", "speaker"])
         seen = set(part.loc[part["split"] != "test", "speaker"])
-        shared = sorted(test & seen, key=_natural)
+        shared = sorted(test & seen, key=natural_key)
         if shared:
             raise LeakageError(f"fold {fold}: test speaker(s) {', '.join(shared)} also in train/val; "
                                "groups must be speaker-disjoint (use group_col=None for speaker groups)")
@@ -253,7 +254,7 @@ def split_ids(splits: pd.DataFrame, fold: int, split: str) -> list[str]:
 
 def save_splits(splits: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a splits table as CSV (atomic); returns the path."""
-    _check_columns(splits, "save_splits")
+    check_split_columns(splits, "save_splits")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -271,7 +272,7 @@ def load_splits(path: str | os.PathLike, *, allow_speaker_dependent: bool = Fals
         raise ValueError(f"{path}: splits file not found")
     splits = pd.read_csv(path, dtype={"utt_id": str, "speaker": str, "group": str, "split": str},
                          keep_default_na=False)
-    _check_columns(splits, str(path))
+    check_split_columns(splits, str(path))
     if not pd.api.types.is_integer_dtype(splits["fold"]):
         raise ValueError(f"{path}: column 'fold' must hold integers")
     if allow_speaker_dependent and speaker_dependent_test(splits):
@@ -280,7 +281,8 @@ def load_splits(path: str | os.PathLike, *, allow_speaker_dependent: bool = Fals
     return splits
 
 
-def _check_columns(splits: pd.DataFrame, where: str) -> None:
+def check_split_columns(splits: pd.DataFrame, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` when ``splits`` lacks a column of ``SPLIT_COLUMNS``."""
     missing = [c for c in SPLIT_COLUMNS if c not in splits.columns]
     if missing:
         raise ValueError(f"{where}: splits table lacks column(s) {missing}; expected {list(SPLIT_COLUMNS)}")

@@ -57,7 +57,7 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
     start, bad = time.perf_counter(), []
     say(f"start  corpus ({corpus.name}{', size=' + size if corpus.name == 'default' else ''})")
     try:
-        manifest = _load(corpus, size=size, strict=strict)
+        manifest = load_corpus(corpus, size=size, strict=strict)
         bad = [dict(r, step=r.get("step") or "loader") for r in getattr(manifest, "attrs", {}).get("bad_files", [])]
         if strict and bad:
             raise StrictError(f"{corpus.name}: bad file {bad[0]['path']}: {bad[0]['reason']}"
@@ -76,7 +76,8 @@ def corpus_step(corpus: Corpus, *, size: str, strict: bool = False) -> tuple[dic
     return record, bad
 
 
-def _load(corpus: Corpus, *, size: str, strict: bool):
+def load_corpus(corpus: Corpus, *, size: str, strict: bool):
+    """The manifest of ``corpus`` from its loader, with the run's ``size`` and ``strict`` (``loader_params``)."""
     import sercore.data
 
     return sercore.data.load_dataset(corpus.name, root=corpus.root, **loader_params(corpus, size=size, strict=strict))
@@ -87,7 +88,7 @@ def _unusable(corpus: Corpus, size: str) -> bool:
     from sercore.data.manifest import ManifestError
 
     try:
-        _load(corpus, size=size, strict=False)
+        load_corpus(corpus, size=size, strict=False)
     except ManifestError:
         return True
     return False

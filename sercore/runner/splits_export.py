@@ -19,7 +19,7 @@ def export_run_splits(results_root: str | Path, corpora: list[Corpus], folder: s
     corpus (a corpus without a saved ``splits.csv`` is reported and left out)."""
     from sercore.data import export_emobox, load_splits
     from sercore.data.registry import dataset_info
-    from sercore.runner.corpus import _load
+    from sercore.runner.corpus import load_corpus
 
     written = {}
     for corpus in corpora:
@@ -28,7 +28,7 @@ def export_run_splits(results_root: str | Path, corpora: list[Corpus], folder: s
         if not saved:
             say(f"{name}: no splits.csv under {Path(results_root, name)}; nothing exported")
             continue
-        manifest = _load(Corpus(name, corpus.root, {**(dataset_params or {}), **corpus.params}), size=size,
+        manifest = load_corpus(Corpus(name, corpus.root, {**(dataset_params or {}), **corpus.params}), size=size,
                          strict=strict)
         splits = load_splits(saved[0], allow_speaker_dependent=True)
         written[name] = export_emobox(splits, manifest, Path(folder) / name, name)
