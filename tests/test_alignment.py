@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sercore.analysis import alignment_note
 from sercore.pairwise.figures import similarity_heatmap
-from sercore.pairwise.representations import FoldRepresentations, alignment_table, choose_samples
+from sercore.pairwise.representations import FoldRepresentations, alignment_note, alignment_table, choose_samples
 
 N, SPEAKERS, EMOTIONS, WIDTH = 500, 10, 7, 128
 VIEWS = ("w2v2", "mel", "egemaps")

@@ -357,12 +357,12 @@ def power_note(tests: pd.DataFrame, *, alpha: float = 0.05, unit: str = "", per_
     if done.empty:
         return "no test: a condition is missing"
     names = ", ".join(TEST_NAMES[t] for t in dict.fromkeys(done["test"]))
-    n, m = _span(done["n"]), _span(done["m"])
+    n, m = span(done["n"]), span(done["m"])
     text = (f"test: {names}{' on ' + unit if unit else ''}, n = {n}, Holm over {m} tests; smallest attainable "
             f"adjusted p {done['p_floor'].min():.2g}")
     hopeless = done["mark"] == TOO_FEW
     if hopeless.all():
-        reps = _span(done["n"] / per_repetition)
+        reps = span(done["n"] / per_repetition)
         need = needed_n(done["test"].iloc[0], int(done["m"].max()), alpha)
         more = f"; use ≥ {-(-need // per_repetition)} repetitions" if need else ""
         folds = f" ({per_repetition} fold{'s' * (per_repetition > 1)})" if unit.startswith("fold") else ""
@@ -372,9 +372,11 @@ def power_note(tests: pd.DataFrame, *, alpha: float = 0.05, unit: str = "", per_
     return text
 
 
-def _span(values) -> str:
+def span(values) -> str:
+    """``"3"`` or ``"2–5"``: the range of ``values`` for a caption (whole numbers printed as such)."""
     lo, hi = float(np.min(values)), float(np.max(values))
-    return f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
+    text = (lambda v: str(int(v))) if lo.is_integer() and hi.is_integer() else (lambda v: f"{v:g}")
+    return text(lo) if lo == hi else f"{text(lo)}–{text(hi)}"
 
 
 def average_ranks(table: pd.DataFrame, metric_cols: Sequence[str], higher_is_better: bool = True) -> pd.Series:

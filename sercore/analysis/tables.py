@@ -10,7 +10,7 @@ import pandas as pd
 
 from sercore.analysis.stats import mean_ci_t, metric_bounds
 
-__all__ = ["save_table", "summary_table", "similarity_table", "alignment_note", "require_columns", "METRICS"]
+__all__ = ["save_table", "summary_table", "require_columns", "METRICS"]
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
 
@@ -57,48 +57,3 @@ def summary_table(results: pd.DataFrame, *, by: Sequence[str], value: str = "tes
     table = pd.DataFrame(rows)
     table.attrs["value"] = value  # what "mean" is the mean of (read by sercore.analysis.chance.reports_uar)
     return table
-
-
-def similarity_table(df: pd.DataFrame, value: str = "pwcca", *, condition_col: str = "condition") -> pd.DataFrame:
-    """Paper A's Table 3: rows = conditions, columns = view pairs ``a-b``, cells = mean of ``value`` over folds.
-
-    ``df`` is tidy with ``condition_col``, ``view_a``, ``view_b`` and ``value`` (e.g. the rows of
-    :func:`sercore.analysis.pairwise_similarity` for each fold and condition, concatenated).
-    """
-    require_columns(df, [condition_col, "view_a", "view_b", value], "similarity_table")
-    d = df.assign(pair=df["view_a"].astype(str) + "-" + df["view_b"].astype(str))
-    table = d.pivot_table(index=condition_col, columns="pair", values=value, aggfunc="mean", sort=False)
-    table.columns.name = None
-    return table
-
-
-def _span(values) -> str:
-    lo, hi = int(np.min(values)), int(np.max(values))
-    return f"{lo}" if lo == hi else f"{lo}–{hi}"
-
-
-def alignment_note(df: pd.DataFrame) -> str:
-    """A caption line stating the samples, PWCCA's reduction and the baseline of an alignment table
-    (:func:`sercore.pairwise.representations.alignment_table`); ``""`` when the table lacks those columns."""
-    if not {"samples", "n_samples", "n_test", "width"} <= set(df.columns):
-        return ""
-    parts = []
-    for choice, g in df.groupby("samples", sort=True):
-        folds = g["fold"].nunique() if "fold" in g else 1
-        if choice == "all":
-            parts.append(f"samples: all utterances of the fold (n={_span(g['n_samples'])}; test sets n="
-                         f"{_span(g['n_test'])}, too few for width {_span(g['width'])}), {folds} fold(s)")
-        else:
-            parts.append(f"samples: test set (n={_span(g['n_samples'])}, width {_span(g['width'])}), "
-                         f"{folds} fold(s)")
-    if "variance" in df and df["variance"].notna().any():
-        reduction = f"PWCCA after SVD to {100 * df['variance'].dropna().iloc[0]:g} % of the variance"
-    else:
-        reduction = "PWCCA on all directions"
-    if "max_dims" in df and (df["max_dims"] > 0).any():
-        reduction += f", at most {_span(df.loc[df['max_dims'] > 0, 'max_dims'])} directions"
-    parts.append(reduction)
-    if "n_repeats" in df:
-        parts.append(f"baseline: random vectors with the same n, width and singular values, "
-                     f"{_span(df['n_repeats'])} draws (mean ± sd); (+x) under a score = score minus its baseline")
-    return " | ".join(parts)

@@ -18,7 +18,8 @@ import seaborn as sns
 
 from sercore.analysis.figures import check_caption, condition_figure, save_figure, scatter_grid
 from sercore.analysis.stats import average_ranks
-from sercore.analysis.tables import METRICS, alignment_note, require_columns, save_table, similarity_table
+from sercore.analysis.tables import METRICS, require_columns, save_table
+from sercore.pairwise.representations import alignment_note, similarity_table
 
 __all__ = ["sparse_label_figure", "ood_figure", "temperature_table", "temperature_figure", "similarity_heatmap",
            "embedding_grid"]
@@ -77,7 +78,7 @@ def similarity_heatmap(df: pd.DataFrame, path_stem, *, caption: str,
     With the baseline columns of :func:`sercore.pairwise.representations.alignment_table`, each cell also shows the
     score minus its baseline and the ``random vectors`` row its spread (mean ± sd over the draws), those tables
     are saved as ``<stem>_<value>_minus_baseline``, and the caption is extended with
-    :func:`sercore.analysis.alignment_note` (samples used, PWCCA's reduction, the baseline).
+    :func:`sercore.pairwise.representations.alignment_note` (samples used, PWCCA's reduction, the baseline).
     """
     check_caption(caption)
     values = [v for v in values if v in df.columns]

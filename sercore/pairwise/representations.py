@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from sercore.analysis import MEASURES, pairwise_similarity
+from sercore.analysis.stats import span
+from sercore.analysis.tables import require_columns
 from sercore.engine import CallJob
 from sercore.features.featureset import FeatureSet
 from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
@@ -146,7 +148,7 @@ def alignment_table(reps: Sequence[FoldRepresentations], *, seed: int = 0, n_rep
 
     Columns ``fold, condition, pair, view_a, view_b, pwcca, cka, debiased_cka``, the baseline columns, and
     ``samples`` (the choice made), ``n_samples`` (rows used), ``n_test``, ``width``, ``variance``, ``max_dims``
-    (0 when not needed), ``n_repeats``: enough for a caption (:func:`sercore.analysis.alignment_note`).
+    (0 when not needed), ``n_repeats``: enough for a caption (:func:`alignment_note`).
     The folds run in parallel as jobs of ``engine`` (a name or Engine; default: one after another here).
     """
     kw = dict(seed=seed, n_repeats=n_repeats, samples=samples, variance=variance, per_dim=per_dim)
@@ -196,3 +198,43 @@ def _reduction(n_samples: int, width: int) -> dict:
     if 2 * width <= n_samples - 1:
         return {}
     return {"max_dims": max(1, (n_samples - 1) // 2)}
+
+
+def similarity_table(df: pd.DataFrame, value: str = "pwcca", *, condition_col: str = "condition") -> pd.DataFrame:
+    """Paper A's Table 3: rows = conditions, columns = view pairs ``a-b``, cells = mean of ``value`` over folds.
+
+    ``df`` is tidy with ``condition_col``, ``view_a``, ``view_b`` and ``value`` (e.g. the rows of
+    :func:`sercore.analysis.pairwise_similarity` for each fold and condition, concatenated).
+    """
+    require_columns(df, [condition_col, "view_a", "view_b", value], "similarity_table")
+    d = df.assign(pair=df["view_a"].astype(str) + "-" + df["view_b"].astype(str))
+    table = d.pivot_table(index=condition_col, columns="pair", values=value, aggfunc="mean", sort=False)
+    table.columns.name = None
+    return table
+
+
+def alignment_note(df: pd.DataFrame) -> str:
+    """A caption line stating the samples, PWCCA's reduction and the baseline of an alignment table
+    (:func:`alignment_table`); ``""`` when the table lacks those columns."""
+    if not {"samples", "n_samples", "n_test", "width"} <= set(df.columns):
+        return ""
+    parts = []
+    for choice, g in df.groupby("samples", sort=True):
+        folds = g["fold"].nunique() if "fold" in g else 1
+        if choice == "all":
+            parts.append(f"samples: all utterances of the fold (n={span(g['n_samples'])}; test sets n="
+                         f"{span(g['n_test'])}, too few for width {span(g['width'])}), {folds} fold(s)")
+        else:
+            parts.append(f"samples: test set (n={span(g['n_samples'])}, width {span(g['width'])}), "
+                         f"{folds} fold(s)")
+    if "variance" in df and df["variance"].notna().any():
+        reduction = f"PWCCA after SVD to {100 * df['variance'].dropna().iloc[0]:g} % of the variance"
+    else:
+        reduction = "PWCCA on all directions"
+    if "max_dims" in df and (df["max_dims"] > 0).any():
+        reduction += f", at most {span(df.loc[df['max_dims'] > 0, 'max_dims'])} directions"
+    parts.append(reduction)
+    if "n_repeats" in df:
+        parts.append(f"baseline: random vectors with the same n, width and singular values, "
+                     f"{span(df['n_repeats'])} draws (mean ± sd); (+x) under a score = score minus its baseline")
+    return " | ".join(parts)
