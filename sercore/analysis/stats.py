@@ -153,14 +153,10 @@ def mann_whitney(a, b) -> dict:
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values, in the input order."""
-    p = _values(pvalues, "pvalues")
-    order = np.argsort(p)
-    m = p.size
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order]).clip(max=1.0)
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
+    """Holm–Bonferroni adjusted p-values, in the input order (statsmodels' ``multipletests``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(_values(pvalues, "pvalues"), method="holm")[1]
 
 
 TESTS = ("wilcoxon", "mannwhitney")
