@@ -6,18 +6,21 @@ from fixtures_grids import make_grid_corpus
 from golden import golden
 from threadpoolctl import threadpool_limits
 
+from sercore.pairwise import PairwiseGrid
 from sercore.pairwise.pretrain import PretrainConfig
 from sercore.pairwise.representations import MODELS, alignment_table, fold_representations
 from sercore.training import FinetuneConfig, fold_data
+from sercore.training.grid import ExperimentData
+
+CONFIG = PairwiseGrid(views=("fixed", "seq"), pretrain=PretrainConfig(max_epochs=1, batch_size=32),
+                      finetune=FinetuneConfig(max_epochs=2))
 
 
 @pytest.fixture(scope="module")
 def reps():
     manifest, task, splits, features = make_grid_corpus()
     with threadpool_limits(limits=1):
-        rep = fold_representations(manifest, task, splits, features, 0, views=["fixed", "seq"],
-                                   pretrain_config=PretrainConfig(max_epochs=1, batch_size=32),
-                                   finetune_config=FinetuneConfig(max_epochs=2))
+        rep = fold_representations(ExperimentData(manifest, task, splits, features), 0, CONFIG)
     return rep, fold_data(manifest, task, splits, 0)
 
 
@@ -49,18 +52,18 @@ def test_alignment_table_takes_all_utterances_of_a_small_fold(reps):
 
 
 def test_folds_run_in_parallel_give_what_one_process_gives():
+    from dataclasses import replace
+
     import pandas as pd
 
     from sercore.engine import LocalEngine
     from sercore.pairwise.representations import folds_representations
 
-    manifest, task, splits, features = make_grid_corpus()
-    kw = dict(views=["fixed", "seq"], pretrain_config=PretrainConfig(max_epochs=1, batch_size=32),
-              finetune_config=FinetuneConfig(max_epochs=2))
+    data = ExperimentData(*make_grid_corpus(), folds=[0, 2])
     with threadpool_limits(limits=1):  # the workers' one thread, here too
-        alone = folds_representations(manifest, task, splits, features, [0, 2], **kw)
+        alone = folds_representations(data, CONFIG)
         table = alignment_table(alone, n_repeats=2)
-    parallel = folds_representations(manifest, task, splits, features, [0, 2], engine=LocalEngine(2), **kw)
+    parallel = folds_representations(data, replace(CONFIG, engine=LocalEngine(2)))
     assert [r.fold for r in parallel] == [0, 2] and [r.ids for r in parallel] == [r.ids for r in alone]
     for a, b in zip(alone, parallel):
         assert all(np.array_equal(a.vectors[k], b.vectors[k]) for k in a.vectors)

@@ -21,7 +21,7 @@ import os
 import time
 import types
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -173,11 +173,8 @@ class Experiment(ExperimentData):
         ``sercore.pairwise.representations.fold_representations``."""
         from sercore.pairwise.representations import folds_representations
 
-        run = self._settings()
-        folds = self.folds[-1:] if last_fold_only else self.folds
-        return folds_representations(self.manifest, self.task, self.splits, self.features, folds,
-                                     engine=run.job_engine(), pretrain_config=run.pretrain,
-                                     finetune_config=run.finetune, device=self.device)
+        data = replace(self, folds=self.folds[-1:]) if last_fold_only else self
+        return folds_representations(data, self._settings().pairwise_grid())
 
     def _settings(self) -> RunSettings:
         if self.settings is None:

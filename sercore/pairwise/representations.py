@@ -12,7 +12,7 @@ baseline of the same size.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -22,17 +22,18 @@ from sercore.analysis import MEASURES, pairwise_similarity
 from sercore.analysis.stats import span
 from sercore.analysis.tables import require_columns
 from sercore.engine import CallJob
-from sercore.features.featureset import FeatureSet
-from sercore.pairwise.pretrain import PretrainConfig, pretrain_pairwise_cached
+from sercore.pairwise.grids import PairwiseGrid
+from sercore.pairwise.pretrain import pretrain_pairwise_cached
 from sercore.training import (
-    FinetuneConfig,
     default_encoder,
     embed,
     fold_data,
+    folds_of,
     normalize_if_needed,
     supervised_baseline,
     training_engine,
 )
+from sercore.training.grid import ExperimentData
 
 MODELS = ("pre-trained", "supervised", "random")
 SAMPLES = ("test", "all", "auto")
@@ -64,59 +65,60 @@ class FoldRepresentations:
         return out
 
 
-def fold_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.DataFrame,
-                         features: dict[str, FeatureSet], fold: int, *, views: Sequence[str] | None = None,
-                         pretrain_config: PretrainConfig | None = None,
-                         finetune_config: FinetuneConfig | None = None, models: Sequence[str] = MODELS,
-                         device="cpu") -> FoldRepresentations:
-    """Encode the test set of ``fold`` with pre-trained, supervised and random encoders of every view.
+def fold_representations(data: ExperimentData, fold: int, config: PairwiseGrid | None = None, *,
+                         models: Sequence[str] = MODELS) -> FoldRepresentations:
+    """Encode the test set of ``fold`` with pre-trained, supervised and random encoders of ``config.views``
+    (default every view), on ``config.device``.
 
-    Pre-training uses all ``features`` (the fold's training/validation pool, never its test group); the
-    supervised encoders use all labels of the training groups, model selection on the validation group. The
-    fold's labelled training and validation utterances are encoded too (``other_ids``/``other_vectors``), for
-    alignment on all utterances when the test set is small.
+    Pre-training (``config.pretrain``) uses all of ``data.features`` (the fold's training/validation pool, never
+    its test group); the supervised encoders (``config.finetune``) use all labels of the training groups, model
+    selection on the validation group. The fold's labelled training and validation utterances are encoded too
+    (``other_ids``/``other_vectors``), for alignment on all utterances when the test set is small.
     """
-    views = list(views or features)
-    data = fold_data(manifest, task, splits, fold)
-    seed = (finetune_config or FinetuneConfig()).seed
-    other_ids = list(data.train_ids) + list(data.val_ids)
+    config = config or PairwiseGrid()
+    features, views, device = data.features, config.views_of(data), config.device
+    fd = fold_data(data.manifest, data.task, data.splits, fold, label_col=data.label_col)
+    other_ids = list(fd.train_ids) + list(fd.val_ids)
     vectors: dict[tuple[str, str], np.ndarray] = {}
     other: dict[tuple[str, str], np.ndarray] = {}
 
     def encode(model, view, encoder):
-        vectors[(model, view)] = embed(encoder, features[view], data.test_ids, device)
+        vectors[(model, view)] = embed(encoder, features[view], fd.test_ids, device)
         if other_ids:
             other[(model, view)] = embed(encoder, features[view], other_ids, device)
 
     if "pre-trained" in models:
-        encoders = pretrain_pairwise_cached(features, data.pool_train, data.pool_val, config=pretrain_config,
+        encoders = pretrain_pairwise_cached(features, fd.pool_train, fd.pool_val, config=config.pretrain,
                                               device=device).encoders
         for view in views:
             encode("pre-trained", view, encoders[view])
     for view in views:
         if "supervised" in models:
-            result = supervised_baseline(features[view], data.train_ids, data.train_labels, data.val_ids,
-                                         data.val_labels, config=finetune_config, device=device)
+            result = supervised_baseline(features[view], fd.train_ids, fd.train_labels, fd.val_ids,
+                                         fd.val_labels, config=config.finetune, device=device)
             encode("supervised", view, result.model.encoder)
         if "random" in models:
-            encoder = default_encoder(features[view], seed=seed)
-            normalize_if_needed(encoder, features[view], data.pool_train)
+            encoder = default_encoder(features[view], seed=config.finetune.seed)
+            normalize_if_needed(encoder, features[view], fd.pool_train)
             encode("random", view, encoder)
-    return FoldRepresentations(fold, list(data.test_ids), list(data.test_labels), vectors, other_ids, other)
+    return FoldRepresentations(fold, list(fd.test_ids), list(fd.test_labels), vectors, other_ids, other)
 
 
-def folds_representations(manifest: pd.DataFrame, task: pd.DataFrame, splits: pd.DataFrame,
-                          features: dict[str, FeatureSet], folds: Sequence[int], *, engine=None,
-                          **kw) -> list[FoldRepresentations]:
-    """:func:`fold_representations` of each of ``folds`` (keywords ``kw``), the folds run in parallel as jobs of
-    ``engine`` (a name or Engine; default: one after another in this process)."""
-    jobs = [CallJob(_fold_job, (manifest, task, splits, fold, kw)) for fold in folds]
-    return training_engine(engine).run(jobs, features)
+def folds_representations(data: ExperimentData, config: PairwiseGrid | None = None, *,
+                          models: Sequence[str] = MODELS) -> list[FoldRepresentations]:
+    """:func:`fold_representations` of each of ``data.folds`` (default all), the folds run in parallel as jobs
+    of ``config``'s engine."""
+    config = config or PairwiseGrid()
+    quiet = replace(config, engine=None)  # what travels with each job: the engine stays here
+    jobs = [CallJob(_fold_job, (data.manifest, data.task, data.splits, data.label_col, fold, quiet, tuple(models)))
+            for fold in folds_of(data.splits, data.folds)]
+    return config.job_engine().run(jobs, data.features)
 
 
 def _fold_job(arg, features) -> FoldRepresentations:
-    manifest, task, splits, fold, kw = arg
-    return fold_representations(manifest, task, splits, features, fold, **kw)
+    manifest, task, splits, label_col, fold, config, models = arg
+    data = ExperimentData(manifest, task, splits, features, label_col=label_col)
+    return fold_representations(data, fold, config, models=models)
 
 
 def choose_samples(n_test: int, width: int, n_all: int, samples: str = "auto", *, per_dim: int = 10) -> str:
