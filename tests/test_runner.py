@@ -486,3 +486,15 @@ def test_other_corpora_injected_only_where_declared(marked, monkeypatch, tmp_pat
         "toy": marked["good"]}
     assert "corpora" not in params["toy", "f"] and "corpora" not in params["toyb", "f"]
     assert run_all.main(marked["base"] + ["--data", f"toy={marked['good']}", "--param", "corpora={}"]) == 2
+
+
+def test_papermill_warns_of_unknown_parameters_but_not_of_params_names(caplog):
+    """A notebook's cell lists only its own parameters: injected ``Params`` names are expected, a typo is not."""
+    from papermill.log import logger
+
+    import sercore.runner.execute  # noqa: F401  (installs the filter on papermill's logger)
+
+    with caplog.at_level("WARNING", logger="papermill"):
+        logger.warning("Passed unknown parameter: budget")
+        logger.warning("Passed unknown parameter: fractionz")
+    assert [r.getMessage() for r in caplog.records] == ["Passed unknown parameter: fractionz"]
