@@ -282,3 +282,18 @@ def test_paper_budget_keeps_paper_a_u_test_on_repetition_means(tmp_path):
     assert stats["p"].to_numpy() == pytest.approx(p) and stats["p_holm"].to_numpy() == pytest.approx(holm)
     assert stats["mark"].tolist() == ["*" if h < 0.05 else "ns" for h in holm]
     assert set(stats["mark"]) == {"*", "ns"}  # mel gained 0.04, egemaps nothing
+
+
+def test_tables_saved_inside_appended_columns_get_them_once(tmp_path):
+    """What ``Experiment.figure`` relies on: the tables a figure function saves get the chance columns as written,
+    with no file read back; outside the block, tables are saved as given."""
+    from sercore.analysis.chance import with_chance
+    from sercore.analysis.tables import appended_columns
+
+    table = pd.DataFrame({"view": ["mel"], "test_uar": [0.5]})
+    with appended_columns(lambda t: with_chance(t, 4, uar=True)):
+        save_table(table, tmp_path / "inside", caption=CAPTION)
+    save_table(table, tmp_path / "outside", caption=CAPTION)
+    assert list(pd.read_csv(tmp_path / "inside.csv").columns) == ["view", "test_uar", "n_classes", "chance_uar"]
+    assert list(pd.read_csv(tmp_path / "outside.csv").columns) == ["view", "test_uar"]
+    assert (tmp_path / "inside.md").read_text().startswith(CAPTION + "\n\n| view")

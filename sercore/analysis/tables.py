@@ -1,18 +1,32 @@
-"""Result tables: saving (CSV + Markdown) and the summaries behind paper A's tables."""
+"""Result tables: saving (CSV + Markdown) and the summaries both papers use."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from sercore.analysis.stats import mean_ci_t, metric_bounds
 
-__all__ = ["save_table", "summary_table", "require_columns", "METRICS"]
+__all__ = ["save_table", "summary_table", "require_columns", "appended_columns", "METRICS"]
 
 METRICS = ("val_uar", "val_wa", "test_uar", "test_wa")
+_APPEND: ContextVar[Callable[[pd.DataFrame], pd.DataFrame] | None] = ContextVar("appended_columns", default=None)
+
+
+@contextmanager
+def appended_columns(add: Callable[[pd.DataFrame], pd.DataFrame] | None) -> Iterator[None]:
+    """Inside, every table :func:`save_table` writes passes through ``add`` first (e.g. a notebook's chance level
+    appended to the tables a figure function writes); None: tables as given."""
+    token = _APPEND.set(add)
+    try:
+        yield
+    finally:
+        _APPEND.reset(token)
 
 
 def require_columns(df: pd.DataFrame, cols, where: str) -> None:
@@ -24,8 +38,10 @@ def require_columns(df: pd.DataFrame, cols, where: str) -> None:
 def save_table(df: pd.DataFrame, path_stem, *, caption: str | None = None, floatfmt: str = ".4f") -> list[Path]:
     """Write ``<path_stem>.csv`` and ``<path_stem>.md`` (caption as the Markdown's first line); return the paths.
 
-    A non-default index is written as columns.
+    A non-default index is written as columns. Inside :func:`appended_columns`, its ``add`` is applied first.
     """
+    add = _APPEND.get()
+    df = add(df) if add is not None else df
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     flat = df if isinstance(df.index, pd.RangeIndex) else df.reset_index()

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sercore.analysis.chance import CHANCE_COLUMNS, chance_columns, class_line, protocol_line, reports_uar, with_chance
+from sercore.analysis.chance import chance_columns, class_line, protocol_line, reports_uar, with_chance
 from sercore.analysis.tables import METRICS
 from sercore.core.config import cache_dir, resolve_device
 from sercore.core.digests import DigestMemo
@@ -114,25 +114,16 @@ class Experiment(ExperimentData):
         """``draw(data, <output_dir>/<name>, caption=..., **kwargs)`` (PNG + PDF); returns the PNG for display."""
         from IPython.display import Image
 
-        text = self.caption(**(caption or {}))
-        written = draw(data, self.output_dir / name, caption=text, **kwargs)
+        from sercore.analysis.tables import appended_columns
+
+        add = None
         if isinstance(data, pd.DataFrame) and reports_uar(data):  # its tables (e.g. *_stats) are about UAR
-            self._chance_in_tables(written, text)
+            def add(table):
+                return with_chance(table, len(self.classes), uar=True,
+                                   speaker_dependent=speaker_dependent_test(self.splits))
+        with appended_columns(add):
+            draw(data, self.output_dir / name, caption=self.caption(**(caption or {})), **kwargs)
         return Image(str(self.output_dir / f"{name}.png"))
-
-    def _chance_in_tables(self, written, caption: str) -> None:
-        """The CSV tables a figure function wrote, rewritten with ``n_classes`` and ``chance_uar`` appended, under
-        the caption the figure function gave them (it may have extended ``caption``, e.g. with its test)."""
-        from sercore.analysis.tables import save_table
-
-        for path in [Path(p) for p in (written or []) if str(p).endswith(".csv")]:
-            table = pd.read_csv(path)
-            if not set(CHANCE_COLUMNS) | {"speaker_dependent"} <= set(table.columns):
-                md = path.with_suffix(".md")
-                kept = md.read_text().split("\n", 1)[0] if md.is_file() else caption
-                save_table(with_chance(table, len(self.classes), uar=True,
-                                       speaker_dependent=speaker_dependent_test(self.splits)),
-                           path.with_suffix(""), caption=kept)
 
     def grid(self, protocol: Callable, **changes) -> pd.DataFrame:
         """A grid of paper A (``protocol(data, config, histories=...)``, e.g. ``sercore.pairwise.sparse_label_grid``)
